@@ -43,6 +43,7 @@ class FilterConfig(Strict):
     """What the filter stage removes."""
 
     langid: bool = True
+    langid_min_chars: int = Field(20, ge=0)  # shorter texts are not language-checked (counted as unchecked)
     min_input_chars: int = Field(1, ge=0)
     max_input_chars: int = Field(20000, ge=1)
     min_target_chars: int = Field(1, ge=0)
@@ -55,6 +56,7 @@ class FilterConfig(Strict):
     templates_keep: list[str] | None = None
     templates_drop: list[str] = []
     dedup: Literal["none", "exact", "minhash"] = "exact"
+    minhash_ngrams: int = Field(5, gt=0)  # word n-gram size of the MinHash shingles
 
 
 class CapsConfig(Strict):
@@ -79,6 +81,8 @@ class DataConfig(Strict):
     tasks: int = Field(2, gt=0)
     workers: int = Field(2, gt=0)
     on_error: Literal["raise", "skip"] = "raise"
+    batch_size: int = Field(10000, gt=0)  # rows per pyarrow batch read from a source
+    executor_options: dict[str, Any] = {}  # extra keyword arguments of the datatrove executor (slurm: partition, time)
 
     @field_validator("sources")
     @classmethod
@@ -119,6 +123,8 @@ class TrainConfig(Strict):
     max_source_length: int = Field(1024, gt=1)
     max_target_length: int = Field(1024, gt=1)
     packing: bool = True
+    pack_source_length: int | None = Field(None, gt=1)  # packed encoder row (causal: whole row); None: max_source_length
+    pack_target_length: int | None = Field(None, gt=1)  # packed decoder row; None: sized from the mixture's length ratio
     batch_size: int = Field(32, gt=0)  # rows per step per process (packed rows when packing)
     grad_accum: int = Field(1, gt=0)
     steps: int | None = Field(None, gt=0)
@@ -136,6 +142,7 @@ class TrainConfig(Strict):
     keep_checkpoints: int = Field(2, gt=0)
     eval_every: int = Field(100, gt=0)
     validation_fraction: float = Field(0.02, ge=0, lt=1)
+    validation_max_examples: int = Field(1000, gt=0)
     log_every: int = Field(10, gt=0)
     compile: bool = False
     threads: int | None = Field(None, gt=0)
