@@ -1,0 +1,60 @@
+"""Tiny seq2seq (T5) and causal (Llama) models with a byte-level BPE tokenizer, built locally (no downloads)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CORPUS = [
+    "The man turned on the faucet. The toilet filled with water. Water flowed from the spout.",
+    "Mees keeras kraani lahti. Tualett täitus veega. Tilast voolas vett.",
+    "我们去北京大学。今天天气很好。他喜欢喝茶。",
+    "สวัสดีครับ วันนี้อากาศดีมาก ฉันชอบกินข้าว",
+    "الكتاب الأحمر على الطاولة. ذهب الولد إلى المدرسة.",
+    "La mutation ajoute une nouvelle variation génétique.",
+    "Die Katze schläft auf dem Sofa. Der Hund bellt laut.",
+    "El niño come una manzana roja. La casa es grande.",
+    "Мальчик читает книгу. Девочка пишет письмо.",
+    "Answer: yes no because therefore so what happened next cause effect",
+]
+
+
+def build_tokenizer(out: Path):
+    """A byte-level BPE (any text encodes); no post-processor: ayakit.features adds the special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "</s>", "<s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS * 3, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", bos_token="<s>")
+    fast.save_pretrained(out)
+    return fast
+
+
+def build_models(root: Path, seed: int = 0) -> tuple[Path, Path]:
+    """Save a tiny T5 and a tiny Llama (random weights, fixed seed) under root; returns their directories."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
+
+    seq2seq, causal = root / "tiny-t5", root / "tiny-llama"
+    tok = build_tokenizer(seq2seq)
+    build_tokenizer(causal)
+    torch.manual_seed(seed)
+    t5 = T5ForConditionalGeneration(T5Config(
+        vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id,
+        dropout_rate=0.0, relative_attention_num_buckets=8, tie_word_embeddings=False))
+    t5.save_pretrained(seq2seq)
+    torch.manual_seed(seed + 1)
+    llama = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=512, pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False))
+    llama.save_pretrained(causal)
+    for path, arch in ((seq2seq, "seq2seq"), (causal, "causal")):
+        (path / "ayakit.json").write_text(json.dumps({"arch": arch}))
+    return seq2seq, causal
