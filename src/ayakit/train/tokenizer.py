@@ -1,0 +1,248 @@
+"""A SentencePiece tokenizer trained on the mixture (or the pretrained model's), and fertility per language."""
+
+from __future__ import annotations
+
+import collections
+import io
+import random
+import shutil
+import tempfile
+import unicodedata
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ayakit import languages as L
+from ayakit.io import manifest_matches, write_json_atomic, write_manifest
+from ayakit.recipe import Recipe, RecipeError
+from ayakit.train.dataset import mixture_fingerprint, read_mixture
+
+SPECIALS = {"pad": (0, "<pad>"), "eos": (1, "</s>"), "unk": (2, "<unk>"), "bos": (3, "<s>")}
+# Languages written without spaces between words: a "word" is a character for fertility.
+NO_SPACE_LANGS = {"zho", "jpn", "tha", "khm", "lao", "mya"}
+PER_LANGUAGE_COVERAGE = 0.9995  # each language's common characters become pieces, not bytes
+
+
+def tokenizer_dir(run_dir: Path) -> Path:
+    """Where a run keeps its tokenizer."""
+    return Path(run_dir) / "tokenizer"
+
+
+def build_tokenizer(recipe: Recipe, run_dir: Path, progress: Any = None) -> Path:
+    """Train a SentencePiece tokenizer on the mixture into run_dir/tokenizer (or copy the pretrained one); its path."""
+    run_dir = Path(run_dir)
+    out = tokenizer_dir(run_dir)
+    pretrained = recipe.tokenizer.pretrained or recipe.model.name_or_path
+    inputs: dict[str, Any] = {"tokenizer": recipe.tokenizer.model_dump(mode="json"), "pretrained": pretrained}
+    if not pretrained:
+        inputs["mixture"] = mixture_fingerprint(run_dir)
+    if manifest_matches(out, inputs) and (out / "tokenizer_config.json").is_file():
+        return out
+    task = progress.add_task("tokenizer", total=None) if progress is not None else None
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".tokenizer.") as tmp:
+        staging = Path(tmp) / "tokenizer"
+        if pretrained:
+            tok = load_pretrained(pretrained)
+            tok.save_pretrained(staging)
+            stats: dict[str, Any] = {"pretrained": pretrained, "vocab_size": len(tok)}
+        else:
+            stats = _train_spm(recipe, run_dir, staging)
+        _replace_dir(staging, out)
+    write_manifest(out, "tokenizer", inputs, {"files": sorted(p.name for p in out.iterdir())}, **stats)
+    if task is not None:
+        progress.update(task, total=1, completed=1)
+    return out
+
+
+def load_pretrained(name_or_path: str) -> Any:
+    """AutoTokenizer for a local path or hub id; a RecipeError (one line) when it cannot be found."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError) as exc:
+        raise RecipeError(f"tokenizer {name_or_path!r} cannot be loaded: {str(exc).splitlines()[0]}") from None
+
+
+def load_tokenizer(path: Path) -> Any:
+    """The tokenizer saved in `path` (always through from_pretrained, never a vocab_file constructor)."""
+    from transformers import AutoTokenizer
+
+    path = Path(path)
+    if not (path / "tokenizer_config.json").is_file():
+        raise FileNotFoundError(f"no tokenizer in {path} (run `ayakit tokenizer train` first)")
+    return AutoTokenizer.from_pretrained(path)
+
+
+def training_text(recipe: Recipe, run_dir: Path) -> tuple[list[str], dict[str, collections.Counter]]:
+    """Sentences to train on (inputs, targets and the instruction templates) and character counts per language."""
+    table = read_mixture(run_dir, ("inputs", "targets", "language"))
+    cols = table.to_pydict()
+    rng = random.Random(0)
+    order = list(range(table.num_rows))
+    rng.shuffle(order)
+    limit = recipe.tokenizer.max_sentences
+    texts: list[str] = []
+    chars: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for i in order[: max(1, limit // 2)]:
+        lang = cols["language"][i]
+        for text in (cols["inputs"][i], cols["targets"][i]):
+            texts.append(text)
+            chars[lang].update(ch for ch in unicodedata.normalize("NFKC", text) if not ch.isspace())
+    texts.extend(template_texts())
+    return texts, chars
+
+
+def template_texts() -> list[str]:
+    """Every string in the packaged instruction templates (ayakit/data/templates/**.yaml), if that package exists."""
+    try:
+        root = resources.files("ayakit.data") / "templates"
+    except ModuleNotFoundError:
+        return []
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, str):
+            out.append(node)
+        elif isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    def visit(d: Any) -> None:
+        if not d.is_dir():
+            return
+        for entry in d.iterdir():
+            if entry.is_dir():
+                visit(entry)
+            elif entry.name.endswith((".yaml", ".yml")):
+                try:
+                    walk(yaml.safe_load(entry.read_text(encoding="utf-8")))
+                except yaml.YAMLError:
+                    continue
+    visit(root)
+    return out
+
+
+def required_chars(chars: dict[str, collections.Counter], budget: int) -> str:
+    """Characters that cover PER_LANGUAGE_COVERAGE of each language's text, most frequent first, at most `budget`."""
+    need: collections.Counter = collections.Counter()
+    for counts in chars.values():
+        total = sum(counts.values())
+        covered = 0
+        for ch, n in counts.most_common():
+            if covered >= PER_LANGUAGE_COVERAGE * total:
+                break
+            covered += n
+            need[ch] += n / total  # weight by share within the language, so small languages count
+    return "".join(ch for ch, _ in need.most_common(budget))
+
+
+def _train_spm(recipe: Recipe, run_dir: Path, out: Path) -> dict[str, Any]:
+    import sentencepiece as spm
+
+    cfg = recipe.tokenizer
+    texts, chars = training_text(recipe, run_dir)
+    meta = len(SPECIALS) + 256  # special pieces and the 256 byte-fallback pieces
+    if cfg.vocab_size <= meta + 16:
+        raise RecipeError(f"tokenizer.vocab_size={cfg.vocab_size} is too small: byte fallback alone needs {meta} "
+                          f"pieces; use at least {meta + 64}")
+    required = required_chars(chars, budget=max(0, (cfg.vocab_size - meta) // 2))
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts), model_writer=model, vocab_size=cfg.vocab_size,
+            model_type=cfg.model_type, byte_fallback=True, character_coverage=cfg.character_coverage,
+            required_chars=required, split_digits=True, hard_vocab_limit=False,
+            input_sentence_size=cfg.max_sentences, shuffle_input_sentence=False,
+            pad_id=SPECIALS["pad"][0], eos_id=SPECIALS["eos"][0], unk_id=SPECIALS["unk"][0],
+            bos_id=SPECIALS["bos"][0], pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>", bos_piece="<s>",
+            num_threads=2, minloglevel=2, max_sentence_length=1 << 14,
+        )
+    except RuntimeError as exc:
+        raise RecipeError(f"tokenizer: SentencePiece training failed ({str(exc).split(']')[-1].strip()}); "
+                          f"change tokenizer.vocab_size (now {cfg.vocab_size}) or tokenizer.character_coverage") \
+            from None
+    tok = hf_tokenizer_from_spm(model.getvalue())
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(out)
+    (out / "spiece.model").write_bytes(model.getvalue())  # the raw model, for tools that want SentencePiece
+    return {"vocab_size": len(tok), "sentences": len(texts), "required_chars": len(required),
+            "languages": len(chars)}
+
+
+def hf_tokenizer_from_spm(proto_bytes: bytes) -> Any:
+    """A transformers fast tokenizer that encodes exactly like the SentencePiece model (byte fallback kept)."""
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
+
+    proto = import_protobuf().ModelProto()
+    proto.ParseFromString(proto_bytes)
+    vocab = [(p.piece, p.score) for p in proto.pieces]
+    backend = SpmConverter.build_tokenizer_from_spm_proto(proto, vocab)
+    names = {k: v[1] for k, v in SPECIALS.items()}
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=names["pad"], eos_token=names["eos"],
+                                   unk_token=names["unk"], bos_token=names["bos"])
+
+
+def _replace_dir(src: Path, dest: Path) -> None:
+    """Move a finished directory into place; the previous one is removed only after the new one is complete."""
+    old = dest.with_name(dest.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if dest.exists():
+        dest.rename(old)
+    src.rename(dest)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def words(text: str, language: str) -> int:
+    """Word count, script-aware: characters for languages written without spaces."""
+    if language in NO_SPACE_LANGS:
+        return sum(1 for ch in text if not ch.isspace() and not unicodedata.category(ch).startswith("P"))
+    return len(text.split())
+
+
+def fertility(tokenizer_path: Path, run_dir: Path, per_language: int = 2000) -> dict:
+    """Tokens per character and per word for each language and tier; written to run_dir/tokenizer/fertility.json."""
+    tok = load_tokenizer(Path(tokenizer_path))
+    table = read_mixture(run_dir, ("inputs", "targets", "language"))
+    cols = table.to_pydict()
+    texts: dict[str, list[str]] = collections.defaultdict(list)
+    for inp, tgt, lang in zip(cols["inputs"], cols["targets"], cols["language"]):
+        if len(texts[lang]) < per_language:
+            texts[lang].append(tgt)
+            texts[lang].append(inp)
+    byte_ids = {i for tokn, i in tok.get_vocab().items() if tokn.startswith("<0x") and tokn.endswith(">")}
+    result: dict[str, Any] = {"languages": {}, "tiers": {}}
+    for lang in sorted(texts):
+        sample = texts[lang]
+        ids = tok(sample, add_special_tokens=False)["input_ids"]
+        n_tok = sum(len(x) for x in ids)
+        n_bytes_tok = sum(1 for x in ids for i in x if i in byte_ids)
+        n_char = sum(sum(1 for ch in t if not ch.isspace()) for t in sample)
+        n_word = sum(words(t, lang) for t in sample)
+        try:
+            tier = L.get(lang).tier
+        except ValueError:
+            tier = "unknown"
+        result["languages"][lang] = {
+            "tokens_per_char": n_tok / max(n_char, 1), "tokens_per_word": n_tok / max(n_word, 1),
+            "byte_fallback_fraction": n_bytes_tok / max(n_tok, 1), "tier": tier, "n": len(sample),
+        }
+    by_tier: dict[str, list[dict]] = collections.defaultdict(list)
+    for row in result["languages"].values():
+        by_tier[row["tier"]].append(row)
+    for tier, rows in sorted(by_tier.items()):
+        result["tiers"][tier] = {
+            key: sum(r[key] for r in rows) / len(rows)
+            for key in ("tokens_per_char", "tokens_per_word", "byte_fallback_fraction")
+        } | {"languages": len(rows), "n": sum(r["n"] for r in rows)}
+    out = Path(run_dir) / "tokenizer" / "fertility.json"
+    write_json_atomic(out, result)
+    return result
