@@ -1,0 +1,470 @@
+"""`ayakit run` and `ayakit ablate`: the stages in order, each skipped when its inputs have not changed."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskProgressColumn,
+                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+
+from ayakit.io import (MANIFEST, file_sha256, fingerprint, read_json, write_json_atomic, write_manifest,
+                       write_text_atomic)
+from ayakit.recipe import Recipe, RecipeError, apply_override, load_recipe, parse_override, recipe_from_dict
+
+STATE_DIR = "stages"  # runs/<name>/stages/<stage>/manifest.json: what each stage last finished with
+STAGE_NAMES = ("data", "tokenizer", "baseline", "train", "eval", "report")
+UNTRAINED_DIR = "model-untrained"
+
+
+@dataclass
+class RunContext:
+    """What every stage sees: the recipe, the run directory, the shared progress display."""
+
+    recipe: Recipe
+    run_dir: Path
+    progress: Any = None
+    forced: set[str] = field(default_factory=set)
+    resume: bool = False
+
+
+@dataclass
+class Stage:
+    """One step of the run: its inputs (recipe sections + upstream fingerprints), its work, its output folder."""
+
+    name: str
+    inputs: Callable[[Recipe, dict[str, str], Path], dict[str, Any]]
+    work: Callable[[RunContext], Path]
+    output: str  # the folder (relative to the run dir) whose manifest.json fingerprints the result
+    enabled: Callable[[Recipe], bool] = lambda recipe: True
+    describe: str = ""
+
+
+@dataclass
+class RunResult:
+    """What `run_recipe` did: the run directory, the report, each stage's status and seconds."""
+
+    run_dir: Path
+    report: Path | None
+    statuses: dict[str, str]
+    seconds: dict[str, float]
+    headline: list[str]
+
+
+# --------------------------------------------------------------------------------------------------- stages
+
+
+def _section(recipe: Recipe, name: str) -> Any:
+    return getattr(recipe, name).model_dump(mode="json")
+
+
+def _eval_settings(recipe: Recipe) -> dict[str, Any]:
+    """What decides an evaluation's result (whether a baseline is wanted does not)."""
+    return {k: v for k, v in _section(recipe, "eval").items() if k != "baseline"}
+
+
+def _data_dir(recipe: Recipe) -> str | None:
+    d = recipe.resolved_data_dir()
+    return str(d) if d else None
+
+
+def _run_data(ctx: RunContext) -> Path:
+    from ayakit.data.pipeline import build
+
+    build(ctx.recipe, ctx.run_dir, force="data" in ctx.forced, progress=ctx.progress)
+    return ctx.run_dir / "data"
+
+
+def _run_tokenizer(ctx: RunContext) -> Path:
+    from ayakit.train.tokenizer import build_tokenizer, fertility
+
+    path = build_tokenizer(ctx.recipe, ctx.run_dir, progress=ctx.progress)
+    fertility(path, ctx.run_dir)
+    return path
+
+
+def _evaluate(ctx: RunContext, model: Path, model_id: str) -> Path:
+    from ayakit.eval.harness import evaluate
+
+    ev = ctx.recipe.eval
+    out = ctx.run_dir / "eval" / model_id
+    evaluate(model, out, suite=ev.suite, tasks=ev.tasks, languages=ev.languages, prompts=ev.prompts,
+             max_items=ev.max_items, batch_size=ev.batch_size, normalization=ev.normalization,
+             num_fewshot=ev.num_fewshot, data_dir=ctx.recipe.resolved_data_dir(), seed=ctx.recipe.seed,
+             progress=ctx.progress)
+    return out
+
+
+def _run_baseline(ctx: RunContext) -> Path:
+    from ayakit.train.model import init_model
+
+    model = init_model(ctx.recipe, ctx.run_dir / "tokenizer", ctx.run_dir / UNTRAINED_DIR)
+    return _evaluate(ctx, model, "baseline")
+
+
+def _run_train(ctx: RunContext) -> Path:
+    from ayakit.train.loop import train
+
+    return train(ctx.recipe, ctx.run_dir, resume=ctx.resume, progress=ctx.progress)
+
+
+def _run_eval(ctx: RunContext) -> Path:
+    return _evaluate(ctx, ctx.run_dir / "model", "trained")
+
+
+def _run_report(ctx: RunContext) -> Path:
+    from ayakit.report import build_report
+
+    return build_report(ctx.run_dir)
+
+
+def _safety_fp(run_dir: Path) -> str | None:
+    path = run_dir / "safety" / "summary.json"
+    return file_sha256(path) if path.is_file() else None
+
+
+def _data_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
+    return {"data": _section(r, "data"), "seed": r.seed, "data_dir": _data_dir(r)}
+
+
+def _tokenizer_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
+    return {"tokenizer": _section(r, "tokenizer"), "model": _section(r, "model"), "seed": r.seed,
+            "data": up["data"]}
+
+
+def _baseline_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
+    return {"model": _section(r, "model"), "eval": _eval_settings(r), "seed": r.seed, "tokenizer": up["tokenizer"],
+            "data_dir": _data_dir(r)}
+
+
+def _train_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
+    return {"model": _section(r, "model"), "train": _section(r, "train"), "seed": r.seed, "data": up["data"],
+            "tokenizer": up["tokenizer"]}
+
+
+def _eval_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
+    return {"eval": _eval_settings(r), "seed": r.seed, "model": up["train"], "data_dir": _data_dir(r)}
+
+
+def _report_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
+    return {"report": _section(r, "report"), "upstream": dict(up), "safety": _safety_fp(run_dir)}
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("data", _data_inputs, _run_data, "data", describe="sample the weighted mixture"),
+    Stage("tokenizer", _tokenizer_inputs, _run_tokenizer, "tokenizer", describe="tokenizer and fertility"),
+    Stage("baseline", _baseline_inputs, _run_baseline, "eval/baseline", enabled=lambda r: r.eval.baseline,
+          describe="evaluate the untrained model"),
+    Stage("train", _train_inputs, _run_train, "model", describe="finetune"),
+    Stage("eval", _eval_inputs, _run_eval, "eval/trained", describe="evaluate the trained model"),
+    Stage("report", _report_inputs, _run_report, "report", describe="write the report"),
+)
+
+
+# --------------------------------------------------------------------------------------------------- orchestration
+
+
+def _state(run_dir: Path, stage: str) -> Path:
+    return run_dir / STATE_DIR / stage
+
+
+def _output_fingerprint(run_dir: Path, stage: Stage, inputs_fp: str) -> str:
+    """The stage's result: its inputs plus the hash of the manifest it wrote (changes whenever it reran)."""
+    manifest = run_dir / stage.output / MANIFEST
+    return fingerprint({"inputs": inputs_fp, "manifest": file_sha256(manifest) if manifest.is_file() else None})
+
+
+def _recorded(run_dir: Path, stage: str, inputs: dict[str, Any]) -> str | None:
+    """The stage's recorded output fingerprint when it last finished with exactly these inputs."""
+    path = _state(run_dir, stage) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        rec = read_json(path)
+    except (ValueError, OSError):
+        return None
+    if rec.get("inputs_fingerprint") != fingerprint(inputs) or rec.get("status") != "done":
+        return None
+    out = run_dir / STAGES[STAGE_NAMES.index(stage)].output
+    if not out.exists():  # someone deleted the output: redo it
+        return None
+    return (rec.get("outputs") or {}).get("fingerprint")
+
+
+def _started_with(run_dir: Path, stage: str) -> str | None:
+    path = _state(run_dir, stage) / "started.json"
+    try:
+        return read_json(path).get("inputs_fingerprint") if path.is_file() else None
+    except (ValueError, OSError):
+        return None
+
+
+def _clear(run_dir: Path, rel: str) -> None:
+    target = (run_dir / rel).resolve()
+    if target.is_dir() and run_dir.resolve() in target.parents:
+        shutil.rmtree(target)
+
+
+def make_progress(console: Console | None = None) -> Progress:
+    """The one progress display of a run: the overall stage bar, each stage's own bars beneath it."""
+    return Progress(SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TaskProgressColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console or Console(), transient=False)
+
+
+def run_recipe(recipe: Recipe, run_dir: Path, force: str | None = None, progress: Progress | None = None,
+               console: Console | None = None) -> RunResult:
+    """Run every stage in order; skip those whose inputs match their last finished run; `force` redoes one
+    stage and everything after it. Returns what happened."""
+    if force is not None and force not in STAGE_NAMES:
+        raise RecipeError(f"--force {force!r}: no such stage (stages: {', '.join(STAGE_NAMES)})")
+    console = console or Console()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = recipe.model_copy(update={"data_dir": _data_dir(recipe)})
+    write_text_atomic(run_dir / "recipe.yaml", resolved.dump())
+    forced = set(STAGE_NAMES[STAGE_NAMES.index(force):]) if force else set()
+    statuses: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    upstream: dict[str, str | None] = {}
+    own_progress = progress is None
+    progress = progress or make_progress(console)
+    active = [s for s in STAGES if s.enabled(recipe)]
+    with progress if own_progress else _nullcontext():
+        overall = progress.add_task(f"[bold]{recipe.name}", total=len(active))
+        for stage in STAGES:
+            if not stage.enabled(recipe):
+                statuses[stage.name] = "disabled"
+                upstream[stage.name] = None
+                continue
+            inputs = stage.inputs(recipe, upstream, run_dir)
+            inputs_fp = fingerprint(inputs)
+            done_fp = None if stage.name in forced else _recorded(run_dir, stage.name, inputs)
+            progress.update(overall, description=f"[bold]{recipe.name}[/]: {stage.name} ({stage.describe})")
+            if done_fp is not None:
+                upstream[stage.name] = done_fp
+                statuses[stage.name] = "skipped"
+                seconds[stage.name] = 0.0
+                progress.console.print(f"[dim]= {stage.name:<9} unchanged, skipped[/]")
+                progress.advance(overall)
+                continue
+            resume = stage.name not in forced and _started_with(run_dir, stage.name) == inputs_fp
+            if stage.name == "train" and not resume:
+                _clear(run_dir, stage.output)  # never resume from checkpoints of other settings
+            write_json_atomic(_state(run_dir, stage.name) / "started.json",
+                              {"inputs_fingerprint": inputs_fp, "started_at": time.time()})
+            before = set(progress.task_ids)
+            t0 = time.perf_counter()
+            stage.work(RunContext(recipe, run_dir, progress, forced, resume))
+            seconds[stage.name] = time.perf_counter() - t0
+            for task_id in set(progress.task_ids) - before:  # the stage's own bars give way to the next stage's
+                progress.remove_task(task_id)
+            out_fp = _output_fingerprint(run_dir, stage, inputs_fp)
+            write_manifest(_state(run_dir, stage.name), stage.name, inputs,
+                           {"fingerprint": out_fp, "path": stage.output}, status="done",
+                           seconds=round(seconds[stage.name], 2), resumed=resume)
+            upstream[stage.name] = out_fp
+            statuses[stage.name] = "resumed" if resume else "done"
+            progress.console.print(f"[green]✓[/] {stage.name:<9} {seconds[stage.name]:6.1f} s"
+                                   + ("  (resumed)" if resume else ""))
+            progress.advance(overall)
+        progress.update(overall, description=f"[bold]{recipe.name}[/]: finished")
+    report = run_dir / "report" / "index.html"
+    headline = []
+    if (run_dir / "report" / MANIFEST).is_file():
+        headline = read_json(run_dir / "report" / MANIFEST).get("headline") or []
+    return RunResult(run_dir, report if report.is_file() else None, statuses, seconds, headline)
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def prepare(recipe_path: Path, overrides: list[str] | tuple[str, ...] = (), data_dir: Path | None = None) -> Recipe:
+    """Load a recipe with command-line overrides; --data-dir sets the recipe's data_dir."""
+    extra = list(overrides) + ([f"data_dir={Path(data_dir).expanduser().resolve()}"] if data_dir else [])
+    return load_recipe(recipe_path, extra)
+
+
+def print_summary(result: RunResult, console: Console, elapsed: float) -> None:
+    """The end of a run: the report's path and the headline lines."""
+    console.print(f"\n[bold]run finished in {elapsed:.0f} s[/]: {result.run_dir}")
+    if result.report:
+        console.print(f"report: {result.report}")
+        console.print(f"markdown: {result.report.with_name('report.md')}")
+    for line in result.headline:
+        console.print(f"  {line}", highlight=False)
+
+
+def run_cmd(
+    recipe: Path = typer.Argument(..., help="The recipe YAML (e.g. recipes/demo.yaml)."),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. train.lr=1e-3 data.budget=5000."),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Where the run's files go (default: runs/<recipe name>)."),
+    force: str = typer.Option(None, "--force", help=f"Redo this stage and every later one ({', '.join(STAGE_NAMES)})."
+                              ),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Public data directory (default: recipe data_dir, "
+                                  "else $AYAKIT_DATA_DIR)."),
+) -> None:
+    """Run a recipe end to end: data -> tokenizer -> untrained baseline eval -> training -> eval -> report.
+    A rerun skips every stage whose inputs are unchanged and resumes an interrupted training run."""
+    console = Console()
+    rec = prepare(recipe, overrides or [], data_dir)
+    t0 = time.perf_counter()
+    result = run_recipe(rec, run_dir or Path("runs") / rec.name, force=force, console=console)
+    print_summary(result, console, time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------------------------------- ablations
+
+
+@dataclass
+class Variant:
+    """One arm of an ablation: a name, a description, its overrides on the base recipe."""
+
+    name: str
+    description: str
+    overrides: list[str]
+
+
+@dataclass
+class Ablation:
+    """A base recipe, overrides every variant shares, and the variants."""
+
+    name: str
+    description: str
+    base: Path
+    overrides: list[str]
+    variants: list[Variant]
+    compare: list[str] = field(default_factory=list)  # recipe keys shown beside the results (e.g. source weights)
+
+
+def _override_list(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+                for k, v in value.items()]
+    if isinstance(value, list) and all(isinstance(x, str) for x in value):
+        return list(value)
+    raise RecipeError(f"{where}: overrides are a list of 'key=value' strings or a mapping of key: value")
+
+
+def load_ablation(path: Path) -> Ablation:
+    """Read an ablation file; the base recipe path is relative to the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"ablation file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    unknown = set(data) - {"name", "description", "base", "overrides", "variants", "compare"}
+    if unknown:
+        raise RecipeError(f"{path}: unknown keys {sorted(unknown)} (expected name, description, base, overrides, "
+                          "variants, compare)")
+    for key in ("name", "base", "variants"):
+        if key not in data:
+            raise RecipeError(f"{path}: missing key {key!r}")
+    variants = []
+    for i, v in enumerate(data["variants"] or []):
+        if not isinstance(v, dict) or "name" not in v:
+            raise RecipeError(f"{path}: variants[{i}] needs a name")
+        variants.append(Variant(str(v["name"]), str(v.get("description", "")),
+                                _override_list(v.get("overrides"), f"{path}: variants[{i}].overrides")))
+    if len(variants) < 2:
+        raise RecipeError(f"{path}: an ablation needs at least two variants")
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise RecipeError(f"{path}: duplicate variant names {names}")
+    return Ablation(str(data["name"]), str(data.get("description", "")), (path.parent / data["base"]).resolve(),
+                    _override_list(data.get("overrides"), f"{path}: overrides"), variants,
+                    [str(k) for k in data.get("compare") or []])
+
+
+def variant_recipes(ab: Ablation, extra: list[str] | None = None, data_dir: Path | None = None) -> dict[str, Recipe]:
+    """Each variant's recipe; an error when variants differ in budget, seed or training length."""
+    recipes = {}
+    for v in ab.variants:
+        data = yaml.safe_load(ab.base.read_text(encoding="utf-8")) if ab.base.is_file() else None
+        if not isinstance(data, dict):
+            raise RecipeError(f"ablation {ab.name}: base recipe {ab.base} is missing or not a mapping")
+        for text in [*ab.overrides, *v.overrides, *(extra or []),
+                     *([f"data_dir={Path(data_dir).expanduser().resolve()}"] if data_dir else [])]:
+            keys, value = parse_override(text)
+            apply_override(data, keys, value)
+        data["name"] = f"{ab.name}-{v.name}"
+        recipes[v.name] = recipe_from_dict(data, where=f"ablation {ab.name}, variant {v.name}")
+    same = ("seed", "data.budget", "train.steps", "train.epochs", "train.max_minutes", "train.batch_size")
+    for key in same:
+        values = {name: _get(r.model_dump(mode="json"), key) for name, r in recipes.items()}
+        if len({repr(x) for x in values.values()}) > 1:
+            raise RecipeError(f"ablation {ab.name}: variants differ in {key} ({values}); an ablation compares "
+                              "variants under one budget and seed")
+    return recipes
+
+
+def _get(d: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if isinstance(d, list):
+            d = next((x for x in d if isinstance(x, dict) and x.get("name") == part), None)
+        elif isinstance(d, dict):
+            d = d.get(part)
+        else:
+            return None
+    return d
+
+
+def run_ablation(ab: Ablation, runs_dir: Path, extra: list[str] | None = None, data_dir: Path | None = None,
+                 force: str | None = None, console: Console | None = None) -> Path:
+    """Run every variant (each a full run under runs_dir/<ablation>/<variant>) and write the comparison report."""
+    from ayakit.report.ablation import build_ablation_report
+
+    console = console or Console()
+    recipes = variant_recipes(ab, extra, data_dir)
+    root = Path(runs_dir) / ab.name
+    progress = make_progress(console)
+    with progress:
+        top = progress.add_task(f"[bold]ablation {ab.name}", total=len(recipes))
+        for name, rec in recipes.items():
+            progress.console.print(f"[bold]variant {name}[/]")
+            before = set(progress.task_ids)
+            run_recipe(rec, root / name, force=force, progress=progress, console=console)
+            for task_id in set(progress.task_ids) - before:
+                progress.remove_task(task_id)
+            progress.advance(top)
+    return build_ablation_report(ab, {name: root / name for name in recipes}, root)
+
+
+def ablate_cmd(
+    ablation: Path = typer.Argument(..., help="The ablation YAML: a base recipe, shared overrides and variants "
+                                    "(e.g. recipes/ablations/demo-weightings.yaml)."),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides applied to every variant."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Runs go to RUNS_DIR/<ablation name>/<variant>."),
+    force: str = typer.Option(None, "--force", help=f"Redo this stage and later ones in every variant "
+                              f"({', '.join(STAGE_NAMES)})."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Public data directory (default: recipe data_dir, "
+                                  "else $AYAKIT_DATA_DIR)."),
+) -> None:
+    """Train recipe variants under one budget and seed, then compare them paper-style (one row per variant, one
+    column per task, winners marked) in RUNS_DIR/<ablation>/report.md and index.html."""
+    from ayakit.report.ablation import comparison_text
+
+    console = Console()
+    ab = load_ablation(ablation)
+    t0 = time.perf_counter()
+    index = run_ablation(ab, runs_dir, overrides or [], data_dir, force, console)
+    console.print(f"\n[bold]ablation finished in {time.perf_counter() - t0:.0f} s[/]")
+    console.print(comparison_text(index.parent), highlight=False)
+    console.print(f"report: {index}")
+    console.print(f"markdown: {index.with_name('report.md')}")
