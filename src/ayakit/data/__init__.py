@@ -1,0 +1,1 @@
+"""The data stage: sources (readers), templates, filters, the mixture and the datatrove pipeline."""
