@@ -1,0 +1,698 @@
+"""The data build on datatrove: read + filter -> exact dedup -> plan -> scatter -> gather -> stats.
+
+Each stage is a thin datatrove step around the plain functions in filters.py and mixture.py, run by datatrove's
+local, Slurm or Ray executor with a fixed task count and deterministic file names, so a killed build reruns
+only its unfinished tasks (datatrove's completion markers) and every executor writes the same bytes.
+
+Mixing is global, so it is a hash-keyed scatter/gather: the plan stage counts what survived the filters and
+caps and decides, per sampling group, how many whole passes and which records (the smallest mix keys) get
+one more copy; the scatter stage emits each copy keyed by hash(seed, id, copy) into the output shard that
+key selects; the gather stage sorts each shard by that key. Memory per task is bounded by a batch, a bucket's
+dedup keys or one output shard, never by the whole input (the plan stage holds 8 bytes per record).
+
+Work files live in <run>/data/.work/ (removed when the build finishes, logs kept); the mixture is
+<run>/data/shards-NNNNN-of-NNNNN.parquet, stats.json and manifest.json, each written atomically.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+from datatrove.executor import base as _dt_base
+from datatrove.pipeline.base import PipelineStep
+from loguru import logger
+
+from ayakit import languages as L
+from ayakit.data import filters as F
+from ayakit.data import mixture as M
+from ayakit.errors import DataError
+from ayakit.io import atomic_path, fingerprint, manifest_matches, read_json, write_json_atomic, write_manifest
+from ayakit.recipe import Recipe
+from ayakit.records import EXAMPLE_FIELDS, EXAMPLE_SCHEMA
+
+WORK = ".work"
+STAGES = ("filter", "dedup", "plan", "scatter", "gather", "finalize")
+# Set to "stage:rank" to kill the build process right after that task wrote its outputs and before datatrove
+# marks it complete: the fault-injection hook the resume tests use (a real crash at the worst moment).
+CRASH_ENV = "AYAKIT_DATA_CRASH_AT"
+INTERNAL = ("_src", "_dkey", "_rkey")
+
+Progress = Callable[[str, int, int], None]  # (stage, index, number of stages)
+
+
+def _quiet_task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1):
+    """datatrove's per-task logger, with the console at WARNING: the CLI shows progress bars instead."""
+    logger.remove()
+    logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
+    fmt = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
+    logger.add(sys.stderr, level="WARNING", format=fmt, colorize=False)
+    logger.add(logfile, level="DEBUG", format=fmt, colorize=False)
+    return logfile
+
+
+def _quiet_close_task_logger(logfile) -> None:
+    """Close a task's log file; the console stays at WARNING (datatrove would reset it to INFO)."""
+    logger.complete()
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING", colorize=False)
+    logfile.close()
+
+
+# Patched at import so that pool workers (which import this module to unpickle the steps) are quiet too.
+_dt_base.add_task_logger = _quiet_task_logger
+_dt_base.close_task_logger = _quiet_close_task_logger
+
+
+# ---- layout and context ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Context:
+    """What every step needs; plain and picklable (it travels to pool, Slurm and Ray workers)."""
+
+    recipe: dict
+    run_dir: str
+    tasks: int  # read/filter tasks
+    buckets: int  # dedup and scatter tasks
+    shards: int  # output shards = gather tasks
+    inputs: dict
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.run_dir) / "data"
+
+    @property
+    def work(self) -> Path:
+        return self.data_dir / WORK
+
+    def get_recipe(self) -> Recipe:
+        return Recipe.model_validate(self.recipe)
+
+    def shard_name(self, s: int) -> str:
+        return f"shards-{s:05d}-of-{self.shards:05d}.parquet"
+
+
+def num_shards(recipe: Recipe) -> int:
+    """Output shards: the budget over data.shard_size, rounded up."""
+    return max(1, math.ceil(recipe.data.budget / recipe.data.shard_size))
+
+
+def _source_files_fingerprint(path: str | None) -> list:
+    """Names, sizes and mtimes of a source's local files: a changed file invalidates the build."""
+    if not path:
+        return []
+    p = Path(path).expanduser()
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else \
+        sorted(Path(f) for f in glob.glob(str(p), recursive=True))
+    out = []
+    for f in files[:10000]:
+        st = f.stat()
+        out.append([str(f), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def build_inputs(recipe: Recipe) -> dict[str, Any]:
+    """What decides the mixture's content: the data section (without how it is executed), the seed, the data
+    dir, the local source files and the reader code version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    data = recipe.data.model_dump(mode="json")
+    for key in ("executor", "executor_options", "tasks", "workers", "batch_size"):
+        data.pop(key, None)
+    try:
+        ayakit_version = version("ayakit")
+    except PackageNotFoundError:
+        ayakit_version = "unknown"
+    return {
+        "data": data,
+        "seed": recipe.seed,
+        "data_dir": str(recipe.resolved_data_dir() or ""),
+        "files": {s.name: fingerprint(_source_files_fingerprint(s.path)) for s in recipe.data.sources},
+        "readers": {"ayakit": ayakit_version, "langid": fingerprint(_langid_tables())},
+    }
+
+
+def _langid_tables() -> dict:
+    from ayakit.data.langid import tables
+
+    return tables()
+
+
+def _maybe_crash(stage: str, rank: int) -> None:
+    if os.environ.get(CRASH_ENV) == f"{stage}:{rank}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _attempt(ctx: Context, stage: str, rank: int) -> None:
+    """Record that a task started (the resume tests count attempts per task)."""
+    d = ctx.work / "attempts"
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / f"{stage}-{rank:05d}", "a", encoding="utf-8") as fh:
+        fh.write("x")
+
+
+class _BucketWriters:
+    """Parquet writers for one task's outputs, one per bucket, renamed into place only on close()."""
+
+    def __init__(self, directory: Path, name: Callable[[int], str], schema: pa.Schema) -> None:
+        self.directory, self.name, self.schema = directory, name, schema
+        self.writers: dict[int, tuple[pq.ParquetWriter, Path]] = {}
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def write(self, bucket: int, table: pa.Table) -> None:
+        if bucket not in self.writers:
+            final = self.directory / self.name(bucket)
+            tmp = final.with_name(f".{final.name}.tmp")
+            self.writers[bucket] = (pq.ParquetWriter(tmp, self.schema), final)
+        self.writers[bucket][0].write_table(table.cast(self.schema))
+
+    def close(self) -> None:
+        for writer, final in self.writers.values():
+            writer.close()
+            os.replace(final.with_name(f".{final.name}.tmp"), final)
+        self.writers = {}
+
+
+class _Step(PipelineStep):
+    """A datatrove step that runs one ayakit stage for its rank (it reads and writes files, not Documents)."""
+
+    type = "ayakit"
+    stage = ""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        _attempt(self.ctx, self.stage, rank)
+        with self.track_time(unit="task"):
+            self.work(rank)
+        _maybe_crash(self.stage, rank)
+        yield from ()
+
+    def work(self, rank: int) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+# ---- stage 1: read + filter ------------------------------------------------------------------------------
+
+FILTERED_SCHEMA = pa.schema([*EXAMPLE_SCHEMA, pa.field("_src", pa.int32()), pa.field("_dkey", pa.uint64())])
+
+
+class FilterStep(_Step):
+    """Read every source (this task's batches), run the row filters, bucket the rows by their dedup key."""
+
+    stage = name = "filter"
+
+    def work(self, rank: int) -> None:
+        from ayakit.data.sources import open_source
+
+        ctx, recipe = self.ctx, self.ctx.get_recipe()
+        cfg = recipe.data.filters
+        out_dir = ctx.work / "filtered" / f"task-{rank:05d}"
+        writers = _BucketWriters(out_dir, lambda b: f"bucket-{b:05d}.parquet", FILTERED_SCHEMA)
+        counts: dict[str, F.FilterCounts] = {}
+        report: dict[str, Any] = {"skipped_sources": {}, "errors": {}, "dropped_languages": {}, "read": {}}
+        for si, spec in enumerate(recipe.data.sources):
+            if spec.weight == 0:
+                continue
+            source = open_source(spec, recipe)
+            if source.skipped_reason:
+                report["skipped_sources"][spec.name] = source.skipped_reason
+                continue
+            read = 0
+            for bi, batch in enumerate(source.iter_batches(recipe.data.batch_size)):
+                if bi % ctx.tasks != rank:
+                    continue
+                table = pa.Table.from_batches([batch]).select(list(EXAMPLE_FIELDS))
+                read += table.num_rows
+                table = F.row_filters(table, cfg, counts)
+                if not table.num_rows:
+                    continue
+                if cfg.dedup == "none":
+                    keys = M.record_keys(0, table.column("id").to_pylist())
+                else:
+                    keys = F.dedup_keys(table)
+                table = table.append_column("_src", pa.array(np.full(table.num_rows, si, np.int32)))
+                table = table.append_column("_dkey", pa.array(keys, pa.uint64()))
+                bucket = keys % np.uint64(ctx.buckets)
+                for b in np.unique(bucket):
+                    writers.write(int(b), table.filter(pa.array(bucket == b)))
+            report["read"][spec.name] = read
+            report["errors"][spec.name] = source.errors
+            report["dropped_languages"][spec.name] = dict(source.dropped_languages)
+        writers.close()
+        report["filters"] = {k: v.to_dict() for k, v in counts.items()}
+        write_json_atomic(ctx.work / "filtered" / f"task-{rank:05d}.json", report)
+
+
+# ---- stage 2: exact dedup (and MinHash near-dedup) -------------------------------------------------------
+
+DEDUP_SCHEMA = pa.schema([*EXAMPLE_SCHEMA, pa.field("_rkey", pa.uint64())])
+
+
+def _bucket_inputs(ctx: Context, b: int) -> list[Path]:
+    return sorted((ctx.work / "filtered").glob(f"task-*/bucket-{b:05d}.parquet"))
+
+
+class DedupStep(_Step):
+    """One dedup bucket: keep the first of each exact duplicate (by source order, then id), add record keys."""
+
+    stage = name = "dedup"
+
+    def work(self, rank: int) -> None:
+        ctx, recipe = self.ctx, self.ctx.get_recipe()
+        files = _bucket_inputs(ctx, rank)
+        dedup = recipe.data.filters.dedup != "none"
+        keep = None
+        if dedup and files:
+            cols = pq.read_table(files, columns=["_dkey", "_src", "id"]) if len(files) == 1 else \
+                pa.concat_tables(pq.read_table(f, columns=["_dkey", "_src", "id"]) for f in files)
+            keep = F.first_of_duplicates(cols.column("_dkey").to_numpy(), cols.column("_src").to_numpy(),
+                                         M.record_keys(0, cols.column("id").to_pylist()))
+            del cols
+        removed: Counter = Counter()
+        near = _minhash_removed(ctx, rank) if recipe.data.filters.dedup == "minhash" else None
+        near_removed: Counter = Counter()
+        out = ctx.work / "dedup" / f"bucket-{rank:05d}.parquet"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        offset = 0
+        with atomic_path(out) as tmp:
+            writer = pq.ParquetWriter(tmp, DEDUP_SCHEMA)
+            for f in files:
+                pf = pq.ParquetFile(f)
+                for batch in pf.iter_batches(batch_size=recipe.data.batch_size):
+                    table = pa.Table.from_batches([batch])
+                    n = table.num_rows
+                    if keep is not None:
+                        table, r = F.keep_rows(table, keep[offset:offset + n])
+                        removed.update(r)
+                    offset += n
+                    if near is not None and table.num_rows:
+                        table, r = F.keep_rows(table, ~np.isin(_as_ids(table), near))
+                        near_removed.update(r)
+                    rkeys = M.record_keys(recipe.seed, table.column("id").to_pylist())
+                    table = table.select(list(EXAMPLE_FIELDS)).append_column("_rkey", pa.array(rkeys, pa.uint64()))
+                    writer.write_table(table)
+            writer.close()
+        report = {"exact_dedup": F.FilterCounts(sum(removed.values()), removed).to_dict()}
+        if near is not None:
+            report["minhash_dedup"] = F.FilterCounts(sum(near_removed.values()), near_removed).to_dict()
+        write_json_atomic(ctx.work / "dedup" / f"bucket-{rank:05d}.json", report)
+
+
+def _as_ids(table: pa.Table) -> np.ndarray:
+    return np.array(table.column("id").to_pylist(), dtype=object)
+
+
+def _minhash_removed(ctx: Context, rank: int) -> np.ndarray:
+    """Ids the MinHash stages marked as near-duplicates in this bucket."""
+    path = ctx.work / "minhash" / "remove" / f"{rank:05d}.json"
+    return np.array(read_json(path) if path.is_file() else [], dtype=object)
+
+
+# ---- stage 3: plan ---------------------------------------------------------------------------------------
+
+def _group_codes(*cols: pa.ChunkedArray) -> tuple[np.ndarray, list[tuple]]:
+    """Integer group ids for the combinations of several string columns, and the combination of each id."""
+    joined = pc.binary_join_element_wise(*cols, M.SEP) if len(cols) > 1 else cols[0]
+    enc = pc.dictionary_encode(joined).combine_chunks()
+    names = [tuple(v.split(M.SEP)) for v in enc.dictionary.to_pylist()]
+    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), names
+
+
+def _cap(keys: np.ndarray, groups: np.ndarray, names: list[tuple], limit_of: Callable[[tuple], int | None],
+         alive: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """Keep at most limit rows per group (the smallest keys); returns the new alive mask and thresholds."""
+    thresholds: dict[str, int] = {}
+    order = np.argsort(groups, kind="stable")
+    bounds = np.searchsorted(groups[order], np.arange(len(names) + 1))
+    for g, name in enumerate(names):
+        limit = limit_of(name)
+        if limit is None:
+            continue
+        rows = order[bounds[g]:bounds[g + 1]]
+        rows = rows[alive[rows]]
+        if len(rows) <= limit:
+            continue
+        thr = M.threshold(keys[rows], limit)
+        thresholds[M.SEP.join(name)] = thr
+        alive[rows[~M.below(keys[rows], thr)]] = False
+    return alive, thresholds
+
+
+class PlanStep(_Step):
+    """Count what survived, apply caps, allocate the budget and pick each group's extra copies."""
+
+    stage = name = "plan"
+
+    def work(self, rank: int) -> None:
+        ctx, recipe = self.ctx, self.ctx.get_recipe()
+        data = recipe.data
+        files = sorted((ctx.work / "dedup").glob("bucket-*.parquet"))
+        cols = ["source", "dataset", "language", "_rkey"]
+        table = pa.concat_tables([pq.read_table(f, columns=cols) for f in files]) if files else \
+            pa.table({c: pa.array([], pa.uint64() if c == "_rkey" else pa.string()) for c in cols})
+        rkeys = table.column("_rkey").to_numpy()
+        alive = np.ones(len(rkeys), dtype=bool)
+        caps = data.caps
+        dl_groups, dl_names = _group_codes(table.column("source"), table.column("dataset"), table.column("language"))
+        alive, cap_dl = _cap(M.derived_keys(rkeys, M.CAP_LANGUAGE), dl_groups, dl_names,
+                             lambda n: F.cap_limits(n[0], n[1], caps)[1], alive)
+        d_groups, d_names = _group_codes(table.column("source"), table.column("dataset"))
+        alive, cap_d = _cap(M.derived_keys(rkeys, M.CAP_DATASET), d_groups, d_names,
+                            lambda n: F.cap_limits(n[0], n[1], caps)[0], alive)
+        cap_removed = Counter(F.by_language(table, ~alive)) if (~alive).any() else Counter()
+        # what is available per (source, dataset) and per language
+        reports = [read_json(p) for p in sorted((ctx.work / "filtered").glob("task-*.json"))]
+        skipped = {k: v for r in reports for k, v in r["skipped_sources"].items()}
+        sizes: dict[str, dict[str, int]] = {s.name: {} for s in data.sources if s.weight > 0 and s.name not in skipped}
+        lang_sizes: dict[str, dict[str, dict[str, int]]] = {}
+        dl_alive = np.bincount(dl_groups[alive], minlength=len(dl_names))
+        for g, (src, ds, lang) in enumerate(dl_names):
+            if dl_alive[g]:
+                sizes.setdefault(src, {})
+                sizes[src][ds] = sizes[src].get(ds, 0) + int(dl_alive[g])
+                lang_sizes.setdefault(src, {}).setdefault(ds, {})[lang] = int(dl_alive[g])
+        plan = M.plan(recipe, sizes, lang_sizes, skipped)
+        # each sampling group's whole passes and remainder threshold over its mix keys
+        mixkeys = M.derived_keys(rkeys, M.MIX)
+        by_lang = data.temperature is not None
+        g_groups, g_names = (dl_groups, dl_names) if by_lang else (d_groups, d_names)
+        order = np.argsort(g_groups, kind="stable")
+        bounds = np.searchsorted(g_groups[order], np.arange(len(g_names) + 1))
+        index = {name: g for g, name in enumerate(g_names)}
+        groups: dict[str, list[int]] = {}
+        for gp in plan.groups:
+            name = (gp.source, gp.dataset, gp.language) if by_lang else (gp.source, gp.dataset)
+            rows = order[bounds[index[name]]:bounds[index[name] + 1]]
+            rows = rows[alive[rows]]
+            groups[gp.key] = [gp.copies, M.threshold(mixkeys[rows], gp.remainder)]
+        write_json_atomic(ctx.work / "plan.json", {
+            "plan": plan.to_dict(), "by_language": by_lang, "groups": groups,
+            "caps": {"dataset_language": cap_dl, "dataset": cap_d},
+            "caps_removed": F.FilterCounts(sum(cap_removed.values()), cap_removed).to_dict(),
+        })
+
+
+# ---- stage 4: scatter ------------------------------------------------------------------------------------
+
+SCATTER_SCHEMA = pa.schema([*EXAMPLE_SCHEMA, pa.field("_order", pa.uint64())])
+
+
+def _lookup(names: list[str], table: dict[str, Any], default: Any) -> list[Any]:
+    return [table.get(n, default) for n in names]
+
+
+class ScatterStep(_Step):
+    """One dedup bucket: apply caps, emit each record's copies keyed by hash(seed, id, copy) into its shard."""
+
+    stage = name = "scatter"
+
+    def work(self, rank: int) -> None:
+        ctx = self.ctx
+        plan = read_json(ctx.work / "plan.json")
+        groups, by_lang = plan["groups"], plan["by_language"]
+        cap_dl, cap_d = plan["caps"]["dataset_language"], plan["caps"]["dataset"]
+        src = ctx.work / "dedup" / f"bucket-{rank:05d}.parquet"
+        writers = _BucketWriters(ctx.work / "scatter" / f"bucket-{rank:05d}",
+                                 lambda s: f"shard-{s:05d}.parquet", SCATTER_SCHEMA)
+        for batch in pq.ParquetFile(src).iter_batches(batch_size=self.ctx.get_recipe().data.batch_size):
+            table = pa.Table.from_batches([batch])
+            rkeys = table.column("_rkey").to_numpy()
+            dl_codes, dl_names = _group_codes(table.column("source"), table.column("dataset"),
+                                              table.column("language"))
+            d_codes, d_names = _group_codes(table.column("source"), table.column("dataset"))
+            alive = _under(M.derived_keys(rkeys, M.CAP_LANGUAGE), dl_codes, [M.SEP.join(n) for n in dl_names], cap_dl)
+            alive &= _under(M.derived_keys(rkeys, M.CAP_DATASET), d_codes, [M.SEP.join(n) for n in d_names], cap_d)
+            codes, names = (dl_codes, dl_names) if by_lang else (d_codes, d_names)
+            info = _lookup([M.SEP.join(n) for n in names], groups, [0, 0])
+            base = np.array([c for c, _ in info], dtype=np.int64)[codes]
+            extra = _below_each(M.derived_keys(rkeys, M.MIX), codes, [t for _, t in info])
+            copies = np.where(alive, base + extra, 0)
+            if not copies.any():
+                continue
+            idx = np.repeat(np.arange(len(copies)), copies)
+            starts = np.repeat(np.cumsum(copies) - copies, copies)
+            copy_no = np.arange(len(idx)) - starts
+            order = M.derived_keys(rkeys[idx], M.ORDER, copy_no)
+            out = table.select(list(EXAMPLE_FIELDS)).take(pa.array(idx))
+            out = out.append_column("_order", pa.array(order, pa.uint64()))
+            shard = order % np.uint64(ctx.shards)
+            for s in np.unique(shard):
+                writers.write(int(s), out.filter(pa.array(shard == s)))
+        writers.close()
+
+
+def _below_each(keys: np.ndarray, codes: np.ndarray, thresholds: list[int]) -> np.ndarray:
+    """keys < thresholds[code] row by row, for thresholds up to 2**64 (which keeps every key)."""
+    thr = np.array([min(t, M.KEY_MAX) for t in thresholds], dtype=np.uint64)
+    keep_all = np.array([t > M.KEY_MAX for t in thresholds], dtype=bool)
+    if not len(thresholds):
+        return np.zeros(len(keys), dtype=bool)
+    return (keys < thr[codes]) | keep_all[codes]
+
+
+def _under(keys: np.ndarray, codes: np.ndarray, names: list[str], thresholds: dict[str, int]) -> np.ndarray:
+    return _below_each(keys, codes, [thresholds.get(n, M.KEY_MAX + 1) for n in names])
+
+
+# ---- stage 5: gather -------------------------------------------------------------------------------------
+
+class GatherStep(_Step):
+    """One output shard: every bucket's copies for it, sorted by their key, written atomically."""
+
+    stage = name = "gather"
+
+    def work(self, rank: int) -> None:
+        ctx = self.ctx
+        files = sorted((ctx.work / "scatter").glob(f"bucket-*/shard-{rank:05d}.parquet"))
+        table = pa.concat_tables([pq.read_table(f) for f in files]) if files else SCATTER_SCHEMA.empty_table()
+        table = table.sort_by([("_order", "ascending"), ("id", "ascending")]).select(list(EXAMPLE_FIELDS))
+        with atomic_path(ctx.data_dir / ctx.shard_name(rank)) as tmp:
+            pq.write_table(table.cast(EXAMPLE_SCHEMA), tmp)
+        counts = {key: dict(Counter(table.column(key).to_pylist())) for key in ("source", "dataset", "kind", "language")}
+        write_json_atomic(ctx.work / "gathered" / f"shard-{rank:05d}.json", {"rows": table.num_rows, "counts": counts})
+
+
+# ---- stage 6: finalize -----------------------------------------------------------------------------------
+
+class FinalizeStep(_Step):
+    """Merge the tasks' reports into stats.json, write the manifest, remove the work files."""
+
+    stage = name = "finalize"
+
+    def work(self, rank: int) -> None:
+        ctx = self.ctx
+        stats = merge_stats(ctx)
+        write_json_atomic(ctx.data_dir / "stats.json", stats)
+        keep = {ctx.shard_name(s) for s in range(ctx.shards)}
+        for old in ctx.data_dir.glob("shards-*.parquet"):
+            if old.name not in keep:
+                old.unlink()
+        outputs = {"shards": sorted(keep), "stats": "stats.json"}
+        write_manifest(ctx.data_dir, "data", ctx.inputs, outputs, counts={"total": stats["total"]},
+                       recipe=ctx.get_recipe().name)
+        for sub in ("filtered", "dedup", "scatter", "minhash"):
+            shutil.rmtree(ctx.work / sub, ignore_errors=True)
+
+
+def merge_stats(ctx: Context) -> dict[str, Any]:
+    """stats.json from the task reports: requested vs realised shares, counts, repetition, filters."""
+    plan_doc = read_json(ctx.work / "plan.json")
+    plan = plan_doc["plan"]
+    filters: dict[str, F.FilterCounts] = {}
+    reports = [read_json(p) for p in sorted((ctx.work / "filtered").glob("task-*.json"))]
+    errors: dict[str, int] = {}
+    dropped: Counter = Counter()
+    for r in reports:
+        for name, d in r["filters"].items():
+            filters.setdefault(name, F.FilterCounts()).merge(F.FilterCounts.from_dict(d))
+        for k, v in r["errors"].items():  # every task reads the whole stream: the counts are the same
+            errors[k] = max(errors.get(k, 0), v)
+        for src, langs in r["dropped_languages"].items():
+            for lang, n in langs.items():
+                dropped[lang] = max(dropped[lang], n)
+    language_filter = F.FilterCounts(sum(dropped.values()), dropped)
+    for p in sorted((ctx.work / "dedup").glob("bucket-*.json")):
+        for name, d in read_json(p).items():
+            filters.setdefault(name, F.FilterCounts()).merge(F.FilterCounts.from_dict(d))
+    filters["caps"] = F.FilterCounts.from_dict(plan_doc["caps_removed"])
+    counts: dict[str, Counter] = {k: Counter() for k in ("source", "dataset", "kind", "language")}
+    total = 0
+    for p in sorted((ctx.work / "gathered").glob("shard-*.json")):
+        g = read_json(p)
+        total += g["rows"]
+        for key, c in g["counts"].items():
+            counts[key].update(c)
+    tiers: Counter = Counter()
+    for lang, n in counts["language"].items():
+        tiers[L.tier(lang)] += n
+    counts["tier"] = tiers
+    ordered = {k: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))) for k, v in counts.items()}
+    realised = {k: {name: n / total if total else 0.0 for name, n in v.items()} for k, v in ordered.items()}
+    return {
+        "budget": plan["budget"],
+        "total": total,
+        "seed": plan["seed"],
+        "requested": {"source": plan["requested"]},
+        "realised": realised,
+        "counts": ordered,
+        "repetition": plan["repetition"],
+        "filters": {"language": language_filter.to_dict(), **{k: v.to_dict() for k, v in filters.items()}},
+        "available": plan["available"],
+        "skipped_sources": plan["skipped"],
+        "errors": errors,
+        "allocated": {"source": plan["sources"], "dataset": plan["datasets"]},
+        "shards": ctx.shards,
+    }
+
+
+# ---- executors and the build -----------------------------------------------------------------------------
+
+def _stage_tasks(ctx: Context) -> dict[str, int]:
+    return {"filter": ctx.tasks, "dedup": ctx.buckets, "plan": 1, "scatter": ctx.buckets, "gather": ctx.shards,
+            "finalize": 1}
+
+
+STEP_TYPES: dict[str, type[_Step]] = {"filter": FilterStep, "dedup": DedupStep, "plan": PlanStep,
+                                      "scatter": ScatterStep, "gather": GatherStep, "finalize": FinalizeStep}
+
+
+def _executors(ctx: Context, kind: str, workers: int, options: dict[str, Any]) -> list[tuple[str, Any]]:
+    """One datatrove executor per stage (Slurm stages depend on the previous one)."""
+    tasks = _stage_tasks(ctx)
+    out: list[tuple[str, Any]] = []
+    stages = list(STAGES)
+    if ctx.get_recipe().data.filters.dedup == "minhash":
+        stages[1:1] = ["minhash"]
+    prev = None
+    for stage in stages:
+        logging_dir = str(ctx.work / "logs" / stage)
+        if stage == "minhash":
+            from ayakit.data.minhash import minhash_executors
+
+            for name, ex in minhash_executors(ctx, kind, workers, options, prev):
+                out.append((name, ex))
+                prev = ex
+            continue
+        pipeline = [STEP_TYPES[stage](ctx)]
+        n = tasks[stage]
+        if kind == "local":
+            from datatrove.executor import LocalPipelineExecutor
+
+            ex = LocalPipelineExecutor(pipeline=pipeline, tasks=n, workers=max(1, min(workers, n)),
+                                       logging_dir=logging_dir, **options)
+        elif kind == "slurm":
+            from datatrove.executor import SlurmPipelineExecutor
+
+            opts = {"time": "24:00:00", "partition": "cpu", **options}
+            ex = SlurmPipelineExecutor(pipeline=pipeline, tasks=n, workers=workers, logging_dir=logging_dir,
+                                       job_name=f"ayakit-data-{stage}", depends=prev, **opts)
+        elif kind == "ray":
+            try:
+                import ray
+            except ImportError:
+                raise DataError("the ray executor needs ray: pip install 'ayakit[ray]'") from None
+            from datatrove.executor.ray import RayPipelineExecutor
+
+            if not ray.is_initialized():
+                ray.init(num_cpus=workers, include_dashboard=False, ignore_reinit_error=True)
+            ex = RayPipelineExecutor(pipeline=pipeline, tasks=n, workers=workers, logging_dir=logging_dir, **options)
+        else:
+            raise DataError(f"unknown executor {kind!r}: choose local, slurm or ray")
+        out.append((stage, ex))
+        prev = ex
+    return out
+
+
+def _prepare_work(ctx: Context, force: bool) -> None:
+    """Start a fresh work dir unless the one there was made for the same inputs and task counts."""
+    layout = {"inputs": fingerprint(ctx.inputs), "tasks": ctx.tasks, "buckets": ctx.buckets, "shards": ctx.shards}
+    marker = ctx.work / "layout.json"
+    same = marker.is_file() and read_json(marker) == layout
+    if force or not same:
+        shutil.rmtree(ctx.work, ignore_errors=True)
+        for name in ("manifest.json", "stats.json"):
+            (ctx.data_dir / name).unlink(missing_ok=True)
+        for old in ctx.data_dir.glob("shards-*.parquet"):
+            old.unlink()
+    ctx.work.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(marker, layout)
+
+
+def build(recipe: Recipe, run_dir: Path, force: bool = False, executor: str | None = None,
+          progress: Progress | None = None) -> Path:
+    """Build the mixture into run_dir/data (shards, stats.json, manifest.json); skip when the manifest matches.
+
+    executor: local (default), slurm or ray; None uses recipe.data.executor. A Slurm build submits the stages
+    as dependent jobs and returns at once; the manifest appears when the last job finishes.
+    """
+    run_dir = Path(run_dir)
+    data_dir = run_dir / "data"
+    inputs = build_inputs(recipe)
+    if not force and manifest_matches(data_dir, inputs):
+        return data_dir
+    kind = executor or recipe.data.executor
+    tasks = recipe.data.tasks
+    ctx = Context(recipe=recipe.model_dump(mode="json"), run_dir=str(run_dir), tasks=tasks, buckets=tasks,
+                  shards=num_shards(recipe), inputs=inputs)
+    _prepare_work(ctx, force)
+    logger.remove()  # datatrove logs per task under .work/logs; the console shows warnings and progress only
+    logger.add(sys.stderr, level="WARNING", colorize=False)
+    stages = _executors(ctx, kind, recipe.data.workers, dict(recipe.data.executor_options))
+    if kind == "slurm":
+        stages[-1][1].run()  # submits the whole chain through depends=
+        return data_dir
+    for i, (name, ex) in enumerate(stages):
+        if progress:
+            progress(name, i, len(stages))
+        ex.run()
+        incomplete = ex.get_incomplete_ranks()
+        if incomplete:
+            raise DataError(f"data build stage {name!r}: tasks {incomplete} did not finish; "
+                            f"see {ctx.work / 'logs' / name / 'logs'}")
+    if progress:
+        progress("done", len(stages), len(stages))
+    return data_dir
+
+
+# ---- reading a built mixture -----------------------------------------------------------------------------
+
+def shard_paths(run_dir: Path) -> list[Path]:
+    """The mixture's parquet shards, in order."""
+    return sorted((Path(run_dir) / "data").glob("shards-*-of-*.parquet"))
+
+
+def read_mixture(run_dir: Path) -> pads.Dataset:
+    """The built mixture as a pyarrow dataset (EXAMPLE_SCHEMA)."""
+    paths = shard_paths(run_dir)
+    if not paths or not (Path(run_dir) / "data" / "manifest.json").is_file():
+        raise DataError(f"{Path(run_dir) / 'data'}: no finished mixture (run `ayakit data build` first)")
+    return pads.dataset([str(p) for p in paths], format="parquet", schema=EXAMPLE_SCHEMA)
+
+
+def load_stats(run_dir: Path) -> dict:
+    """The mixture's stats.json."""
+    path = Path(run_dir) / "data" / "stats.json"
+    if not path.is_file():
+        raise DataError(f"{path}: not found (run `ayakit data build` first)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
