@@ -1,0 +1,170 @@
+"""Load work into the app: examples (a mixture run or a JSONL/Parquet file) to edit or rate; answer pairs to compare.
+
+Answer pairs come from `ayakit judge` output, one JSON object a line (or a Parquet file with the same columns):
+`id, language, prompt, model_a, model_b, answer_a, answer_b` and, optionally, the judge's verdict in one of
+`winner` (a model name or "tie"), `verdict` / `preferred` / `judge_verdict` ("A", "B", "TIE", "Answer (A)",
+"model_a", ...). A verdict names the answer under the line's own `model_a` / `model_b` columns, not the order the
+judge happened to see them in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ayakit import languages as L
+from ayakit.annotate.models import ACTIVITIES, Item, Pair
+from ayakit.errors import DataError
+from ayakit.records import example_id
+
+PAIR_COLUMNS = ("id", "language", "prompt", "model_a", "model_b", "answer_a", "answer_b")
+EXAMPLE_COLUMNS = ("inputs", "targets", "language")
+VERDICT_FIELDS = ("winner", "verdict", "preferred", "judge_verdict", "preference")
+_A = {"a", "answer (a)", "answer a", "model_a", "(a)"}
+_B = {"b", "answer (b)", "answer b", "model_b", "(b)"}
+_TIE = {"tie", "draw", "both", "both_good", "both_bad", "equal"}
+
+
+@dataclass
+class LoadResult:
+    """What a load did: rows added, rows already there, files read."""
+
+    added: int
+    skipped: int
+    files: list[str]
+
+
+def find_files(path: str | Path, activity: str) -> list[Path]:
+    """The files to read: a file itself; in a run dir its data/shards-*.parquet; else the dir's parquet/jsonl."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    if activity != "compare":
+        for shards_dir in (path / "data", path):
+            shards = sorted(shards_dir.glob("shards-*.parquet"))
+            if shards:
+                return shards
+    files = sorted([*path.glob("*.jsonl"), *path.glob("*.parquet")])
+    if not files:
+        raise DataError(f"{path}: no shards-*.parquet, *.parquet or *.jsonl files to load")
+    return files
+
+
+def read_rows(path: Path) -> Iterator[tuple[str, dict]]:
+    """(where, row) for each record of a JSONL or Parquet file; `where` is file:line or file:row."""
+    if path.suffix == ".parquet":
+        table = pq.read_table(path)
+        for i, row in enumerate(table.to_pylist()):
+            yield f"{path}:row {i}", row
+        return
+    if path.suffix not in (".jsonl", ".json"):
+        raise DataError(f"{path}: expected a .jsonl or .parquet file")
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{n}: expected a JSON object")
+            yield f"{path}:{n}", row
+
+
+def _require(where: str, row: dict, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if row.get(c) in (None, "")]
+    if missing:
+        raise DataError(f"{where}: missing {', '.join(missing)} (needs {', '.join(columns)})")
+
+
+def _language(where: str, code: object) -> str:
+    try:
+        return L.normalize(str(code))
+    except L.UnknownLanguageError as exc:
+        raise DataError(f"{where}: {exc}") from None
+
+
+def judge_winner(where: str, row: dict) -> str | None:
+    """The judge's preferred model name, "tie", or None when the row carries no verdict."""
+    for field in VERDICT_FIELDS:
+        value = row.get(field)
+        if value in (None, ""):
+            continue
+        text = str(value).strip()
+        low = text.lower().strip("'\" ")
+        if text in (row["model_a"], row["model_b"]):
+            return text
+        if low in _A:
+            return str(row["model_a"])
+        if low in _B:
+            return str(row["model_b"])
+        if low in _TIE:
+            return "tie"
+        raise DataError(f"{where}: column {field}={text!r} names neither model_a, model_b nor a tie")
+    return None
+
+
+def pair_key(row: dict) -> str:
+    """A pair's identity: its item id and the two models (in either order), so several matchups can share ids."""
+    key = "|".join([*sorted([str(row["model_a"]), str(row["model_b"])]), str(row["id"])])
+    return key if len(key) <= 200 else example_id(key)
+
+
+def load(session: Session, path: str | Path, activity: str, languages: list[str] | None = None,
+         limit: int | None = None) -> LoadResult:
+    """Load examples (activity edit or rate) or answer pairs (compare); rows already loaded are skipped."""
+    if activity not in (*ACTIVITIES, "compare"):
+        raise DataError(f"activity must be edit, rate or compare, not {activity!r}")
+    keep = set(languages) if languages else None
+    files = find_files(path, activity)
+    added = skipped = 0
+    if activity == "compare":
+        seen = set(session.scalars(select(Pair.external_id)))
+    else:
+        seen = set(session.scalars(select(Item.external_id).where(Item.activity == activity)))
+    for file in files:
+        for where, row in read_rows(file):
+            if limit is not None and added >= limit:
+                break
+            obj = _pair(where, row, file) if activity == "compare" else _item(where, row, activity, file)
+            if keep is not None and obj.language not in keep:
+                continue
+            if obj.external_id in seen:
+                skipped += 1
+                continue
+            seen.add(obj.external_id)
+            session.add(obj)
+            added += 1
+    session.commit()
+    return LoadResult(added, skipped, [str(f) for f in files])
+
+
+def _item(where: str, row: dict, activity: str, file: Path) -> Item:
+    _require(where, row, EXAMPLE_COLUMNS)
+    lang = _language(where, row["language"])
+    inputs, targets = str(row["inputs"]), str(row["targets"])
+    ext = str(row.get("id") or example_id(lang, inputs, targets))
+    return Item(external_id=ext[:200], activity=activity, inputs=inputs, targets=targets, language=lang,
+                script=str(row.get("script") or L.get(lang).script)[:8],
+                source=str(row.get("source") or "")[:200], dataset=str(row.get("dataset") or "")[:200],
+                kind=str(row.get("kind") or "")[:32], license=str(row.get("license") or "")[:100],
+                origin=str(file)[:500])
+
+
+def _pair(where: str, row: dict, file: Path) -> Pair:
+    _require(where, row, PAIR_COLUMNS)
+    if row["model_a"] == row["model_b"]:
+        raise DataError(f"{where}: model_a and model_b are the same ({row['model_a']!r})")
+    return Pair(external_id=pair_key(row), language=_language(where, row["language"]),
+                prompt=str(row["prompt"]), model_a=str(row["model_a"])[:200], model_b=str(row["model_b"])[:200],
+                answer_a=str(row["answer_a"]), answer_b=str(row["answer_b"]),
+                judge_winner=judge_winner(where, row), origin=str(file)[:500])
