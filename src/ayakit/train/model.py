@@ -137,7 +137,15 @@ def save_model(model: Any, tokenizer: Any, meta: dict[str, Any], out_dir: Path, 
     elif tokenizer.bos_token_id is not None:
         gen.bos_token_id = tokenizer.bos_token_id
     gen.max_new_tokens = recipe.train.max_target_length
-    model.save_pretrained(out_dir)
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # one tiny shard: the caller's progress display is enough
+    try:
+        model.save_pretrained(out_dir)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(out_dir)
     write_json_atomic(out_dir / AYAKIT_JSON, meta)
     return out_dir

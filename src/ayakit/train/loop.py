@@ -1,0 +1,370 @@
+"""The training loop: one accelerate loop for one CPU process, DDP over gloo, and FSDP / DeepSpeed on GPUs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ayakit.io import write_manifest
+from ayakit.recipe import Recipe, RecipeError
+from ayakit.train import checkpoint as ckpt
+from ayakit.train.dataset import Encoded, mixture_files, mixture_fingerprint, read_mixture, split_and_encode
+from ayakit.train.loss import backward_scale, local_weight, mean_loss
+from ayakit.train.model import build_model, check_recipe, save_model
+from ayakit.train.packing import PAD_MULTIPLE, PackedLM, PackStats, collate, epoch_rows
+from ayakit.train.tokenizer import build_tokenizer, load_tokenizer
+
+METRICS = "metrics.jsonl"
+
+
+def model_dir(run_dir: Path) -> Path:
+    """Where a run's trained model lives."""
+    return Path(run_dir) / "model"
+
+
+@dataclass
+class RowStream:
+    """An endless, deterministic stream of packed rows over epochs; position k is the k-th row ever trained on."""
+
+    data: Encoded
+    arch: str
+    packing: bool
+    row_source: int
+    row_target: int
+    seed: int
+    _epoch: int = -1
+    _start: int = 0
+    _rows: list[list[int]] = field(default_factory=list)
+    epoch_sizes: dict[int, int] = field(default_factory=dict)
+
+    def _load(self, epoch: int) -> None:
+        self._rows = epoch_rows(self.data.sources, self.data.targets, self.arch, self.packing, self.row_source,
+                                self.row_target, self.seed, epoch)
+        self.epoch_sizes[epoch] = len(self._rows)
+        self._epoch = epoch
+
+    def rows_in_epoch(self, epoch: int) -> int:
+        """How many rows epoch `epoch` packs into."""
+        if epoch not in self.epoch_sizes:
+            saved = (self._epoch, self._start, self._rows)
+            self._load(epoch)
+            if saved[0] >= 0:
+                self._epoch, self._start, self._rows = saved
+        return self.epoch_sizes[epoch]
+
+    def take(self, position: int, count: int) -> tuple[list[list[int]], float]:
+        """Rows [position, position + count) and the epoch (fractional) reached."""
+        if position < self._start or self._epoch < 0:
+            self._epoch, self._start = -1, 0
+            self._load(0)
+        out: list[list[int]] = []
+        while len(out) < count:
+            offset = position + len(out) - self._start
+            if offset >= len(self._rows):
+                self._start += len(self._rows)
+                self._load(self._epoch + 1)
+                continue
+            out.extend(self._rows[offset: offset + count - len(out)])
+        return out, self._epoch + (position + count - self._start) / max(len(self._rows), 1)
+
+
+def row_lengths(recipe: Recipe, arch: str, data: Encoded) -> tuple[int, int]:
+    """Capacity of one packed row: (encoder or whole-row tokens, decoder tokens)."""
+    t = recipe.train
+    src = t.pack_source_length or (t.max_source_length + (t.max_target_length if arch == "causal" else 0))
+    if arch == "causal" or t.pack_target_length:
+        return src, t.pack_target_length or 0
+    # size decoder rows from the mixture's target/source ratio, so both sides fill about equally
+    ratio = sum(map(len, data.targets)) / max(sum(map(len, data.sources)), 1)
+    tgt = -(-math.ceil(src * ratio * 1.1) // PAD_MULTIPLE) * PAD_MULTIPLE
+    return src, max(t.max_target_length, tgt)
+
+
+def make_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """Adafactor (the paper: fixed lr 3e-4, no relative step) or AdamW; no weight decay on norms and biases."""
+    t = recipe.train
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=t.lr, betas=(0.9, 0.999), eps=1e-8)
+    from transformers.optimization import Adafactor
+
+    return Adafactor(groups, lr=t.lr, scale_parameter=False, relative_step=False, warmup_init=False)
+
+
+def make_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
+    """Warm-up then constant, linear or cosine decay."""
+    from transformers import get_scheduler
+
+    t = recipe.train
+    name = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[t.schedule]
+    return get_scheduler(name, optimizer, num_warmup_steps=min(t.warmup_steps, total_steps),
+                         num_training_steps=total_steps)
+
+
+def _mixed_precision(recipe: Recipe) -> str:
+    p = recipe.train.precision
+    if p == "fp32":
+        return "no"
+    if p == "fp16" and not torch.cuda.is_available():
+        raise RecipeError("train.precision=fp16 needs a GPU; use bf16 or fp32 on the CPU")
+    return p
+
+
+def _progress_columns() -> list[Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[tps]} tok/s"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+
+
+def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = None) -> Path:
+    """Train on run_dir/data into run_dir/model (HF dir, ayakit.json, metrics.jsonl, tb/, checkpoints/); its path."""
+    from accelerate import Accelerator
+
+    torch.set_flush_denormal(True)  # denormals slow T5 on CPUs several-fold as training goes on
+    # accelerate warns on every checkpoint that tied embeddings are saved once; loading ties them again
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
+    check_recipe(recipe)
+    t = recipe.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    run_dir = Path(run_dir)
+    mixture_files(run_dir)  # a missing mixture is an error before anything is built
+    out = model_dir(run_dir)
+    accelerator = Accelerator(mixed_precision=_mixed_precision(recipe))
+    main = accelerator.is_main_process
+    log = accelerator.print
+
+    tok_path = run_dir / "tokenizer"
+    if main and not (tok_path / "tokenizer_config.json").is_file():
+        build_tokenizer(recipe, run_dir, progress)
+    accelerator.wait_for_everyone()
+    tokenizer = load_tokenizer(tok_path)
+    model, meta = build_model(recipe, tokenizer)
+    arch = meta["arch"]
+    start_id = model.config.decoder_start_token_id if arch == "seq2seq" else None
+    if arch == "seq2seq" and start_id is None:
+        start_id = tokenizer.pad_token_id
+
+    table = read_mixture(run_dir)
+    train_set, val_set = split_and_encode(table, tokenizer, arch, t.max_source_length, t.max_target_length,
+                                          t.validation_fraction, t.validation_max_examples)
+    row_src, row_tgt = row_lengths(recipe, arch, train_set)
+    stream = RowStream(train_set, arch, t.packing, row_src, row_tgt, recipe.seed)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    rows_per_step = t.batch_size * t.grad_accum * world
+    rows_epoch = stream.rows_in_epoch(0)
+    total_steps = t.steps or max(1, math.ceil((t.epochs or 1.0) * rows_epoch / rows_per_step))
+
+    compute_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.precision, torch.float32)
+    wrapper = PackedLM(model, arch, mask_dtype=compute_dtype)
+    if t.compile:
+        wrapper = torch.compile(wrapper)
+    optimizer = make_optimizer(recipe, model)
+    scheduler = make_scheduler(recipe, optimizer, total_steps)
+    wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+
+    ckpt_root = out / "checkpoints"
+    start_step, history = 0, {"tokens_seen": 0, "examples_seen": 0, "target_tokens_seen": 0, "train_seconds": 0.0}
+    stats = PackStats(0, 0, 0, 0)
+    if resume:
+        found = ckpt.load_latest(accelerator, ckpt_root, warn=log)
+        if found is None:
+            log(f"no checkpoint in {ckpt_root}: starting from scratch")
+        else:
+            start_step = found.step
+            history.update(found.state.get("history", {}))
+            stats = PackStats(**found.state.get("pack_stats", {"rows": 0, "examples": 0, "tokens": 0, "slots": 0}))
+            log(f"resuming from {found.path} (step {start_step} of {total_steps})")
+    if main:
+        _prepare_outputs(out, fresh=start_step == 0, step=start_step)
+    accelerator.wait_for_everyone()
+
+    writer = _tensorboard(out, start_step) if main else None
+    own_progress = progress is None and main
+    if own_progress:
+        from rich.progress import Progress
+
+        progress = Progress(*_progress_columns())
+        progress.start()
+    task = progress.add_task("train", total=total_steps, completed=start_step, loss="-", lr="-", tps="-") \
+        if main and progress is not None else None
+
+    deadline = time.monotonic() + t.max_minutes * 60 if t.max_minutes else None
+    metrics_path = out / METRICS
+    window_tokens, window_start = 0, time.monotonic()
+    last_loss = last_val = None
+    step = start_step
+    wrapper.train()
+    try:
+        while step < total_steps:
+            step_start = time.monotonic()
+            global_rows, epoch = stream.take(step * rows_per_step, rows_per_step)
+            batches, local_tokens = [], 0
+            for m in range(t.grad_accum):
+                begin = (m * world + rank) * t.batch_size
+                batch, st = collate(global_rows[begin: begin + t.batch_size], train_set.sources, train_set.targets,
+                                    arch, tokenizer.pad_token_id, start_id, t.loss_normalization)
+                batches.append({k: v.to(accelerator.device) for k, v in batch.items()})
+                stats.add(st)
+                local_tokens += st.tokens
+            # global denominators first: sum of loss weights, target tokens, all non-pad tokens
+            counts = torch.tensor([float(local_weight(batches)),
+                                   sum(float((b["labels"] != -100).sum()) for b in batches), float(local_tokens)],
+                                  dtype=torch.float64, device=accelerator.device)
+            counts = accelerator.reduce(counts, reduction="sum")
+            scale = backward_scale(counts[0], world)
+            loss_total = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+            for m, batch in enumerate(batches):
+                sync = contextlib.nullcontext() if m == len(batches) - 1 else accelerator.no_sync(wrapper)
+                with sync, accelerator.autocast():
+                    loss_sum = wrapper(batch)
+                    accelerator.backward(loss_sum * scale)
+                loss_total += loss_sum.detach().double()
+            if t.clip:
+                accelerator.clip_grad_norm_(wrapper.parameters(), t.clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+
+            loss_total = accelerator.reduce(loss_total, reduction="sum")
+            last_loss = mean_loss(loss_total, counts[0])
+            n_examples = sum(len(r) for r in global_rows)
+            history["examples_seen"] += n_examples
+            history["target_tokens_seen"] += int(counts[1])
+            history["tokens_seen"] += int(counts[2])
+            history["train_seconds"] += time.monotonic() - step_start
+            window_tokens += int(counts[2])
+            lr = scheduler.get_last_lr()[0]
+            if main and (step % t.log_every == 0 or step == total_steps or step == start_step + 1):
+                now = time.monotonic()
+                tps = window_tokens / max(now - window_start, 1e-9)
+                window_tokens, window_start = 0, now
+                row = {"step": step, "loss": last_loss, "lr": lr, "tokens_per_s": tps,
+                       "examples_seen": history["examples_seen"], "epoch": epoch, "split": "train"}
+                _append_jsonl(metrics_path, row)
+                writer.add_scalar("train/loss", last_loss, step)
+                writer.add_scalar("train/lr", lr, step)
+                writer.add_scalar("train/tokens_per_s", tps, step)
+                if task is not None:
+                    progress.update(task, loss=f"{last_loss:.3f}", lr=f"{lr:.2e}", tps=f"{tps:,.0f}")
+            if task is not None:
+                progress.update(task, completed=step)
+
+            stop = deadline is not None and time.monotonic() > deadline
+            if world > 1 and deadline is not None:  # every process must agree to stop at the same step
+                flag = accelerator.reduce(torch.tensor([float(stop)], device=accelerator.device), reduction="max")
+                stop = bool(flag.item())
+            final = step == total_steps or stop
+            if len(val_set) and (step % t.eval_every == 0 or final):
+                last_val = validation_loss(wrapper, accelerator, val_set, arch, t, tokenizer.pad_token_id, start_id,
+                                           row_src, row_tgt, recipe.seed)
+                if main:
+                    _append_jsonl(metrics_path, {"step": step, "val_loss": last_val, "split": "validation"})
+                    writer.add_scalar("validation/loss", last_val, step)
+            if step % t.checkpoint_every == 0 or final:
+                state = {"rows_consumed": step * rows_per_step, "total_steps": total_steps, "history": history,
+                         "pack_stats": vars(stats).copy(), "world_size": world}
+                ckpt.save_checkpoint(accelerator, ckpt_root, step, state, t.keep_checkpoints)
+            if stop:
+                log(f"train.max_minutes={t.max_minutes} reached: stopping at step {step} of {total_steps}")
+                break
+    finally:
+        if own_progress:
+            progress.stop()
+        if writer is not None:
+            writer.close()
+
+    if main:
+        _save_final(accelerator.unwrap_model(wrapper).model, tokenizer, meta, out, recipe, run_dir, {
+            "steps": step, "total_steps": total_steps, "stopped_early": step < total_steps,
+            "final_train_loss": last_loss, "final_val_loss": last_val, "world_size": world,
+            "rows_per_step": rows_per_step, "row_source_length": row_src, "row_target_length": row_tgt,
+            "train_examples": len(train_set), "validation_examples": len(val_set),
+            "packing": {"enabled": t.packing, "fill_rate": stats.fill_rate,
+                        "examples_per_row": stats.examples_per_row, "rows": stats.rows},
+            **history,
+            "tokens_per_s": history["tokens_seen"] / max(history["train_seconds"], 1e-9),
+            "target_tokens_per_s": history["target_tokens_seen"] / max(history["train_seconds"], 1e-9),
+        })
+    accelerator.wait_for_everyone()
+    return out
+
+
+def validation_loss(wrapper: Any, accelerator: Any, data: Encoded, arch: str, t: Any, pad_id: int,
+                    start_id: int | None, row_src: int, row_tgt: int, seed: int) -> float:
+    """The loss (same normalisation as training) on the held-out slice, summed over all processes."""
+    rows = epoch_rows(data.sources, data.targets, arch, t.packing, row_src, row_tgt, seed, 0)
+    mine = rows[accelerator.process_index:: accelerator.num_processes]
+    total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    wrapper.eval()
+    with torch.no_grad():
+        for i in range(0, len(mine), t.batch_size):
+            batch, _ = collate(mine[i: i + t.batch_size], data.sources, data.targets, arch, pad_id, start_id,
+                               t.loss_normalization)
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            with accelerator.autocast():
+                total[0] += wrapper(batch).double()
+            total[1] += batch["weight"].sum().double()
+    wrapper.train()
+    total = accelerator.reduce(total, reduction="sum")
+    return mean_loss(total[0], total[1])
+
+
+def _tensorboard(out: Path, start_step: int) -> Any:
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(out / "tb"), purge_step=start_step or None)
+
+
+def _append_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def _prepare_outputs(out: Path, fresh: bool, step: int) -> None:
+    """A fresh run starts with empty metrics and no old checkpoints; a resumed one keeps metrics up to its step."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)  # the manifest marks a finished model; this one is not yet
+    metrics = out / METRICS
+    if fresh:
+        for name in ("checkpoints", "tb"):
+            if (out / name).exists():
+                shutil.rmtree(out / name)
+        metrics.unlink(missing_ok=True)
+        return
+    if metrics.is_file():
+        kept = [line for line in metrics.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        with tempfile.NamedTemporaryFile("w", dir=out, delete=False, encoding="utf-8") as fh:
+            fh.write("".join(line + "\n" for line in kept))
+        os.replace(fh.name, metrics)
+
+
+def _save_final(model: Any, tokenizer: Any, meta: dict, out: Path, recipe: Recipe, run_dir: Path,
+                summary: dict) -> None:
+    """The trained model as an HF directory: each file written beside, then renamed into place; manifest last."""
+    with tempfile.TemporaryDirectory(dir=out, prefix=".final.") as tmp:
+        save_model(model, tokenizer, meta | {"trained": True, "steps": summary["steps"]}, Path(tmp), recipe)
+        for f in Path(tmp).iterdir():
+            os.replace(f, out / f.name)
+    inputs = {"recipe": {k: recipe.model_dump(mode="json")[k] for k in ("seed", "model", "train", "tokenizer")},
+              "mixture": mixture_fingerprint(run_dir)}
+    write_manifest(out, "train", inputs, {"files": sorted(p.name for p in out.iterdir() if p.is_file())},
+                   **summary)
