@@ -122,22 +122,13 @@ def _token_logprob(info: TokenInfo, top: bool) -> dict[str, Any]:
 
 def _completion_logprobs(tokens: list[TokenInfo], offset: int, prompt: list[TokenInfo] | None = None
                          ) -> dict[str, Any]:
-    """Legacy completions logprobs: tokens, token_logprobs, top_logprobs, text_offset."""
+    """Legacy completions logprobs: tokens, token_logprobs, top_logprobs, text_offset (characters into the text)."""
     out: dict[str, Any] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
-    pos = 0
-    for info in (prompt or []):
+    for info, shift in [(t, 0) for t in (prompt or [])] + [(t, offset) for t in tokens]:
         out["tokens"].append(info.text)
         out["token_logprobs"].append(info.logprob)  # None for the first prompt token
-        out["top_logprobs"].append(None)
-        out["text_offset"].append(pos)
-        pos += len(info.text)
-    pos = offset
-    for info in tokens:
-        out["tokens"].append(info.text)
-        out["token_logprobs"].append(info.logprob)
-        out["top_logprobs"].append({t: lp for t, lp in info.top})
-        out["text_offset"].append(pos)
-        pos += len(info.text)
+        out["top_logprobs"].append({t: lp for t, lp in info.top} if info.logprob is not None else None)
+        out["text_offset"].append(info.offset + shift)
     return out
 
 
@@ -247,7 +238,7 @@ def create_app(engine: Engine, limits: ServeLimits | None = None) -> FastAPI:
             if engine.arch != "causal":
                 raise APIError(400, "echo with logprobs scores the prompt, which needs a causal model; this model is "
                                "seq2seq", param="echo")
-            prompt_infos = await _score(batcher, engine, ids)
+            prompt_infos = await _score(batcher, engine, prompt, req.logprobs)
         if req.stream:
             if max_tokens == 0:
                 raise APIError(400, "stream needs max_tokens >= 1", param="max_tokens")
@@ -268,11 +259,10 @@ def create_app(engine: Engine, limits: ServeLimits | None = None) -> FastAPI:
     return app
 
 
-async def _score(batcher: Batcher, engine: Engine, ids: list[int]) -> list[TokenInfo]:
+async def _score(batcher: Batcher, engine: Engine, prompt: str, top: int) -> list[TokenInfo]:
     import asyncio
 
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(batcher._pool, engine.score, ids)
+    return await asyncio.get_running_loop().run_in_executor(batcher.pool, engine.score, prompt, top)
 
 
 def _usage(result: Completion) -> Usage:

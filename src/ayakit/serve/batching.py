@@ -30,7 +30,7 @@ class Batcher:
         self.stats = BatchStats()
         self._queue: asyncio.Queue[tuple[GenRequest, asyncio.Queue]] | None = None
         self._worker: asyncio.Task | None = None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ayakit-generate")
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ayakit-generate")
 
     @property
     def queued(self) -> int:
@@ -48,7 +48,7 @@ class Batcher:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[Delta | Completion]:
         """Queue one request; yield its Deltas as they are generated, then its Completion."""
@@ -95,7 +95,7 @@ class Batcher:
             self.stats.requests += len(batch)
             self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(batch))
             try:
-                results = await loop.run_in_executor(self._pool, self.engine.run, [r for r, _ in batch])
+                results = await loop.run_in_executor(self.pool, self.engine.run, [r for r, _ in batch])
             except Exception as exc:  # the whole batch failed: every waiting request gets the error
                 for _, q in batch:
                     q.put_nowait(exc)

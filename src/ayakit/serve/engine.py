@@ -35,6 +35,7 @@ class TokenInfo:
     text: str
     logprob: float | None  # None for the first prompt token when a prompt is scored
     top: list[tuple[str, float]] = field(default_factory=list)
+    offset: int = 0  # where the token's text starts in the decoded output (or in the prompt, when scored)
 
 
 @dataclass
@@ -134,6 +135,7 @@ class _RowState:
         self.ids.append(token_id)
         info = self.last if self.last is not None and self.last.id == token_id else TokenInfo(token_id, "", 0.0)
         info.text = self.tok.convert_ids_to_tokens(token_id)
+        info.offset = len(self.text)
         self.infos.append(info)
         self.pending.append(info)
         self.text = self.tok.decode(self.ids, skip_special_tokens=True)
@@ -233,18 +235,30 @@ class Engine:
         reqs = [GenRequest(self.encode_prompt(p), params) for p in prompts]
         return [c.text for c in self.run(reqs)]
 
-    def score(self, ids: list[int]) -> list[TokenInfo]:
-        """Log-probability of each prompt token given the ones before it (causal models; the first has none)."""
+    def score(self, text: str, top: int = 0) -> list[TokenInfo]:
+        """Each prompt token's log-probability given the ones before it (causal models; the first has none).
+
+        Offsets are character positions in `text`, so a caller can tell context tokens from continuation tokens.
+        """
         import torch
 
         if self.arch != "causal":
             raise ValueError("scoring a prompt needs a causal model")
+        ids = self.encode_prompt(text)
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        starts = [start for start, _ in enc["offset_mapping"]]
+        starts = [0] * (len(ids) - len(starts)) + starts[-len(ids):]  # a bos in front starts at 0
         with self._lock, torch.inference_mode():
             logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0].float()
         logp = torch.log_softmax(logits, dim=-1)
         tokens = self.tokenizer.convert_ids_to_tokens(ids)
-        out = [TokenInfo(ids[0], tokens[0], None)]
-        out += [TokenInfo(t, tokens[i], float(logp[i - 1, t])) for i, t in enumerate(ids) if i > 0]
+        out = [TokenInfo(ids[0], tokens[0], None, [], starts[0])]
+        for i in range(1, len(ids)):
+            best = []
+            if top > 0:
+                values, idx = torch.topk(logp[i - 1], min(top, logp.shape[-1]))
+                best = [(self.tokenizer.convert_ids_to_tokens(int(t)), float(v)) for v, t in zip(values, idx)]
+            out.append(TokenInfo(ids[i], tokens[i], float(logp[i - 1, ids[i]]), best, starts[i]))
         return out
 
     def _pad(self, seqs: list[list[int]]) -> tuple[Any, Any]:
