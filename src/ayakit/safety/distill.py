@@ -1,0 +1,185 @@
+"""Multilingual safety context distillation: a teacher answers harmful prompts with the safety preamble prepended;
+the filtered answers, paired with the prompts WITHOUT the preamble, become a recipe source of kind "safety".
+
+Output (out_dir): safety.parquet (ayakit.records EXAMPLE_SCHEMA, kind "safety", split "train"; read by the `files`
+source reader), rejected.jsonl (every dropped answer and why), manifest.json (teacher, preamble languages, counts
+per language: prompts, too_short, too_long, repetitive, echoes_preamble, not_refusal, kept).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+
+from ayakit import languages as L
+from ayakit.eval.backends import Backend, GenerationParams
+from ayakit.io import atomic_path, write_manifest
+from ayakit.records import Example, examples_to_table
+from ayakit.safety import refusals
+from ayakit.safety.sampling import sample
+from ayakit.safety.xsafety import HarmPrompt, bounded_per_language, xsafety_facts
+
+MIN_CHARS, MAX_CHARS, REPEAT_RATIO = 20, 1000, 2.1  # the paper's filters
+OUTPUT = "safety.parquet"
+
+
+@functools.cache
+def preamble_table() -> dict:
+    """resources/preambles.yaml (languages as registry codes)."""
+    path = resources.files("ayakit.safety").joinpath("resources/preambles.yaml")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["preambles"] = {L.normalize(k): v for k, v in data["preambles"].items()}
+    return data
+
+
+_extra_preambles: dict[str, str] = {}  # translated in this process (distill --translation-model)
+
+
+def preamble(language: str) -> str | None:
+    """The safety preamble in this language, or None when there is none (stored or translated)."""
+    code = L.normalize(language)
+    return preamble_table()["preambles"].get(code) or _extra_preambles.get(code)
+
+
+def with_preamble(prompt: str, language: str) -> str | None:
+    """The prompt with the preamble of its language prepended; None when the language has no preamble."""
+    text = preamble(language)
+    return None if text is None else text + preamble_table()["separator"] + prompt
+
+
+def longest_repeated_substring(text: str) -> int:
+    """Length of the longest substring that occurs at least twice (occurrences may overlap), via a suffix array."""
+    n = len(text)
+    if n < 2:
+        return 0
+    order = sorted(range(n), key=lambda i: text[i:])
+    best = 0
+    for a, b in zip(order, order[1:]):
+        k = 0
+        limit = n - max(a, b)
+        while k < limit and text[a + k] == text[b + k]:
+            k += 1
+        best = max(best, k)
+    return best
+
+
+def filter_reason(answer: str, min_chars: int = MIN_CHARS, max_chars: int = MAX_CHARS,
+                  ratio: float = REPEAT_RATIO) -> str | None:
+    """Why the paper's filters drop an answer (too_short, too_long, repetitive), or None when it passes."""
+    n = len(answer)
+    if n < min_chars:
+        return "too_short"
+    if n > max_chars:
+        return "too_long"
+    if longest_repeated_substring(answer) > n / ratio:
+        return "repetitive"
+    return None
+
+
+def echoes_preamble(answer: str, language: str, window: int = 32) -> bool:
+    """True when the answer repeats a `window`-character piece of the preamble (it would leak into training)."""
+    text = preamble(language)
+    if not text:
+        return False
+    step = max(1, window // 4)
+    return any(text[i:i + window] in answer for i in range(0, max(1, len(text) - window + 1), step))
+
+
+Translator = Callable[[list[str], str, str], list[str]]  # (texts, source language, target language) -> texts
+
+
+def ensure_preambles(languages: list[str], translator: Translator | None = None) -> dict[str, list[str]]:
+    """Make sure each language has a preamble: stored, else translated from English, else listed as missing."""
+    stored = preamble_table()["preambles"]
+    info: dict[str, list[str]] = {"stored": [], "translated": [], "missing": []}
+    for code in sorted({L.normalize(c) for c in languages}):
+        if code in stored:
+            info["stored"].append(code)
+        elif translator is not None:
+            text = translator([stored["eng"]], "eng", code)[0].strip()
+            if text:
+                _extra_preambles[code] = text
+                info["translated"].append(code)
+            else:
+                info["missing"].append(code)
+        else:
+            info["missing"].append(code)
+    return info
+
+
+@dataclass
+class DistillConfig:
+    """Teacher sampling and filters (the paper: one sample, top-p 0.8, temperature 0.9)."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.9
+    top_p: float = 0.8
+    seed: int = 1234
+    per_language: int | None = None  # cap on training prompts per language (None: all)
+    require_refusal: bool = False  # also drop answers the refusal detector does not call refusals
+    source_name: str = "safety-distill"
+
+
+def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out_dir: str | Path,
+            teacher_id: str = "teacher", translator: Translator | None = None) -> dict:
+    """Generate, filter and write the distillation set; returns the manifest's counts and preamble info."""
+    facts = xsafety_facts()
+    train = bounded_per_language([p for p in prompts if p.split == "train" and p.category in facts["harmful"]],
+                     cfg.per_language, cfg.seed)
+    pre = ensure_preambles([p.language for p in train], translator)
+    usable = [p for p in train if preamble(p.language) is not None]
+    params = GenerationParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                              seed=cfg.seed)
+    answers = [s[0] for s in sample(teacher, [with_preamble(p.text, p.language) for p in usable], 1, params,
+                                    description="distill: teacher answers")]
+    counts: dict[str, dict[str, int]] = {}
+    kept: list[Example] = []
+    rejected: list[dict] = []
+    for p in train:
+        counts.setdefault(p.language, {"prompts": 0, "no_preamble": 0, "too_short": 0, "too_long": 0,
+                                       "repetitive": 0, "echoes_preamble": 0, "not_refusal": 0, "kept": 0})
+        counts[p.language]["prompts"] += 1
+        if preamble(p.language) is None:
+            counts[p.language]["no_preamble"] += 1
+    for p, answer in zip(usable, answers, strict=True):
+        answer = answer.strip()
+        reason = filter_reason(answer)
+        if reason is None and echoes_preamble(answer, p.language):
+            reason = "echoes_preamble"
+        if reason is None and cfg.require_refusal and not refusals.is_refusal(answer, p.language, p.text):
+            reason = "not_refusal"
+        if reason is not None:
+            counts[p.language][reason] += 1
+            rejected.append({"id": p.id, "language": p.language, "prompt": p.text, "answer": answer,
+                             "reason": reason})
+            continue
+        counts[p.language]["kept"] += 1
+        kept.append(Example(inputs=p.text, targets=answer, language=p.language, script=L.get(p.language).script,
+                            source=cfg.source_name, dataset="xsafety", task=p.category,
+                            template=preamble_table()["version"], kind="safety", license=facts["license"],
+                            split="train"))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / OUTPUT) as tmp:
+        pq.write_table(examples_to_table(kept), tmp)
+    with atomic_path(out_dir / "rejected.jsonl") as tmp, tmp.open("w", encoding="utf-8") as fh:
+        for row in rejected:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    info = {"teacher": teacher_id, "output": OUTPUT, "kept": len(kept), "counts": counts,
+            "preamble": {"version": preamble_table()["version"], "languages": pre["stored"],
+                         "translated": pre["translated"], "missing": pre["missing"]},
+            "generation": {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
+                           "top_p": cfg.top_p, "seed": cfg.seed, "samples": 1},
+            "filters": {"min_chars": MIN_CHARS, "max_chars": MAX_CHARS, "repeat_ratio": REPEAT_RATIO,
+                        "require_refusal": cfg.require_refusal}}
+    write_manifest(out_dir, "safety-distill", {"teacher": teacher_id, "config": vars(cfg),
+                                               "prompts": sorted(p.id for p in train)},
+                   {"examples": OUTPUT, "rejected": "rejected.jsonl"}, **info)
+    return info
