@@ -11,12 +11,22 @@ from __future__ import annotations
 from ayakit.data.sources.base import Reader, Source
 from ayakit.data.sources.embedded import embedded_reader, heldout_families, heldout_items
 from ayakit.data.sources.files import files_reader
+from ayakit.data.sources.hub import (aya_collection_reader, aya_dataset_reader, aya_evaluation_suite_reader,
+                                     data_provenance_reader, xp3x_reader)
+from ayakit.data.sources.parallel import flores_reader, tatoeba_reader, tatoeba_split
 from ayakit.errors import DataError
 from ayakit.recipe import Recipe, SourceSpec
 
 READERS: dict[str, Reader] = {
     "embedded": embedded_reader,
     "files": files_reader,
+    "aya_dataset": aya_dataset_reader,
+    "aya_collection": aya_collection_reader,
+    "xp3x": xp3x_reader,
+    "aya_evaluation_suite": aya_evaluation_suite_reader,
+    "data_provenance": data_provenance_reader,
+    "flores": flores_reader,
+    "tatoeba": tatoeba_reader,
 }
 
 
@@ -28,4 +38,4 @@ def open_source(spec: SourceSpec, recipe: Recipe) -> Source:
     return reader(spec, recipe)
 
 
-__all__ = ["READERS", "Source", "open_source", "heldout_items", "heldout_families"]
+__all__ = ["READERS", "Source", "open_source", "heldout_items", "heldout_families", "tatoeba_split"]

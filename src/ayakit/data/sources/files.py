@@ -101,6 +101,8 @@ def resolve_mapping(mapping: Mapping, columns: Sequence[str], path: Path, requir
     have = set(columns)
     out: dict[str, str] = {}
     for fld in EXAMPLE_FIELDS:
+        if fld in mapping and not mapping[fld]:
+            continue  # explicitly not read from the file (a hub column of that name means something else)
         want = mapping.get(fld)
         options = [want] if isinstance(want, str) else list(want) if want else [fld]
         hit = next((c for c in options if c in have), None)
@@ -114,19 +116,20 @@ def resolve_mapping(mapping: Mapping, columns: Sequence[str], path: Path, requir
 
 def iter_file_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
                    required: Sequence[str] = REQUIRED, batch_size: int = 4096,
-                   extra: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
-    """Rows of one file as dicts keyed by Example field; `extra` adds fixed values to every row."""
+                   extra: dict[str, str] | None = None, keep: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+    """Rows of one file as dicts keyed by Example field; `extra` adds fixed values to every row, `keep` names
+    further raw columns to carry (under their own names) when the file has them."""
     fmt = file_format(path)
     extra = extra or {}
     if fmt == "jsonl":
-        yield from _jsonl_rows(path, mapping, source, on_error, required, extra)
+        yield from _jsonl_rows(path, mapping, source, on_error, required, extra, keep)
         return
     if fmt == "parquet":
         pf = pq.ParquetFile(path)
-        cols = resolve_mapping(mapping, pf.schema_arrow.names, path, required)
+        cols = _with_kept(resolve_mapping(mapping, pf.schema_arrow.names, path, required), pf.schema_arrow.names, keep)
         batches = pf.iter_batches(batch_size=batch_size, columns=sorted(set(cols.values())))
     else:
-        cols, batches = _csv_batches(path, fmt, mapping, source, on_error, required, batch_size)
+        cols, batches = _csv_batches(path, fmt, mapping, source, on_error, required, batch_size, keep)
     for batch in batches:
         yield from _batch_rows(batch, cols, extra)
 
@@ -136,14 +139,19 @@ def _batch_rows(batch: pa.RecordBatch, cols: dict[str, str], extra: dict[str, st
     for i in range(batch.num_rows):
         row = dict(extra)
         for fld, values in data.items():
-            row[fld] = values[i]
+            if values[i] is not None:
+                row[fld] = values[i]
         yield row
 
 
+def _with_kept(cols: dict[str, str], columns: Sequence[str], keep: Sequence[str]) -> dict[str, str]:
+    return {**cols, **{k: k for k in keep if k in columns and k not in cols}}
+
+
 def _csv_batches(path: Path, fmt: str, mapping: Mapping, source: Source, on_error: str,
-                 required: Sequence[str], batch_size: int):
+                 required: Sequence[str], batch_size: int, keep: Sequence[str] = ()):
     header = _csv_header(path, fmt)
-    cols = resolve_mapping(mapping, header, path, required)
+    cols = _with_kept(resolve_mapping(mapping, header, path, required), header, keep)
 
     def invalid(row: pacsv.InvalidRow) -> str:
         if on_error == "skip":
@@ -171,7 +179,7 @@ def _csv_batches(path: Path, fmt: str, mapping: Mapping, source: Source, on_erro
 
 
 def _jsonl_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
-                required: Sequence[str], extra: dict[str, str]) -> Iterator[dict[str, Any]]:
+                required: Sequence[str], extra: dict[str, str], keep: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
     cols: dict[str, str] | None = None
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, start=1):
@@ -189,7 +197,7 @@ def _jsonl_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
                 raise DataError(f"{path}:{lineno}: malformed JSON line: {msg}") from None
             if cols is None or not all(c in obj for c in cols.values()):
                 try:
-                    cols = resolve_mapping(mapping, list(obj), path, required)
+                    cols = _with_kept(resolve_mapping(mapping, list(obj), path, required), list(obj), keep)
                 except DataError as exc:
                     if on_error == "skip" and cols is not None:
                         source.errors += 1
@@ -197,7 +205,8 @@ def _jsonl_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
                     raise DataError(f"{exc} (line {lineno})") from None
             row = dict(extra)
             for fld, col in cols.items():
-                row[fld] = obj.get(col)
+                if obj.get(col) is not None:
+                    row[fld] = obj[col]
             yield row
 
 
