@@ -1,0 +1,505 @@
+"""Readers of evaluation data: the public data dir's layouts and local copies of hub datasets.
+
+Each loader returns {language: LangData}: the records to evaluate and the pool for k-shot exemplars. A record is a
+plain dict with an `id`, the fields its prompts use, and `label` (choice tasks) or `answers` (generation tasks).
+A file in the wrong format is a DataError that names the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ayakit import languages as L
+from ayakit.errors import DataError
+
+LOADERS: dict[str, Callable[..., dict[str, LangData]]] = {}
+
+
+@dataclass
+class LangData:
+    """One language's records and its few-shot pool."""
+
+    records: list[dict]
+    pool: list[dict] = field(default_factory=list)
+
+
+def loader(name: str) -> Callable:
+    """Register a loader under a name (tasks.yaml's `loader:`)."""
+
+    def wrap(fn: Callable) -> Callable:
+        LOADERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def registry_code(code: str) -> str | None:
+    """The registry code of a dataset's language code, or None when it is not one of the 101 languages."""
+    try:
+        return L.normalize(code)
+    except L.UnknownLanguageError:
+        return None
+
+
+def _want(languages: set[str] | None, code: str) -> bool:
+    return languages is None or code in languages
+
+
+def _need_dir(data_dir: Path | None, sub: str, task: str) -> Path:
+    if data_dir is None:
+        raise DataError(f"task {task} needs the public data dir: pass --data-dir, set AYAKIT_DATA_DIR or the "
+                        "recipe's data_dir")
+    path = Path(data_dir) / sub
+    if not path.exists():
+        raise DataError(f"task {task}: {path} not found (is {data_dir} the public data dir?)")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a JSONL file; a bad line is a DataError naming the file and line."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{n}: expected a JSON object per line")
+            rows.append(row)
+    return rows
+
+
+def _field(row: dict, key: str, where: str) -> Any:
+    if key not in row:
+        raise DataError(f"{where}: missing field {key!r} (has {sorted(row)})")
+    return row[key]
+
+
+# --- public data dir --------------------------------------------------------------------------------------------
+
+
+@loader("xcopa")
+def load_xcopa(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+    """XCOPA: data/<lang>/{val,test}.<lang>.jsonl (premise, choice1, choice2, question, label)."""
+    root = _need_dir(data_dir, "xcopa/data", "xcopa")
+    split = spec.get("split", "val")
+    out = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        code = registry_code(d.name) or d.name  # Quechua is outside the 101 languages: kept, marked unseen
+        if not _want(languages, code):
+            continue
+        path = d / f"{split}.{d.name}.jsonl"
+        if not path.is_file():
+            raise DataError(f"xcopa: {path} not found")
+        records = []
+        for n, row in enumerate(read_jsonl(path), 1):
+            where = f"{path}:{n}"
+            rec = {k: _field(row, k, where) for k in ("premise", "choice1", "choice2", "question", "label")}
+            if rec["question"] not in ("cause", "effect") or rec["label"] not in (0, 1):
+                raise DataError(f"{where}: question must be cause/effect and label 0/1")
+            rec["id"] = f"{d.name}-{split}-{row.get('idx', n - 1)}"
+            records.append(rec)
+        out[code] = LangData(records)
+    return out
+
+
+def _spans(sentence: str, tokens: list[str]) -> list[tuple[int, int]] | None:
+    spans, cursor = [], 0
+    for tok in tokens:
+        start = sentence.find(tok, cursor)
+        if start < 0:
+            return None
+        spans.append((start, start + len(tok)))
+        cursor = start + len(tok)
+    return spans
+
+
+@loader("xwinograd")
+def load_xwinograd(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+    """XWinograd: dataset.tsv (lang, source, English, sentence, tokens, pronoun span, candidate spans + gold)."""
+    path = _need_dir(data_dir, "xwinograd/dataset.tsv", "xwinograd")
+    out: dict[str, LangData] = {}
+    with open(path, encoding="utf-8", newline="") as fh:
+        for n, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+            where = f"{path}:{n}"
+            if len(row) != 7:
+                raise DataError(f"{where}: expected 7 tab-separated columns, got {len(row)}")
+            lang = registry_code({"jp": "ja"}.get(row[0], row[0]))
+            if lang is None or not _want(languages, lang):
+                continue
+            try:
+                sentence, tokens, pronoun, cands = row[3], json.loads(row[4]), json.loads(row[5]), json.loads(row[6])
+                (p_start, p_end) = pronoun[1]
+                options = [c[0] for c in cands]
+                golds = [bool(c[3]) for c in cands]
+            except (json.JSONDecodeError, ValueError, IndexError, TypeError) as exc:
+                raise DataError(f"{where}: malformed token/pronoun/candidate columns ({exc})") from None
+            spans = _spans(sentence, tokens)
+            if spans is None or len(options) != 2 or golds.count(True) != 1 or p_end > len(spans):
+                continue  # the pronoun cannot be located in the raw sentence: not scorable
+            start, end = spans[p_start][0], spans[p_end - 1][1]
+            # before / after: lm-eval's partial scoring (context = text before the blank + option)
+            rec = {"id": f"{row[0]}-{n}", "sentence": sentence[:start] + "_" + sentence[end:],
+                   "option1": options[0], "option2": options[1], "label": golds.index(True),
+                   "before": sentence[:start], "after": sentence[end:].strip()}
+            out.setdefault(lang, LangData([])).records.append(rec)
+    return out
+
+
+def _read_tsv(path: Path, columns: tuple[str, ...]) -> list[dict]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}:1: missing columns {missing} (has {reader.fieldnames})")
+        return [dict(r) for r in reader]
+
+
+def _sib_dirs(root: Path, languages: set[str] | None) -> dict[str, Path]:
+    """One SIB-200 folder per registry language: its first FLORES code that is present."""
+    out = {}
+    for lang in L.languages():
+        if not _want(languages, lang.code):
+            continue
+        for flores in lang.flores:
+            if (root / flores).is_dir():
+                out[lang.code] = root / flores
+                break
+    return out
+
+
+@loader("sib200")
+def load_sib200(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+    """SIB-200: annotated/<flores>/{train,dev,test}.tsv (index_id, category, text); 7 topics."""
+    from ayakit.eval.tasks.prompts import load_prompts
+
+    root = _need_dir(data_dir, "sib200/data/annotated", "sib200")
+    labels = load_prompts(spec["prompts"]).tables["labels"]
+    out = {}
+    for code, d in _sib_dirs(root, languages).items():
+        parts = {}
+        for split in (spec.get("split", "test"), spec.get("fewshot_split", "train")):
+            rows = _read_tsv(d / f"{split}.tsv", ("index_id", "category", "text"))
+            recs = []
+            for n, r in enumerate(rows, 2):
+                if r["category"] not in labels:
+                    raise DataError(f"{d / f'{split}.tsv'}:{n}: unknown category {r['category']!r}")
+                recs.append({"id": f"{split}-{r['index_id']}", "text": r["text"], "labels": labels,
+                             "label": labels.index(r["category"]), "lang_name": L.get(code).name})
+            parts[split] = recs
+        out[code] = LangData(parts[spec.get("split", "test")], parts[spec.get("fewshot_split", "train")])
+    return out
+
+
+def _pairs(code: str, sources: list[str], targets: list[str], ids: list[str], direction: str) -> list[dict]:
+    name = L.get(code).name
+    src_name, tgt_name = (name, "English") if direction == "x-eng" else ("English", name)
+    out = []
+    for i, x, e in zip(ids, sources, targets):
+        source, target = (x, e) if direction == "x-eng" else (e, x)
+        out.append({"id": i, "source": source, "target": target, "answers": [target],
+                    "src_name": src_name, "tgt_name": tgt_name, "lang_name": name})
+    return out
+
+
+@loader("flores")
+def load_flores(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+    """FLORES-200 sentences through SIB-200's parallel split (rows aligned by index_id), English on the other side."""
+    root = _need_dir(data_dir, "sib200/data/annotated", spec["name"])
+    english = {}
+    for split in (spec.get("split", "test"), spec.get("fewshot_split", "train")):
+        english[split] = {r["index_id"]: r["text"] for r in _read_tsv(root / "eng_Latn" / f"{split}.tsv",
+                                                                       ("index_id", "text"))}
+    out = {}
+    dirs = _sib_dirs(root, languages)
+    dirs.pop("eng", None)  # English to English is not translation
+    for code, d in dirs.items():
+        parts = {}
+        for split, eng in english.items():
+            rows = [r for r in _read_tsv(d / f"{split}.tsv", ("index_id", "text")) if r["index_id"] in eng]
+            parts[split] = _pairs(code, [r["text"] for r in rows], [eng[r["index_id"]] for r in rows],
+                                  [f"{split}-{r['index_id']}" for r in rows], spec["direction"])
+        out[code] = LangData(parts[spec.get("split", "test")], parts[spec.get("fewshot_split", "train")])
+    return out
+
+
+def _tatoeba_files(root: Path, languages: set[str] | None) -> dict[str, str]:
+    """One Tatoeba file code per registry language: the registry code itself, else its aliases in order."""
+    found: dict[str, list[str]] = {}
+    for p in root.glob("tatoeba.*-eng.eng"):
+        file_code = p.name.split(".")[1].split("-")[0]
+        code = registry_code(file_code)
+        if code and _want(languages, code):
+            found.setdefault(code, []).append(file_code)
+    out = {}
+    for code, files in found.items():
+        rank = [code, *L.get(code).aliases]
+        out[code] = sorted(files, key=lambda f: (rank.index(f) if f in rank else len(rank), f))[0]
+    return out
+
+
+@loader("tatoeba")
+def load_tatoeba(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+    """Tatoeba: tatoeba.<xxx>-eng.{xxx,eng}, line-aligned; evaluated on the held-out lines, shots from the rest."""
+    try:
+        from ayakit.data.sources.tatoeba import tatoeba_split
+    except ImportError as exc:
+        raise DataError(f"task {spec['name']}: the Tatoeba train/held-out split is not available ({exc})") from None
+    root = _need_dir(data_dir, "tatoeba/data/tatoeba/v1", spec["name"])
+    out = {}
+    for code, fc in sorted(_tatoeba_files(root, languages).items()):
+        if code == "eng":
+            continue
+        xs = (root / f"tatoeba.{fc}-eng.{fc}").read_text(encoding="utf-8").splitlines()
+        es = (root / f"tatoeba.{fc}-eng.eng").read_text(encoding="utf-8").splitlines()
+        if len(xs) != len(es):
+            raise DataError(f"{root}/tatoeba.{fc}-eng.*: {len(xs)} vs {len(es)} lines; the files must be aligned")
+        train_idx, held_idx = tatoeba_split(len(xs), seed=0, heldout_fraction=0.5)
+        held = _pairs(code, [xs[i] for i in held_idx], [es[i] for i in held_idx], [f"{fc}-{i}" for i in held_idx],
+                      spec["direction"])
+        pool = _pairs(code, [xs[i] for i in train_idx], [es[i] for i in train_idx],
+                      [f"{fc}-{i}" for i in train_idx], spec["direction"])
+        out[code] = LangData(held, pool)
+    return out
+
+
+def _squad_records(data: dict, where: str, prefix: str) -> list[dict]:
+    out = []
+    try:
+        for article in data["data"]:
+            for para in article["paragraphs"]:
+                for qa in para["qas"]:
+                    answers = [a["text"] for a in qa["answers"]]
+                    out.append({"id": f"{prefix}{qa['id']}", "context": para["context"], "question": qa["question"],
+                                "answers": answers, "answer": answers[0] if answers else ""})
+    except (KeyError, TypeError) as exc:
+        raise DataError(f"{where}: not in SQuAD v1.1 format (missing {exc})") from None
+    return out
+
+
+@loader("xquad")
+def load_xquad(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+    """XQuAD: xquad.<iso1>.json in SQuAD v1.1 format (no train split: zero-shot)."""
+    root = _need_dir(data_dir, "xquad", "xquad")
+    out = {}
+    for path in sorted(root.glob("xquad.*.json")):
+        code = registry_code(path.name.split(".")[1])
+        if code is None or not _want(languages, code):
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        out[code] = LangData(_squad_records(data, str(path), ""))
+    return out
+
+
+# --- hub datasets (a local copy in the hub layout, else the hub) ----------------------------------------------------
+
+
+def hub_rows(spec: dict, data_dir: Path | None, config: str | None, split: str) -> list[dict] | None:
+    """Rows of a hub dataset split: from <data_dir>/<hub_id>/[<config>/]<split>*.{parquet,jsonl,json} or
+    <split>/*.parquet (the hub's parquet layout); else from the hub via `datasets`; None when the split is absent."""
+    hub_id = spec["hub_id"]
+    if data_dir is not None and (Path(data_dir) / hub_id).is_dir():
+        base = Path(data_dir) / hub_id
+        if config:
+            base = base / config
+        if not base.is_dir():
+            return None
+        files = sorted([*base.glob(f"{split}*.parquet"), *base.glob(f"{split}/*.parquet"),
+                        *base.glob(f"{split}*.jsonl"), *base.glob(f"{split}*.json")])
+        if not files:
+            return None
+        rows: list[dict] = []
+        for f in files:
+            if f.suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                try:
+                    rows.extend(pq.read_table(f).to_pylist())
+                except Exception as exc:  # noqa: BLE001 - any parquet failure is a bad file
+                    raise DataError(f"{f}: not a readable Parquet file ({exc})") from None
+            elif f.suffix == ".jsonl":
+                rows.extend(read_jsonl(f))
+            else:
+                try:
+                    data = json.loads(f.read_text(encoding="utf-8"))
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{f}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+                rows.extend(data if isinstance(data, list) else data.get("data", []))
+        return rows
+    try:
+        import datasets
+
+        return [dict(r) for r in datasets.load_dataset(hub_id, config, split=split)]
+    except Exception as exc:  # noqa: BLE001 - offline, missing config, ...: one clear message
+        raise DataError(f"task {spec['name']}: cannot read {hub_id} ({config or 'default'}, {split}): put a local "
+                        f"copy in the hub layout at <data_dir>/{hub_id}/ or allow hub access "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def _hub_configs(spec: dict, data_dir: Path | None) -> list[str] | None:
+    """Configs present in the local copy (None: no local copy)."""
+    if data_dir is not None and (Path(data_dir) / spec["hub_id"]).is_dir():
+        return sorted(p.name for p in (Path(data_dir) / spec["hub_id"]).iterdir() if p.is_dir())
+    return None
+
+
+def _per_config(spec: dict, data_dir: Path | None, languages: set[str] | None, default_configs: Iterable[str],
+                convert: Callable[[dict, str, str], dict], code_of: Callable[[str], str | None] = registry_code,
+                ) -> dict[str, LangData]:
+    configs = _hub_configs(spec, data_dir) or list(default_configs)
+    out = {}
+    for config in configs:
+        code = code_of(config)
+        if code is None or not _want(languages, code):
+            continue
+        rows = hub_rows(spec, data_dir, config, spec["split"])
+        if rows is None:
+            continue
+        pool_rows = hub_rows(spec, data_dir, config, spec["fewshot_split"]) if spec.get("fewshot_split") else None
+        where = f"{spec['hub_id']}/{config}"
+        out[code] = LangData([convert(r, f"{where}/{spec['split']}[{i}]", f"{config}-{i}") for i, r in enumerate(rows)],
+                             [convert(r, f"{where}/{spec['fewshot_split']}[{i}]", f"{config}-shot-{i}")
+                              for i, r in enumerate(pool_rows or [])])
+    return out
+
+
+XNLI_CONFIGS = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
+
+
+@loader("xnli")
+def load_xnli(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+    """XNLI (facebook/xnli): premise, hypothesis, label (0 entailment, 1 neutral, 2 contradiction)."""
+    def convert(r: dict, where: str, rid: str) -> dict:
+        rec = {k: _field(r, k, where) for k in ("premise", "hypothesis", "label")}
+        if rec["label"] not in (0, 1, 2):
+            raise DataError(f"{where}: label must be 0, 1 or 2")
+        return {**rec, "id": rid}
+
+    return _per_config(spec, data_dir, languages, XNLI_CONFIGS, convert)
+
+
+XSC_CONFIGS = ("ar", "en", "es", "eu", "hi", "id", "my", "ru", "sw", "te", "zh")
+
+
+@loader("xstorycloze")
+def load_xstorycloze(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+    """XStoryCloze (juletxara/xstory_cloze): input_sentence_1..4, sentence_quiz1/2, answer_right_ending (1/2)."""
+    def convert(r: dict, where: str, rid: str) -> dict:
+        story = " ".join(str(_field(r, f"input_sentence_{i}", where)) for i in range(1, 5))
+        right = _field(r, "answer_right_ending", where)
+        if right not in (1, 2):
+            raise DataError(f"{where}: answer_right_ending must be 1 or 2")
+        return {"id": rid, "story": story, "ending1": _field(r, "sentence_quiz1", where),
+                "ending2": _field(r, "sentence_quiz2", where), "label": right - 1}
+
+    return _per_config(spec, data_dir, languages, XSC_CONFIGS, convert)
+
+
+MMLU_CONFIGS = ("ar", "bn", "ca", "da", "de", "es", "eu", "fr", "gu", "hi", "hr", "hu", "hy", "id", "it", "kn", "ml",
+                "mr", "ne", "nl", "pt", "ro", "ru", "sk", "sr", "sv", "ta", "te", "uk", "vi", "zh")
+
+
+@loader("mmlu")
+def load_mmlu(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+    """Multilingual MMLU (alexandrainst/m_mmlu): instruction, option_a..option_d, answer (A-D)."""
+    def convert(r: dict, where: str, rid: str) -> dict:
+        answer = str(_field(r, "answer", where)).strip()
+        if answer not in ("A", "B", "C", "D"):
+            raise DataError(f"{where}: answer must be A, B, C or D (got {answer!r})")
+        return {"id": rid, "question": _field(r, "instruction", where), "a": _field(r, "option_a", where),
+                "b": _field(r, "option_b", where), "c": _field(r, "option_c", where),
+                "d": _field(r, "option_d", where), "label": "ABCD".index(answer)}
+
+    return _per_config(spec, data_dir, languages, MMLU_CONFIGS, convert)
+
+
+XLSUM_CONFIGS = ("amharic", "arabic", "azerbaijani", "bengali", "burmese", "chinese_simplified", "english", "french",
+                 "gujarati", "hausa", "hindi", "igbo", "indonesian", "japanese", "kirundi", "korean", "kyrgyz",
+                 "marathi", "nepali", "oromo", "pashto", "persian", "portuguese", "punjabi", "russian",
+                 "scottish_gaelic", "serbian_cyrillic", "sinhala", "somali", "spanish", "swahili", "tamil", "telugu",
+                 "thai", "tigrinya", "turkish", "ukrainian", "urdu", "uzbek", "vietnamese", "welsh", "yoruba")
+
+
+def _xlsum_code(config: str) -> str | None:
+    name = {"chinese_simplified": "chinese", "serbian_cyrillic": "serbian", "kirundi": "rundi",
+            "scottish_gaelic": "gaelic"}.get(config, config)
+    by_name = {lang.name.lower(): lang.code for lang in L.languages()}
+    return by_name.get(name.replace("_", " ")) or registry_code(name)
+
+
+@loader("xlsum")
+def load_xlsum(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+    """XLSum (csebuetnlp/xlsum): configs named by language; text, summary."""
+    def convert(r: dict, where: str, rid: str) -> dict:
+        summary = _field(r, "summary", where)
+        return {"id": str(r.get("id") or rid), "text": _field(r, "text", where), "summary": summary,
+                "answers": [summary], "lang_name": ""}
+
+    out = _per_config(spec, data_dir, languages, XLSUM_CONFIGS, convert, code_of=_safe(_xlsum_code))
+    for code, data in out.items():
+        for rec in [*data.records, *data.pool]:
+            rec["lang_name"] = L.get(code).name
+    return out
+
+
+def _safe(fn: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    def wrapped(x: str) -> str | None:
+        try:
+            return fn(x)
+        except L.UnknownLanguageError:
+            return None
+
+    return wrapped
+
+
+@loader("tydiqa")
+def load_tydiqa(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+    """TyDiQA GoldP (secondary_task): id "<language>-<n>", context, question, answers {text, answer_start}."""
+    by_name = {lang.name.lower(): lang.code for lang in L.languages()}
+    out: dict[str, LangData] = {}
+    for split, attr in ((spec["split"], "records"), (spec.get("fewshot_split"), "pool")):
+        if not split:
+            continue
+        rows = hub_rows(spec, data_dir, spec.get("config"), split) or []
+        for i, r in enumerate(rows):
+            where = f"{spec['hub_id']}/{split}[{i}]"
+            rid = str(_field(r, "id", where))
+            code = by_name.get(rid.split("-")[0])
+            if code is None or not _want(languages, code):
+                continue
+            answers = _field(r, "answers", where)
+            texts = answers.get("text") if isinstance(answers, dict) else None
+            if not isinstance(texts, list):
+                raise DataError(f"{where}: answers must be {{'text': [...], 'answer_start': [...]}}")
+            rec = {"id": rid, "context": _field(r, "context", where), "question": _field(r, "question", where),
+                   "answers": texts, "answer": texts[0] if texts else ""}
+            getattr(out.setdefault(code, LangData([])), attr).append(rec)
+    return {k: v for k, v in out.items() if v.records}
+
+
+@loader("aya_suite")
+def load_aya_suite(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+    """CohereForAI/aya_evaluation_suite: id, inputs, targets, language (an ISO 639-3 code), script."""
+    rows = hub_rows(spec, data_dir, spec.get("config"), spec["split"]) or []
+    out: dict[str, LangData] = {}
+    for i, r in enumerate(rows):
+        where = f"{spec['hub_id']}/{spec.get('config')}/{spec['split']}[{i}]"
+        code = registry_code(str(_field(r, "language", where)))
+        if code is None or not _want(languages, code):
+            continue
+        targets = _field(r, "targets", where)
+        rec = {"id": str(r.get("id", i)), "inputs": _field(r, "inputs", where), "targets": targets,
+               "answers": [targets]}
+        out.setdefault(code, LangData([])).records.append(rec)
+    return out
