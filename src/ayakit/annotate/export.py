@@ -118,6 +118,10 @@ def export(session: Session, out: str | Path, fmt: str = "aya-dataset", min_appr
 
 
 def manifest_path(out: str | Path) -> Path:
-    """Where an export's manifest goes: OUT.parquet -> OUT.manifest.json beside it."""
+    """Where an export's manifest goes: OUT.parquet -> .OUT.manifest.json beside it.
+
+    Hidden, so that a recipe source whose `path:` is the export's folder reads only the data files (readers of
+    local folders skip dot-files; a visible *.json there would be read as data).
+    """
     out = Path(out)
-    return out.with_name(out.stem + ".manifest.json")
+    return out.with_name(f".{out.stem}.manifest.json")
