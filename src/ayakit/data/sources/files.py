@@ -153,12 +153,16 @@ def _csv_batches(path: Path, fmt: str, mapping: Mapping, source: Source, on_erro
     header = _csv_header(path, fmt)
     cols = _with_kept(resolve_mapping(mapping, header, path, required), header, keep)
 
+    problems: list[str] = []
+
     def invalid(row: pacsv.InvalidRow) -> str:
         if on_error == "skip":
             source.errors += 1
             return "skip"
-        raise DataError(f"{path}:{row.number or '?'}: malformed {fmt.upper()} row: {row.text[:80]!r} "
+        # pyarrow swallows exceptions raised here: remember the message, let it stop with "error"
+        problems.append(f"{path}:{row.number or '?'}: malformed {fmt.upper()} row: {row.text[:80]!r} "
                         f"(expected {row.expected_columns} columns, got {row.actual_columns})")
+        return "error"
 
     parse = _csv_parse(fmt, newlines_in_values=fmt == "csv", invalid_row_handler=invalid)
     convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header},
@@ -173,7 +177,7 @@ def _csv_batches(path: Path, fmt: str, mapping: Mapping, source: Source, on_erro
                 for start in range(0, batch.num_rows, batch_size):
                     yield batch.slice(start, batch_size)
         except pa.ArrowInvalid as exc:
-            raise DataError(f"{path}: malformed {fmt.upper()}: {exc}") from None
+            raise DataError(problems[0] if problems else f"{path}: malformed {fmt.upper()}: {exc}") from None
 
     return cols, gen()
 
