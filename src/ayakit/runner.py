@@ -455,6 +455,8 @@ def ablate_cmd(
                               f"({', '.join(STAGE_NAMES)})."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Public data directory (default: recipe data_dir, "
                                   "else $AYAKIT_DATA_DIR)."),
+    base: Path = typer.Option(None, "--base", help="Use this base recipe instead of the file's (e.g. "
+                              "recipes/demo-smoke.yaml for a quick check of the same variants)."),
 ) -> None:
     """Train recipe variants under one budget and seed, then compare them paper-style (one row per variant, one
     column per task, winners marked) in RUNS_DIR/<ablation>/report.md and index.html."""
@@ -462,6 +464,8 @@ def ablate_cmd(
 
     console = Console()
     ab = load_ablation(ablation)
+    if base is not None:
+        ab.base = Path(base).resolve()
     t0 = time.perf_counter()
     index = run_ablation(ab, runs_dir, overrides or [], data_dir, force, console)
     console.print(f"\n[bold]ablation finished in {time.perf_counter() - t0:.0f} s[/]")
