@@ -49,5 +49,5 @@ def test_repetition_threshold() -> None:
 
 def test_preamble_echo() -> None:
     eng = preamble("eng")
-    assert eng and echoes_preamble("Sure. " + eng[10:60], "eng")
+    assert eng and echoes_preamble("Sure. " + eng[10:90], "eng")
     assert not echoes_preamble("I do not assist with requests like this one.", "eng")

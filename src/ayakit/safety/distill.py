@@ -83,13 +83,13 @@ def filter_reason(answer: str, min_chars: int = MIN_CHARS, max_chars: int = MAX_
     return None
 
 
-def echoes_preamble(answer: str, language: str, window: int = 32) -> bool:
-    """True when the answer repeats a `window`-character piece of the preamble (it would leak into training)."""
-    text = preamble(language)
-    if not text:
-        return False
+def echoes_preamble(answer: str, language: str, window: int = 64) -> bool:
+    """True when the answer repeats a `window`-character piece of its language's preamble or any stored one
+    (the preamble must not leak into training)."""
+    texts = {preamble(language), *preamble_table()["preambles"].values()} - {None}
     step = max(1, window // 4)
-    return any(text[i:i + window] in answer for i in range(0, max(1, len(text) - window + 1), step))
+    return any(text[i:i + window] in answer for text in texts
+               for i in range(0, max(1, len(text) - window + 1), step))
 
 
 Translator = Callable[[list[str], str, str], list[str]]  # (texts, source language, target language) -> texts
