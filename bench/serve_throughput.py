@@ -1,0 +1,129 @@
+"""Throughput of `ayakit serve`: 16 concurrent clients (dynamic batching) vs the same requests one at a time.
+
+Both runs talk to the same server on loopback over HTTP with the same greedy requests, so they generate the same
+tokens; the script prints requests/s and tokens/s of each and their ratio (goal: >= 4x).
+
+    .venv/bin/python bench/serve_throughput.py                 # builds an untrained demo-size ("tiny") T5
+    .venv/bin/python bench/serve_throughput.py --model runs/demo/model --clients 16 --requests 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+PROMPTS = [
+    "Translate to French: The library opens at nine.", "Write a short poem about the sea.",
+    "Where is the nearest train station?", "Explain why the sky is blue.", "Nenda sokoni ukanunue ndizi.",
+    "¿Cuál es la capital de Kenia?", "Résume ce texte en une phrase.", "List three fruits that are red.",
+]
+
+
+def build_demo_model(out: Path, preset: str) -> Path:
+    """An untrained T5 of the demo preset with a Unigram tokenizer trained on the language registry's names."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
+
+    from ayakit.languages import languages
+    from ayakit.train.model import preset_config
+
+    text = [f"{lang.name} {lang.native_name} {' '.join(lang.aliases)}" for lang in languages()] + PROMPTS
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+    tok.train_from_iterator(text * 5, trainers.UnigramTrainer(vocab_size=2000, special_tokens=["<pad>", "</s>", "<unk>"],
+                                                               unk_token="<unk>"))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    fast.save_pretrained(out)
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=len(fast), feed_forward_proj="gated-gelu", tie_word_embeddings=True,
+                   pad_token_id=fast.pad_token_id, eos_token_id=fast.eos_token_id,
+                   decoder_start_token_id=fast.pad_token_id, **preset_config("seq2seq", preset))
+    T5ForConditionalGeneration(cfg).save_pretrained(out)
+    (out / "ayakit.json").write_text(json.dumps({"arch": "seq2seq", "preset": preset, "max_source_length": 256}))
+    return out
+
+
+def one(client: httpx.Client, prompt: str, max_tokens: int) -> int:
+    """Send one chat request; return its completion tokens."""
+    resp = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": prompt}],
+                                                     "max_tokens": max_tokens, "temperature": 0})
+    resp.raise_for_status()
+    return resp.json()["usage"]["completion_tokens"]
+
+
+def run(url: str, prompts: list[str], max_tokens: int, clients: int) -> tuple[float, int]:
+    """Seconds and completion tokens to serve every prompt with `clients` concurrent connections."""
+    with httpx.Client(base_url=url, timeout=600) as client:
+        start = time.perf_counter()
+        if clients == 1:
+            tokens = [one(client, p, max_tokens) for p in prompts]
+        else:
+            with cf.ThreadPoolExecutor(clients) as pool:
+                tokens = list(pool.map(lambda p: one(client, p, max_tokens), prompts))
+        return time.perf_counter() - start, sum(tokens)
+
+
+def main() -> None:
+    """Run both modes against one server and print the ratio."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, help="model dir (default: an untrained demo-size T5 built in a temp dir)")
+    ap.add_argument("--preset", default="tiny", help="preset of the built model (default: tiny, the CPU demo)")
+    ap.add_argument("--clients", type=int, default=16, help="concurrent clients (default: 16)")
+    ap.add_argument("--requests", type=int, default=64, help="requests in each mode (default: 64)")
+    ap.add_argument("--max-tokens", type=int, default=32, help="max_tokens of each request (default: 32)")
+    ap.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--json", type=Path, help="also write the numbers here")
+    args = ap.parse_args()
+
+    import torch
+
+    from ayakit.serve.app import ServeLimits, create_app
+    from ayakit.serve.engine import Engine
+    from ayakit.serve.loopback import serve_in_thread
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or build_demo_model(Path(tmp) / "model", args.preset)
+        engine = Engine(model, device=args.device)
+        params = sum(p.numel() for p in engine.model.parameters())
+        prompts = [PROMPTS[i % len(PROMPTS)] + f" ({i})" for i in range(args.requests)]
+        limits = ServeLimits(max_batch=args.clients, max_wait_ms=5, max_tokens=max(args.max_tokens, 16))
+        with serve_in_thread(create_app(engine, limits)) as url:
+            run(url, prompts[: args.clients], args.max_tokens, args.clients)  # warm-up
+            seq_s, seq_tok = run(url, prompts, args.max_tokens, 1)
+            bat_s, bat_tok = run(url, prompts, args.max_tokens, args.clients)
+            health = httpx.get(url + "/health").json()
+    n = len(prompts)
+    result = {
+        "model": str(args.model or f"untrained T5 preset {args.preset}"), "parameters": params,
+        "device": engine.device, "threads": torch.get_num_threads(), "requests": n, "max_tokens": args.max_tokens,
+        "clients": args.clients,
+        "one_at_a_time": {"seconds": seq_s, "requests_per_s": n / seq_s, "tokens_per_s": seq_tok / seq_s,
+                          "tokens": seq_tok},
+        "batched": {"seconds": bat_s, "requests_per_s": n / bat_s, "tokens_per_s": bat_tok / bat_s,
+                    "tokens": bat_tok, "max_batch_seen": health["max_batch_seen"]},
+    }
+    result["ratio_requests_per_s"] = result["batched"]["requests_per_s"] / result["one_at_a_time"]["requests_per_s"]
+    result["ratio_tokens_per_s"] = result["batched"]["tokens_per_s"] / result["one_at_a_time"]["tokens_per_s"]
+    print(f"model: {result['model']} ({params / 1e6:.1f}M parameters) on {engine.device}, "
+          f"{result['threads']} threads; {n} requests x max_tokens {args.max_tokens}")
+    for mode in ("one_at_a_time", "batched"):
+        r = result[mode]
+        print(f"{mode:>14}: {r['requests_per_s']:8.2f} req/s  {r['tokens_per_s']:9.1f} tok/s  ({r['seconds']:.2f} s)")
+    print(f"ratio (batched / one at a time): {result['ratio_requests_per_s']:.2f}x requests/s, "
+          f"{result['ratio_tokens_per_s']:.2f}x tokens/s (goal >= 4x)")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""`ayakit chat`: streams answers from a local model dir or from a server URL."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from ayakit.cli import app
+
+
+def test_stream_url_yields_the_served_answer(server: str, engine) -> None:
+    from ayakit.serve.cli import stream_url
+    from ayakit.serve.engine import SamplingParams
+
+    pieces = list(stream_url(server, [{"role": "user", "content": "Where is the cat?"}], 10, 0.0))
+    assert len(pieces) > 1
+    assert "".join(pieces) == engine.generate(["Where is the cat?"], SamplingParams(max_tokens=10))[0]
+
+
+def test_chat_command_against_url_and_local_dir(server: str, tiny_seq2seq, engine) -> None:
+    from ayakit.serve.engine import SamplingParams
+
+    expected = engine.generate(["Where is the cat?"], SamplingParams(max_tokens=8))[0]
+    for target in (server, str(tiny_seq2seq)):
+        result = CliRunner().invoke(app, ["chat", target, "--max-tokens", "8", "--temperature", "0"],
+                                    input="Where is the cat?\n/reset\n/exit\n")
+        assert result.exit_code == 0, result.output
+        assert expected in result.output
+
+
+def test_chat_reports_an_unreachable_server() -> None:
+    from ayakit.serve.loopback import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(app, ["chat", url], input="hello\n/exit\n")
+    assert result.exit_code == 0 and "error" in result.output
