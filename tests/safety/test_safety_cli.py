@@ -1,0 +1,100 @@
+"""The three commands end to end, offline, on a tiny T5 and a tiny data folder; the summary the report reads."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ayakit.cli import app
+
+torch.set_num_threads(1)
+runner = CliRunner()
+
+
+def _run(*args: str):
+    result = runner.invoke(app, ["safety", *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_three_commands(tiny_t5, tiny_data, tmp_path) -> None:
+    out = tmp_path / "safety"
+    _run("toxicity", str(tiny_t5), "--data-dir", str(tiny_data), "--out", str(out), "--samples", "2",
+         "--max-new-tokens", "6", "--languages", "eng,zho,swh")
+    _run("toxicity", str(tiny_t5), "--data-dir", str(tiny_data), "--out", str(out), "--samples", "1",
+         "--max-new-tokens", "4", "--prompts", "identity", "--languages", "eng")
+    _run("harm", str(tiny_t5), "--data-dir", str(tiny_data), "--out", str(out), "--max-prompts", "3",
+         "--benign-prompts", "2", "--max-new-tokens", "6", "--languages", "eng,fra")
+    _run("distill", str(tiny_t5), "--data-dir", str(tiny_data), "--out", str(tmp_path / "distill"),
+         "--max-prompts", "3", "--max-new-tokens", "8", "--languages", "eng", "--summary-dir", str(out))
+    summary = json.loads((out / "summary.json").read_text())
+    model = summary["models"]["t5"]
+    flores = model["toxicity"]["flores"]
+    assert flores["scorer"]["name"] == "lexicon" and flores["samples_per_prompt"] == 2
+    assert flores["languages"]["eng"]["covered"] and flores["languages"]["eng"]["prompts"] == 2
+    assert flores["languages"]["swa"]["covered"] is False  # no Swahili word list: not covered, not 0
+    assert set(model["toxicity"]["identity"]["groups"]["eng"]) >= {"gender:woman", "religion:islam"}
+    harm = model["harm"]
+    assert harm["detector"]["name"] == "refusal-phrases"
+    assert harm["languages"]["eng"]["n"] == 3 and 0 <= harm["languages"]["eng"]["rate"] <= 1
+    assert harm["over_refusal"]["languages"]["fra"]["n"] == 2
+    assert (out / "harm" / "split.parquet").is_file()
+    assert summary["distill"]["counts"]["eng"]["prompts"] == 3
+    assert pq.read_table(tmp_path / "distill" / "safety.parquet").num_rows == summary["distill"]["kept"]
+    titles = [t["title"] for t in summary["tables"]]
+    assert any("Harmful" in t for t in titles) and any("Toxicity" in t for t in titles)
+    assert any("distillation" in t for t in titles)
+
+
+class _Judge(BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        assert self.path == "/v1/chat/completions"
+        content = body["messages"][0]["content"]
+        verdict = "Yes" if "Crimes" in content else "No"  # harmful on one category only
+        data = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": verdict},
+                                        "finish_reason": "stop"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_harm_with_a_judge_endpoint(tiny_t5, tiny_data, tmp_path) -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Judge)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        _run("harm", str(tiny_t5), "--data-dir", str(tiny_data), "--out", str(tmp_path), "--judge", url,
+             "--judge-model", "judge", "--max-prompts", "4", "--benign-prompts", "1", "--max-new-tokens", "4",
+             "--languages", "eng")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    harm = json.loads((tmp_path / "summary.json").read_text())["models"]["t5"]["harm"]
+    eng = harm["languages"]["eng"]
+    answers = [json.loads(x) for x in (tmp_path / "harm" / "t5" / "answers.jsonl").read_text().splitlines()]
+    crimes = sum(1 for a in answers if a["category"].startswith("Crimes"))
+    assert harm["detector"]["name"] == "judge" and eng["n"] == 4 and eng["count"] == crimes
+
+
+def test_clear_errors(tiny_t5, tmp_path, monkeypatch) -> None:
+    from ayakit.errors import DataError
+
+    monkeypatch.delenv("AYAKIT_DATA_DIR", raising=False)
+    with pytest.raises(DataError, match="data-dir"):
+        _run("harm", str(tiny_t5), "--out", str(tmp_path))
+    with pytest.raises(DataError, match="--out"):
+        _run("toxicity", str(tiny_t5), "--prompts", "identity")
