@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow.parquet as pq
 import pytest
@@ -82,3 +83,10 @@ def save_recipe(recipe: Recipe, run_dir: Path) -> Path:
     path = run_dir / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
     return path
+
+
+@pytest.fixture(scope="session")
+def th() -> SimpleNamespace:
+    """The helpers above, for test modules (with --import-mode=importlib a conftest cannot be imported)."""
+    return SimpleNamespace(micro_recipe=micro_recipe, save_recipe=save_recipe, write_mixture=write_mixture,
+                           month_day_examples=month_day_examples)

@@ -62,13 +62,23 @@ def save_checkpoint(accelerator: Any, root: Path, step: int, state: dict[str, An
                                         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         _fsync_dir(tmp)
         if final.exists():  # a stale checkpoint of the same step (e.g. after falling back): keep it aside
-            final.rename(root / f"step-{step}.replaced-{int(time.time())}")
+            final.rename(set_aside(final, "replaced"))
         os.replace(tmp, final)
         _fsync_dir(root)
         for _, old in checkpoint_dirs(root)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def set_aside(path: Path, tag: str) -> Path:
+    """A free name beside `path` for keeping it (step-N.corrupt, step-N.corrupt-2, ...); never overwrites."""
+    candidate = path.with_name(f"{path.name}.{tag}")
+    n = 2
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}.{tag}-{n}")
+        n += 1
+    return candidate
 
 
 def _fsync_dir(path: Path) -> None:
@@ -119,10 +129,10 @@ def load_latest(accelerator: Any, root: Path, warn: Any = print) -> Checkpoint |
             accelerator.load_state(str(path))
         except (DataError, OSError, RuntimeError, ValueError, KeyError) as exc:
             problems.append(f"{path.name}: {exc}")
-            warn(f"checkpoint {path} is corrupt ({exc}); kept as {path.name}.corrupt, trying an older one")
+            warn(f"checkpoint {path} is corrupt ({exc}); kept aside as {path.name}.corrupt, trying an older one")
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
-                path.rename(path.with_name(f"{path.name}.corrupt"))
+                path.rename(set_aside(path, "corrupt"))
             accelerator.wait_for_everyone()
             continue
         if problems:

@@ -145,7 +145,8 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     run_dir = Path(run_dir)
     mixture_files(run_dir)  # a missing mixture is an error before anything is built
     out = model_dir(run_dir)
-    accelerator = Accelerator(mixed_precision=_mixed_precision(recipe))
+    # cpu=True is what makes accelerate start DDP over gloo when several CPU processes are launched
+    accelerator = Accelerator(mixed_precision=_mixed_precision(recipe), cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
     log = accelerator.print
 

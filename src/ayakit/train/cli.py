@@ -1,0 +1,106 @@
+"""`ayakit tokenizer train|stats RUN_DIR` and `ayakit train RUN_DIR`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+tokenizer_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                            help="Train a SentencePiece tokenizer on a run's mixture; fertility per language.")
+
+RUN_DIR_HELP = "Run directory: holds recipe.yaml and data/shards-*.parquet written by `ayakit data build`."
+RECIPE_HELP = "Recipe file to use instead of RUN_DIR/recipe.yaml."
+OVERRIDES_HELP = "Recipe overrides as key=value, e.g. train.lr=1e-3 train.steps=200 model.preset=micro."
+
+
+def _recipe(run_dir: Path, recipe: Path | None, overrides: list[str] | None):
+    from ayakit.recipe import RecipeError, load_recipe
+
+    path = recipe or run_dir / "recipe.yaml"
+    if not path.is_file():
+        raise RecipeError(f"no recipe at {path}: run `ayakit data build` first or pass --recipe")
+    return load_recipe(path, overrides or [])
+
+
+@tokenizer_app.command("train")
+def tokenizer_train(
+    run_dir: Path = typer.Argument(..., help=RUN_DIR_HELP),
+    recipe: Path = typer.Option(None, "--recipe", "-r", help=RECIPE_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+) -> None:
+    """Train the tokenizer on the mixture into RUN_DIR/tokenizer (or save the pretrained one there)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ayakit.train.tokenizer import build_tokenizer, fertility
+
+    rec = _recipe(run_dir, recipe, overrides)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
+        path = build_tokenizer(rec, run_dir, progress)
+        result = fertility(path, run_dir)
+    Console().print(f"tokenizer: {path}")
+    _print_fertility(result)
+
+
+@tokenizer_app.command("stats")
+def tokenizer_stats(
+    run_dir: Path = typer.Argument(..., help=RUN_DIR_HELP),
+    tokenizer: Path = typer.Option(None, "--tokenizer", "-t",
+                                   help="Tokenizer directory to measure (default: RUN_DIR/tokenizer)."),
+    tier: str = typer.Option(None, "--tier", help="Only languages of this tier: high, mid or low."),
+) -> None:
+    """Fertility on the mixture: tokens per character and per word, per language and per resource tier."""
+    from ayakit.train.tokenizer import fertility
+
+    result = fertility(tokenizer or run_dir / "tokenizer", run_dir)
+    _print_fertility(result, tier)
+
+
+def _print_fertility(result: dict, tier: str | None = None) -> None:
+    console = Console()
+    table = Table(title="Fertility per language (words: characters for zho, jpn, tha, khm, lao, mya)")
+    for col in ("language", "tier", "tokens/char", "tokens/word", "byte fallback", "texts"):
+        table.add_column(col, justify="left" if col in ("language", "tier") else "right")
+    rows = sorted(result["languages"].items(), key=lambda kv: -kv[1]["tokens_per_word"])
+    for code, r in rows:
+        if tier and r["tier"] != tier:
+            continue
+        table.add_row(code, r["tier"], f"{r['tokens_per_char']:.3f}", f"{r['tokens_per_word']:.2f}",
+                      f"{100 * r['byte_fallback_fraction']:.2f}%", str(r["n"]))
+    console.print(table)
+    tiers = Table(title="Fertility per tier (mean over languages)")
+    for col in ("tier", "languages", "tokens/char", "tokens/word", "byte fallback"):
+        tiers.add_column(col)
+    for name, r in result["tiers"].items():
+        tiers.add_row(name, str(r["languages"]), f"{r['tokens_per_char']:.3f}", f"{r['tokens_per_word']:.2f}",
+                      f"{100 * r['byte_fallback_fraction']:.2f}%")
+    console.print(tiers)
+
+
+def train_cmd(
+    run_dir: Path = typer.Argument(..., help=RUN_DIR_HELP),
+    recipe: Path = typer.Option(None, "--recipe", "-r", help=RECIPE_HELP),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest good checkpoint in "
+                                "RUN_DIR/model/checkpoints (a corrupt one is kept aside and an older one used)."),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+) -> None:
+    """Finetune the recipe's model on RUN_DIR's mixture with exact packing; writes RUN_DIR/model.
+
+    Trains the tokenizer first when RUN_DIR/tokenizer is missing. Launch several processes with
+    `accelerate launch -m ayakit.cli train RUN_DIR` (configs in recipes/accelerate/).
+    """
+    from ayakit.io import read_json
+    from ayakit.train.loop import train
+
+    rec = _recipe(run_dir, recipe, overrides)
+    out = train(rec, run_dir, resume=resume)
+    manifest = out / "manifest.json"
+    if manifest.is_file():
+        m = read_json(manifest)
+        Console().print(
+            f"model: {out}  steps {m['steps']}/{m['total_steps']}  train loss {m['final_train_loss']:.4f}"
+            + (f"  validation loss {m['final_val_loss']:.4f}" if m.get("final_val_loss") is not None else "")
+            + f"  {m['tokens_per_s']:,.0f} tokens/s  fill {100 * m['packing']['fill_rate']:.1f}%"
+            + f"  {m['packing']['examples_per_row']:.2f} examples/row")
