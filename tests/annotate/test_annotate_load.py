@@ -71,3 +71,21 @@ def test_bad_pairs(factory, tmp_path) -> None:
         load(s, bad, "compare")
     with factory() as s, pytest.raises(FileNotFoundError):
         load(s, tmp_path / "nope", "edit")
+
+
+def test_load_an_ayakit_judge_out_folder(factory, tmp_path) -> None:
+    out = tmp_path / "judge"
+    (out / "cache").mkdir(parents=True)
+    base = {"language": "hin", "prompt": "?", "model_a": "aya-101", "model_b": "mt0-xxl", "answer_a": "1",
+            "answer_b": "2", "judge_ab": "Preferred: Answer (A)", "judge_ba": "Preferred: Answer (B)"}
+    lines = [{**base, "id": f"x{i}", "verdict_ab": ab, "verdict_ba": ba, "outcome": outcome}
+             for i, (ab, ba, outcome) in enumerate([("A", "B", "a"), ("B", "A", "b"), ("A", "A", "tie"),
+                                                    (None, "B", "invalid")])]
+    (out / "pairs.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    (out / "summary.json").write_text("{}", encoding="utf-8")
+    (out / "cache" / "judge.jsonl").write_text('{"key": "k", "reply": "r"}\n', encoding="utf-8")
+    with factory() as s:
+        result = load(s, out, "compare")
+        winners = {p.external_id.split("|")[-1]: p.judge_winner for p in s.scalars(select(Pair))}
+    assert result.files == [str(out / "pairs.jsonl")]
+    assert winners == {"x0": "aya-101", "x1": "mt0-xxl", "x2": "tie", "x3": None}

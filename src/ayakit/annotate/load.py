@@ -1,10 +1,11 @@
 """Load work into the app: examples (a mixture run or a JSONL/Parquet file) to edit or rate; answer pairs to compare.
 
-Answer pairs come from `ayakit judge` output, one JSON object a line (or a Parquet file with the same columns):
-`id, language, prompt, model_a, model_b, answer_a, answer_b` and, optionally, the judge's verdict in one of
-`winner` (a model name or "tie"), `verdict` / `preferred` / `judge_verdict` ("A", "B", "TIE", "Answer (A)",
-"model_a", ...). A verdict names the answer under the line's own `model_a` / `model_b` columns, not the order the
-judge happened to see them in.
+Answer pairs come from `ayakit judge` (its --out folder, whose pairs.jsonl is read, or any JSONL / Parquet file
+with the same columns): `id, language, prompt, model_a, model_b, answer_a, answer_b` and, optionally, the judge's
+verdict in the first present of `outcome` (ayakit judge: "a" | "b" | "tie" | "invalid"), `winner` (a model name
+or "tie"), `verdict` / `preferred` / `judge_verdict` / `preference` ("A", "B", "TIE", "Answer (A)", "model_a", ...).
+A verdict names the answer under the line's own `model_a` / `model_b` columns, not the order the judge saw them
+in; "invalid" (the judge's reply could not be read) counts as no verdict.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from ayakit.records import example_id
 
 PAIR_COLUMNS = ("id", "language", "prompt", "model_a", "model_b", "answer_a", "answer_b")
 EXAMPLE_COLUMNS = ("inputs", "targets", "language")
-VERDICT_FIELDS = ("winner", "verdict", "preferred", "judge_verdict", "preference")
+VERDICT_FIELDS = ("outcome", "winner", "verdict", "preferred", "judge_verdict", "preference")
+NO_VERDICT = {"invalid", "none", "null", "unknown"}
 _A = {"a", "answer (a)", "answer a", "model_a", "(a)"}
 _B = {"b", "answer (b)", "answer b", "model_b", "(b)"}
 _TIE = {"tie", "draw", "both", "both_good", "both_bad", "equal"}
@@ -52,6 +54,8 @@ def find_files(path: str | Path, activity: str) -> list[Path]:
             shards = sorted(shards_dir.glob("shards-*.parquet"))
             if shards:
                 return shards
+    elif (path / "pairs.jsonl").is_file():  # an `ayakit judge --out` folder
+        return [path / "pairs.jsonl"]
     files = sorted([*path.glob("*.jsonl"), *path.glob("*.parquet")])
     if not files:
         raise DataError(f"{path}: no shards-*.parquet, *.parquet or *.jsonl files to load")
@@ -109,6 +113,8 @@ def judge_winner(where: str, row: dict) -> str | None:
             return str(row["model_b"])
         if low in _TIE:
             return "tie"
+        if low in NO_VERDICT:
+            return None
         raise DataError(f"{where}: column {field}={text!r} names neither model_a, model_b nor a tie")
     return None
 
