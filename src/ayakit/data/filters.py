@@ -195,6 +195,19 @@ def row_filters(table: pa.Table, cfg: FilterConfig, counts: dict[str, FilterCoun
     return table
 
 
+# ---- words (for MinHash shingles) ---------------------------------------------------------------------------
+
+# Scripts written without spaces between words: each character is a token. Everything else: runs of word chars.
+NO_SPACE_CHARS = ("\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+                  "\u0e00-\u0e7f\u0e80-\u0eff\u1780-\u17ff\u19e0-\u19ff\u1000-\u109f\u0f00-\u0fff")
+WORD_RE = re.compile(f"[{NO_SPACE_CHARS}]|[^\\W{NO_SPACE_CHARS}]+")
+
+
+def words(text: str) -> list[str]:
+    """Word tokens in any script: CJK, kana, Thai, Lao, Khmer, Myanmar, Tibetan characters one by one."""
+    return WORD_RE.findall(text)
+
+
 # ---- exact dedup ----------------------------------------------------------------------------------------
 
 def normalized_text(table: pa.Table) -> pa.Array:

@@ -93,7 +93,7 @@ def largest_remainder(total: int, weights: Mapping[str, float]) -> dict[str, int
     items = [(k, float(w)) for k, w in weights.items()]
     for k, w in items:
         if w < 0 or math.isnan(w):
-            raise DataError(f"weight of {k!r} is {w}: weights must be >= 0")
+            raise DataError(f"weight of {k!r} is {w}: negative weights are not allowed (use 0 to leave it out)")
     mass = sum(w for _, w in items)
     if total < 0:
         raise DataError(f"cannot split a negative total {total}")

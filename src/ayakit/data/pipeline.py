@@ -20,6 +20,7 @@ import glob
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -35,7 +36,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from datatrove.executor import base as _dt_base
+from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.word_tokenizers import WordTokenizer
 from loguru import logger
 
 from ayakit import languages as L
@@ -57,11 +60,13 @@ Progress = Callable[[str, int, int], None]  # (stage, index, number of stages)
 
 
 def _quiet_task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1):
-    """datatrove's per-task logger, with the console at WARNING: the CLI shows progress bars instead."""
+    """datatrove's per-task logger, writing to the task's log file only: the CLI shows progress bars instead."""
     logger.remove()
     logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
     fmt = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
-    logger.add(sys.stderr, level="WARNING", format=fmt, colorize=False)
+    # the console gets nothing: a failing task's error reaches the caller as the exception itself (the CLI
+    # prints user errors as one line); the full log stays in the task's log file
+    logger.add(sys.stderr, level="CRITICAL", format=fmt, colorize=False)
     logger.add(logfile, level="DEBUG", format=fmt, colorize=False)
     return logfile
 
@@ -287,8 +292,6 @@ class DedupStep(_Step):
                                          M.record_keys(0, cols.column("id").to_pylist()))
             del cols
         removed: Counter = Counter()
-        near = _minhash_removed(ctx, rank) if recipe.data.filters.dedup == "minhash" else None
-        near_removed: Counter = Counter()
         out = ctx.work / "dedup" / f"bucket-{rank:05d}.parquet"
         out.parent.mkdir(parents=True, exist_ok=True)
         offset = 0
@@ -303,27 +306,83 @@ class DedupStep(_Step):
                         table, r = F.keep_rows(table, keep[offset:offset + n])
                         removed.update(r)
                     offset += n
-                    if near is not None and table.num_rows:
-                        table, r = F.keep_rows(table, ~np.isin(_as_ids(table), near))
-                        near_removed.update(r)
                     rkeys = M.record_keys(recipe.seed, table.column("id").to_pylist())
                     table = table.select(list(EXAMPLE_FIELDS)).append_column("_rkey", pa.array(rkeys, pa.uint64()))
                     writer.write_table(table)
             writer.close()
         report = {"exact_dedup": F.FilterCounts(sum(removed.values()), removed).to_dict()}
-        if near is not None:
-            report["minhash_dedup"] = F.FilterCounts(sum(near_removed.values()), near_removed).to_dict()
         write_json_atomic(ctx.work / "dedup" / f"bucket-{rank:05d}.json", report)
 
 
-def _as_ids(table: pa.Table) -> np.ndarray:
-    return np.array(table.column("id").to_pylist(), dtype=object)
+# ---- MinHash near-dedup (optional): datatrove's stages over the dedup buckets ------------------------------
+
+class MultilingualWordTokenizer(WordTokenizer):
+    """datatrove word tokenizer for every Aya language: CJK, kana, Thai, Lao, Khmer, Myanmar and Tibetan
+    characters are single tokens (datatrove's default English tokenizer needs spaCy and splits on spaces)."""
+
+    def __init__(self) -> None:
+        super().__init__("multilingual")
+
+    def word_tokenize(self, text: str) -> list[str]:
+        return F.words(text)
+
+    def sent_tokenize(self, text: str) -> list[str]:
+        return [p for p in re.split(r"(?<=[.!?。！？])\s*", text) if p]
+
+    def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in F.WORD_RE.finditer(text)]
 
 
-def _minhash_removed(ctx: Context, rank: int) -> np.ndarray:
-    """Ids the MinHash stages marked as near-duplicates in this bucket."""
-    path = ctx.work / "minhash" / "remove" / f"{rank:05d}.json"
-    return np.array(read_json(path) if path.is_file() else [], dtype=object)
+class BucketDocuments(PipelineStep):
+    """Reads one dedup bucket as datatrove Documents (inputs + targets), ids = row numbers in the bucket."""
+
+    type = "ayakit"
+    name = "bucket reader"
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        path = self.ctx.work / "dedup" / f"bucket-{rank:05d}.parquet"
+        row = 0
+        for batch in pq.ParquetFile(path).iter_batches(columns=["inputs", "targets"]):
+            for x, y in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+                yield Document(text=f"{x}\n{y}", id=str(row))
+                row += 1
+
+
+def minhash_config(recipe: Recipe):
+    """datatrove's MinHash settings from the recipe (14 bands x 8 hashes: ~0.7 Jaccard)."""
+    from datatrove.pipeline.dedup.minhash import MinhashConfig
+
+    return MinhashConfig(n_grams=recipe.data.filters.minhash_ngrams, num_buckets=14, hashes_per_bucket=8,
+                         seed=recipe.seed)
+
+
+def minhash_pipelines(ctx: Context) -> list[tuple[str, list, int]]:
+    """(stage, pipeline, tasks) of datatrove's three MinHash stages: signatures, buckets, clusters."""
+    from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupSignature
+
+    cfg = minhash_config(ctx.get_recipe())
+    root = ctx.work / "minhash"
+    return [
+        ("minhash-signatures", [BucketDocuments(ctx), MinhashDedupSignature(
+            output_folder=str(root / "signatures"), config=cfg, language=MultilingualWordTokenizer())], ctx.buckets),
+        ("minhash-buckets", [MinhashDedupBuckets(input_folder=str(root / "signatures"),
+                                                 output_folder=str(root / "buckets"), config=cfg)], cfg.num_buckets),
+        ("minhash-clusters", [MinhashDedupCluster(input_folder=str(root / "buckets"),
+                                                  output_folder=str(root / "remove"), config=cfg)], 1),
+    ]
+
+
+def near_duplicates(ctx: Context, bucket: int, rows: int) -> np.ndarray:
+    """Mask of the bucket's rows that MinHash marked as near-duplicates (all False without MinHash)."""
+    mask = np.zeros(rows, dtype=bool)
+    path = ctx.work / "minhash" / "remove" / f"{bucket:06d}.remove"
+    if path.is_file():
+        mask[np.fromfile(path, dtype="<u4")] = True
+    return mask
 
 
 # ---- stage 3: plan ---------------------------------------------------------------------------------------
@@ -364,12 +423,17 @@ class PlanStep(_Step):
     def work(self, rank: int) -> None:
         ctx, recipe = self.ctx, self.ctx.get_recipe()
         data = recipe.data
-        files = sorted((ctx.work / "dedup").glob("bucket-*.parquet"))
         cols = ["source", "dataset", "language", "_rkey"]
-        table = pa.concat_tables([pq.read_table(f, columns=cols) for f in files]) if files else \
-            pa.table({c: pa.array([], pa.uint64() if c == "_rkey" else pa.string()) for c in cols})
+        parts, near = [], []
+        for b in range(ctx.buckets):
+            part = pq.read_table(ctx.work / "dedup" / f"bucket-{b:05d}.parquet", columns=cols)
+            parts.append(part)
+            near.append(near_duplicates(ctx, b, part.num_rows))
+        table = pa.concat_tables(parts)
         rkeys = table.column("_rkey").to_numpy()
-        alive = np.ones(len(rkeys), dtype=bool)
+        alive = ~np.concatenate(near)
+        near_removed = Counter(F.by_language(table, ~alive)) if (~alive).any() else Counter()
+        before_caps = alive.copy()
         caps = data.caps
         dl_groups, dl_names = _group_codes(table.column("source"), table.column("dataset"), table.column("language"))
         alive, cap_dl = _cap(M.derived_keys(rkeys, M.CAP_LANGUAGE), dl_groups, dl_names,
@@ -377,7 +441,8 @@ class PlanStep(_Step):
         d_groups, d_names = _group_codes(table.column("source"), table.column("dataset"))
         alive, cap_d = _cap(M.derived_keys(rkeys, M.CAP_DATASET), d_groups, d_names,
                             lambda n: F.cap_limits(n[0], n[1], caps)[0], alive)
-        cap_removed = Counter(F.by_language(table, ~alive)) if (~alive).any() else Counter()
+        capped = before_caps & ~alive
+        cap_removed = Counter(F.by_language(table, capped)) if capped.any() else Counter()
         # what is available per (source, dataset) and per language
         reports = [read_json(p) for p in sorted((ctx.work / "filtered").glob("task-*.json"))]
         skipped = {k: v for r in reports for k, v in r["skipped_sources"].items()}
@@ -407,6 +472,7 @@ class PlanStep(_Step):
             "plan": plan.to_dict(), "by_language": by_lang, "groups": groups,
             "caps": {"dataset_language": cap_dl, "dataset": cap_d},
             "caps_removed": F.FilterCounts(sum(cap_removed.values()), cap_removed).to_dict(),
+            "minhash_removed": F.FilterCounts(sum(near_removed.values()), near_removed).to_dict(),
         })
 
 
@@ -432,14 +498,20 @@ class ScatterStep(_Step):
         src = ctx.work / "dedup" / f"bucket-{rank:05d}.parquet"
         writers = _BucketWriters(ctx.work / "scatter" / f"bucket-{rank:05d}",
                                  lambda s: f"shard-{s:05d}.parquet", SCATTER_SCHEMA)
-        for batch in pq.ParquetFile(src).iter_batches(batch_size=self.ctx.get_recipe().data.batch_size):
+        pf = pq.ParquetFile(src)
+        near = near_duplicates(ctx, rank, pf.metadata.num_rows)
+        offset = 0
+        for batch in pf.iter_batches(batch_size=self.ctx.get_recipe().data.batch_size):
             table = pa.Table.from_batches([batch])
+            not_near = ~near[offset:offset + table.num_rows]
+            offset += table.num_rows
             rkeys = table.column("_rkey").to_numpy()
             dl_codes, dl_names = _group_codes(table.column("source"), table.column("dataset"),
                                               table.column("language"))
             d_codes, d_names = _group_codes(table.column("source"), table.column("dataset"))
             alive = _under(M.derived_keys(rkeys, M.CAP_LANGUAGE), dl_codes, [M.SEP.join(n) for n in dl_names], cap_dl)
             alive &= _under(M.derived_keys(rkeys, M.CAP_DATASET), d_codes, [M.SEP.join(n) for n in d_names], cap_d)
+            alive &= not_near
             codes, names = (dl_codes, dl_names) if by_lang else (d_codes, d_names)
             info = _lookup([M.SEP.join(n) for n in names], groups, [0, 0])
             base = np.array([c for c, _ in info], dtype=np.int64)[codes]
@@ -532,6 +604,8 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
     for p in sorted((ctx.work / "dedup").glob("bucket-*.json")):
         for name, d in read_json(p).items():
             filters.setdefault(name, F.FilterCounts()).merge(F.FilterCounts.from_dict(d))
+    if ctx.get_recipe().data.filters.dedup == "minhash":
+        filters["minhash_dedup"] = F.FilterCounts.from_dict(plan_doc["minhash_removed"])
     filters["caps"] = F.FilterCounts.from_dict(plan_doc["caps_removed"])
     counts: dict[str, Counter] = {k: Counter() for k in ("source", "dataset", "kind", "language")}
     total = 0
@@ -574,50 +648,47 @@ STEP_TYPES: dict[str, type[_Step]] = {"filter": FilterStep, "dedup": DedupStep, 
                                       "scatter": ScatterStep, "gather": GatherStep, "finalize": FinalizeStep}
 
 
+def _make_executor(kind: str, stage: str, pipeline: list, tasks: int, workers: int, logging_dir: str, prev: Any,
+                   options: dict[str, Any]) -> Any:
+    """A datatrove executor of the chosen kind for one stage."""
+    if kind == "local":
+        from datatrove.executor import LocalPipelineExecutor
+
+        return LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=max(1, min(workers, tasks)),
+                                     logging_dir=logging_dir, **options)
+    if kind == "slurm":
+        from datatrove.executor import SlurmPipelineExecutor
+
+        opts = {"time": "24:00:00", "partition": "cpu", **options}
+        return SlurmPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
+                                     job_name=f"ayakit-data-{stage}", depends=prev, **opts)
+    if kind == "ray":
+        try:
+            import ray
+        except ImportError:
+            raise DataError("the ray executor needs ray: pip install 'ayakit[ray]'") from None
+        from datatrove.executor.ray import RayPipelineExecutor
+
+        if not ray.is_initialized():
+            ray.init(num_cpus=workers, include_dashboard=False, ignore_reinit_error=True)
+        return RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
+                                   **options)
+    raise DataError(f"unknown executor {kind!r}: choose local, slurm or ray")
+
+
 def _executors(ctx: Context, kind: str, workers: int, options: dict[str, Any]) -> list[tuple[str, Any]]:
-    """One datatrove executor per stage (Slurm stages depend on the previous one)."""
+    """One datatrove executor per stage, in order (Slurm stages depend on the previous one)."""
     tasks = _stage_tasks(ctx)
+    plan: list[tuple[str, list, int]] = []
+    for stage in STAGES:
+        plan.append((stage, [STEP_TYPES[stage](ctx)], tasks[stage]))
+        if stage == "dedup" and ctx.get_recipe().data.filters.dedup == "minhash":
+            plan.extend(minhash_pipelines(ctx))
     out: list[tuple[str, Any]] = []
-    stages = list(STAGES)
-    if ctx.get_recipe().data.filters.dedup == "minhash":
-        stages[1:1] = ["minhash"]
     prev = None
-    for stage in stages:
-        logging_dir = str(ctx.work / "logs" / stage)
-        if stage == "minhash":
-            from ayakit.data.minhash import minhash_executors
-
-            for name, ex in minhash_executors(ctx, kind, workers, options, prev):
-                out.append((name, ex))
-                prev = ex
-            continue
-        pipeline = [STEP_TYPES[stage](ctx)]
-        n = tasks[stage]
-        if kind == "local":
-            from datatrove.executor import LocalPipelineExecutor
-
-            ex = LocalPipelineExecutor(pipeline=pipeline, tasks=n, workers=max(1, min(workers, n)),
-                                       logging_dir=logging_dir, **options)
-        elif kind == "slurm":
-            from datatrove.executor import SlurmPipelineExecutor
-
-            opts = {"time": "24:00:00", "partition": "cpu", **options}
-            ex = SlurmPipelineExecutor(pipeline=pipeline, tasks=n, workers=workers, logging_dir=logging_dir,
-                                       job_name=f"ayakit-data-{stage}", depends=prev, **opts)
-        elif kind == "ray":
-            try:
-                import ray
-            except ImportError:
-                raise DataError("the ray executor needs ray: pip install 'ayakit[ray]'") from None
-            from datatrove.executor.ray import RayPipelineExecutor
-
-            if not ray.is_initialized():
-                ray.init(num_cpus=workers, include_dashboard=False, ignore_reinit_error=True)
-            ex = RayPipelineExecutor(pipeline=pipeline, tasks=n, workers=workers, logging_dir=logging_dir, **options)
-        else:
-            raise DataError(f"unknown executor {kind!r}: choose local, slurm or ray")
-        out.append((stage, ex))
-        prev = ex
+    for stage, pipeline, n in plan:
+        prev = _make_executor(kind, stage, pipeline, n, workers, str(ctx.work / "logs" / stage), prev, options)
+        out.append((stage, prev))
     return out
 
 
