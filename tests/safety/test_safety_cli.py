@@ -98,3 +98,21 @@ def test_clear_errors(tiny_t5, tmp_path, monkeypatch) -> None:
         _run("harm", str(tiny_t5), "--out", str(tmp_path))
     with pytest.raises(DataError, match="--out"):
         _run("toxicity", str(tiny_t5), "--prompts", "identity")
+
+
+def test_report_section(tmp_path) -> None:
+    from ayakit.safety.report import report_section
+    from ayakit.safety.summary import update_summary
+
+    assert report_section(tmp_path, tmp_path) is None
+    update_summary(tmp_path / "safety", ["models", "demo/model", "harm"], {
+        "detector": {"name": "refusal-phrases"},
+        "languages": {"eng": {"covered": True, "n": 10, "count": 8, "rate": 0.8, "ci": [0.5, 1.0],
+                              "refusal_rate": 0.2},
+                      "yor": {"covered": False, "reason": "no phrases"}},
+        "over_refusal": {"languages": {"eng": {"n": 5, "count": 1, "rate": 0.2, "ci": [0.0, 0.6]}}}})
+    sec = report_section(tmp_path, tmp_path)
+    harm = sec.tables[0]
+    assert harm.rows[0][:5] == ["demo/model", "refusal-phrases", "eng", "10", "0.800"]
+    assert harm.rows[1][5] == "not covered"
+    assert sec.tables[1].title.startswith("Over-refusal")

@@ -80,14 +80,18 @@ def embedded_prompts(languages: list[str] | None, per_language: int | None = 20,
                      seed: int = 1234) -> tuple[list[Prompt], list[str]]:
     """First halves of conversation lines from the installed chatterbot-corpus (the offline fallback, 25 languages)."""
     root = _chatterbot_root()
+    wanted_set = {L.normalize(c) for c in languages} if languages else None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     by_lang: dict[str, list[tuple[str, str]]] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         try:
             code = L.normalize(folder.name)
         except L.UnknownLanguageError:
             continue  # hinglish, traditionalchinese: not registry languages of their own
+        if wanted_set is not None and code not in wanted_set:
+            continue
         for path in sorted(folder.glob("*.yml")):
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
             for c, conv in enumerate(data.get("conversations") or []):
                 for t, line in enumerate(conv or []):
                     if isinstance(line, str) and len(line.split()) >= 4 or (
