@@ -12,8 +12,9 @@ from typing import Any
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskProgressColumn,
-                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, Task,
+                           TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
 
 from ayakit.io import (MANIFEST, file_sha256, fingerprint, read_json, write_json_atomic, write_manifest,
                        write_text_atomic)
@@ -75,10 +76,28 @@ def _data_dir(recipe: Recipe) -> str | None:
     return str(d) if d else None
 
 
+class StageBars:
+    """A `progress(name, done, total)` callback drawing into the run's display: one bar per name, or one bar whose
+    label follows the name (single=True)."""
+
+    def __init__(self, progress: Progress | None, label: str, single: bool = False) -> None:
+        self.progress, self.label, self.single = progress, label, single
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        if self.progress is None:
+            return
+        key = "" if self.single else name
+        desc = f"  {self.label}: {name}"
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(desc, total=total)
+        self.progress.update(self.tasks[key], completed=done, total=total, description=desc)
+
+
 def _run_data(ctx: RunContext) -> Path:
     from ayakit.data.pipeline import build
 
-    build(ctx.recipe, ctx.run_dir, force="data" in ctx.forced, progress=ctx.progress)
+    build(ctx.recipe, ctx.run_dir, force="data" in ctx.forced, progress=StageBars(ctx.progress, "data", single=True))
     return ctx.run_dir / "data"
 
 
@@ -95,10 +114,10 @@ def _evaluate(ctx: RunContext, model: Path, model_id: str) -> Path:
 
     ev = ctx.recipe.eval
     out = ctx.run_dir / "eval" / model_id
-    evaluate(model, out, suite=ev.suite, tasks=ev.tasks, languages=ev.languages, prompts=ev.prompts,
+    evaluate(str(model), out, suite=ev.suite, tasks=ev.tasks, languages=ev.languages, prompts=ev.prompts,
              max_items=ev.max_items, batch_size=ev.batch_size, normalization=ev.normalization,
              num_fewshot=ev.num_fewshot, data_dir=ctx.recipe.resolved_data_dir(), seed=ctx.recipe.seed,
-             progress=ctx.progress)
+             progress=StageBars(ctx.progress, f"eval {model_id}"))
     return out
 
 
@@ -212,11 +231,21 @@ def _clear(run_dir: Path, rel: str) -> None:
         shutil.rmtree(target)
 
 
+class FieldsColumn(ProgressColumn):
+    """A stage's live numbers (training: loss, learning rate, tokens/s) beside its bar."""
+
+    NAMES = {"tps": "tok/s"}
+
+    def render(self, task: Task) -> Text:
+        return Text(" ".join(f"{self.NAMES.get(k, k)}={v}" for k, v in task.fields.items() if v not in ("-", None)),
+                    style="dim")
+
+
 def make_progress(console: Console | None = None) -> Progress:
     """The one progress display of a run: the overall stage bar, each stage's own bars beneath it."""
     return Progress(SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
                     MofNCompleteColumn(), TaskProgressColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console or Console(), transient=False)
+                    FieldsColumn(), console=console or Console(), transient=False)
 
 
 def run_recipe(recipe: Recipe, run_dir: Path, force: str | None = None, progress: Progress | None = None,
@@ -226,6 +255,7 @@ def run_recipe(recipe: Recipe, run_dir: Path, force: str | None = None, progress
     if force is not None and force not in STAGE_NAMES:
         raise RecipeError(f"--force {force!r}: no such stage (stages: {', '.join(STAGE_NAMES)})")
     console = console or Console()
+    _quiet_libraries()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = recipe.model_copy(update={"data_dir": _data_dir(recipe)})
@@ -281,6 +311,19 @@ def run_recipe(recipe: Recipe, run_dir: Path, force: str | None = None, progress
     if (run_dir / "report" / MANIFEST).is_file():
         headline = read_json(run_dir / "report" / MANIFEST).get("headline") or []
     return RunResult(run_dir, report if report.is_file() else None, statuses, seconds, headline)
+
+
+def _quiet_libraries() -> None:
+    """Library progress bars (weights loading) would tear the run's one display apart."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
 
 
 class _nullcontext:

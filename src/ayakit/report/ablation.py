@@ -10,16 +10,16 @@ from ayakit.report import plots
 from ayakit.report.artifacts import BASELINE, TRAINED, load_run
 from ayakit.report.model import Figure, Report, Section, Table
 from ayakit.report.render import to_html, to_markdown
-from ayakit.report.scores import TIER_ORDER, by_tier, metric_name, overall, tasks
+from ayakit.report.scores import TIER_ORDER, by_tier, digits, metric_name, overall, tasks
 from ayakit.report.sections import _counts, fmt, pct
 
 COMPARISON = "comparison.json"
 UNTRAINED_ROW = "(untrained)"
 
 
-def _winners(values: dict[str, float | None], digits: int = 3) -> list[str]:
-    """The rows with the best (highest) value, ties included; none when fewer than two rows have a value."""
-    present = {k: round(v, digits) for k, v in values.items() if v is not None}
+def _winners(values: dict[str, float | None], nd: int = 3) -> list[str]:
+    """The rows with the best (highest) value at the shown precision, ties included; none for fewer than two rows."""
+    present = {k: round(v, nd) for k, v in values.items() if v is not None}
     if len(present) < 2:
         return []
     best = max(present.values())
@@ -41,12 +41,13 @@ def compare(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
         rows[variant] = {"tasks": {n: (tasks(s).get(n) or {}).get("score") for n in task_names},
                          "heldout_avg": overall(s, heldout=True), "by_tier": by_tier(s, heldout=True)}
     trained = [v for v in rows if v != UNTRAINED_ROW]
-    winners = {n: _winners({v: rows[v]["tasks"][n] for v in trained}) for n in task_names}
-    winners["heldout_avg"] = _winners({v: rows[v]["heldout_avg"] for v in trained})
+    nd = digits(ref)
+    winners = {n: _winners({v: rows[v]["tasks"][n] for v in trained}, nd) for n in task_names}
+    winners["heldout_avg"] = _winners({v: rows[v]["heldout_avg"] for v in trained}, nd)
     tiers = [t for t in TIER_ORDER if any(t in rows[v]["by_tier"] for v in rows)]
     for t in tiers:
-        winners[f"tier:{t}"] = _winners({v: rows[v]["by_tier"].get(t) for v in trained})
-    return {"tasks": task_names, "unseen": sorted(unseen), "tiers": tiers,
+        winners[f"tier:{t}"] = _winners({v: rows[v]["by_tier"].get(t) for v in trained}, nd)
+    return {"tasks": task_names, "unseen": sorted(unseen), "tiers": tiers, "digits": digits(ref),
             "metrics": {n: (tasks(ref).get(n) or {}).get("metric", "score") for n in task_names},
             "metric": metric_name(ref) if ref else "score", "rows": rows, "winners": winners}
 
@@ -54,11 +55,12 @@ def compare(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def comparison_tables(comp: dict[str, Any]) -> list[Table]:
     """The results table (tasks + held-out average) and the per-tier table, winners in bold."""
     names = list(comp["rows"])
+    nd = comp.get("digits", 3)
     cols = [f"{n}{' †' if n in comp['unseen'] else ''} ({comp['metrics'][n]})" for n in comp["tasks"]]
     rows, bold = [], set()
     for i, v in enumerate(names):
         r = comp["rows"][v]
-        rows.append([v, *[fmt(r["tasks"][n]) for n in comp["tasks"]], fmt(r["heldout_avg"])])
+        rows.append([v, *[fmt(r["tasks"][n], nd) for n in comp["tasks"]], fmt(r["heldout_avg"], nd)])
         for j, n in enumerate([*comp["tasks"], "heldout_avg"], start=1):
             if v in comp["winners"].get(n, []):
                 bold.add((i, j))
@@ -68,7 +70,7 @@ def comparison_tables(comp: dict[str, Any]) -> list[Table]:
     rows, bold = [], set()
     for i, v in enumerate(names):
         r = comp["rows"][v]
-        rows.append([v, *[fmt(r["by_tier"].get(t)) for t in comp["tiers"]]])
+        rows.append([v, *[fmt(r["by_tier"].get(t), nd) for t in comp["tiers"]]])
         for j, t in enumerate(comp["tiers"], start=1):
             if v in comp["winners"].get(f"tier:{t}", []):
                 bold.add((i, j))
@@ -145,7 +147,7 @@ def comparison_text(out_dir: Path | None, comp: dict[str, Any] | None = None) ->
     lines = [header]
     for v, r in comp["rows"].items():
         vals = [*(r["tasks"][n] for n in comp["tasks"]), r["heldout_avg"]]
-        lines.append([v, *[fmt(x) + ("*" if v in comp["winners"].get(c, []) else " ")
+        lines.append([v, *[fmt(x, comp.get("digits", 3)) + ("*" if v in comp["winners"].get(c, []) else " ")
                            for x, c in zip(vals, cols)]])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines)

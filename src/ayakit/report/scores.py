@@ -66,15 +66,20 @@ def trained_languages(stats: dict[str, Any] | None) -> dict[str, int]:
     return {k: v for k, v in realised.items() if isinstance(v, (int, float)) and v > 0}
 
 
-def arrow(before: float | None, after: float | None) -> str:
-    """'0.27 -> 0.61 (+0.34)'; one side alone when the other is missing."""
+def digits(summary: dict[str, Any] | None) -> int:
+    """Decimals to show: scores on the 0-100 scale get one, fractions three."""
+    return 1 if (summary or {}).get("scale") == "0-100" else 3
+
+
+def arrow(before: float | None, after: float | None, nd: int = 2) -> str:
+    """'27.1 -> 61.0 (+33.9)'; one side alone when the other is missing."""
     if before is None and after is None:
         return "n/a"
     if before is None:
-        return f"{after:.2f}"
+        return f"{after:.{nd}f}"
     if after is None:
-        return f"{before:.2f} (untrained only)"
-    return f"{before:.2f} -> {after:.2f} ({after - before:+.2f})"
+        return f"{before:.{nd}f} (untrained only)"
+    return f"{before:.{nd}f} -> {after:.{nd}f} ({after - before:+.{nd}f})"
 
 
 def headline(stats: dict[str, Any] | None, baseline: dict[str, Any] | None,
@@ -91,14 +96,15 @@ def headline(stats: dict[str, Any] | None, baseline: dict[str, Any] | None,
     if ref is None:
         return lines + ["held-out score: not evaluated", "by tier: not evaluated"]
     metric = metric_name(ref)
+    nd = 1 if digits(ref) == 1 else 2
     n_tasks = len(tasks(ref, heldout=True))
     b_all = overall(baseline) if baseline else None
     t_all = overall(trained) if trained else None
     lines.append(f"held-out {metric} ({n_tasks} task{'s' if n_tasks != 1 else ''}), untrained -> trained: "
-                 f"{arrow(b_all, t_all)}")
+                 f"{arrow(b_all, t_all, nd)}")
     b_tier = by_tier(baseline) if baseline else {}
     t_tier = by_tier(trained) if trained else {}
-    parts = [f"{t}-resource {arrow(b_tier.get(t), t_tier.get(t))}"
+    parts = [f"{t}-resource {arrow(b_tier.get(t), t_tier.get(t), nd)}"
              for t in sorted(set(b_tier) | set(t_tier), key=_tier_key)]
     lines.append("by tier: " + ("; ".join(parts) if parts else "n/a"))
     return lines

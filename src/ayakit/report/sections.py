@@ -12,7 +12,7 @@ from ayakit import languages as L
 from ayakit.report import plots
 from ayakit.report.artifacts import BASELINE, TRAINED, RunArtifacts
 from ayakit.report.model import Figure, Section, Table
-from ayakit.report.scores import TIER_ORDER, by_tier, metric_name, overall, tasks, tier_of
+from ayakit.report.scores import TIER_ORDER, by_tier, digits, metric_name, overall, tasks, tier_of
 
 # Stages that contribute their own section: "module:function(run_dir: Path, out_dir: Path) -> Section | None".
 # A missing module is skipped; the stage's summary.json is then shown as generic tables.
@@ -30,10 +30,10 @@ def fmt(value: Any, digits: int = 3) -> str:
     return "–" if value is None else str(value)
 
 
-def fmt_ci(ci: Any) -> str:
-    """'[0.21, 0.33]' for a confidence interval."""
+def fmt_ci(ci: Any, digits: int = 3) -> str:
+    """'[21.0, 33.4]' for a confidence interval."""
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci):
-        return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+        return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
     return "–"
 
 
@@ -94,7 +94,9 @@ def mixture_section(art: RunArtifacts, out: Path) -> Section | None:
     requested = _shares(stats.get("requested", {}).get("source"))
     realised_counts = _counts(stats, "source")
     realised = _shares(realised_counts)
-    repetition = stats.get("repetition", {}).get("source") or {}
+    repetition = stats.get("repetition") or {}
+    if isinstance(repetition.get("source"), dict):
+        repetition = repetition["source"]
     names = list(dict.fromkeys([*requested, *realised]))
     sec.tables.append(Table("By source: requested vs realised", ["source", "requested", "realised", "examples",
                                                                 "repetition"],
@@ -153,6 +155,8 @@ def mixture_section(art: RunArtifacts, out: Path) -> Section | None:
         sec.tables.append(Table("Available before sampling", ["source", "dataset", "examples"], rows))
     for key, label in (("skipped_sources", "Skipped sources"), ("errors", "Errors")):
         val = stats.get(key)
+        if isinstance(val, dict):
+            val = {k: v for k, v in val.items() if v}
         if val:
             sec.paragraphs.append(f"{label}: " + (", ".join(map(str, val)) if isinstance(val, list) else str(val)))
     return sec
@@ -246,14 +250,15 @@ def _model_order(evals: dict[str, Any]) -> list[str]:
 def task_table(model_id: str, summary: dict[str, Any]) -> Table:
     """One row per task: metric, score with CI, chance, per-tier scores."""
     all_tasks = tasks(summary)
+    nd = digits(summary)
     tiers = sorted({t for v in all_tasks.values() for t in (v.get("by_tier") or {})},
                    key=lambda t: TIER_ORDER.index(t) if t in TIER_ORDER else 9)
     rows = []
     for name, t in all_tasks.items():
         tb = t.get("by_tier") or {}
         rows.append([name, str(t.get("metric", "")), str(t.get("kind", "")), fmt(bool(t.get("unseen_task"))),
-                     fmt(t.get("score")), fmt_ci(t.get("ci")), fmt(t.get("chance")),
-                     *[f"{fmt((tb.get(tier) or {}).get('score'))} {fmt_ci((tb.get(tier) or {}).get('ci'))}"
+                     fmt(t.get("score"), nd), fmt_ci(t.get("ci"), nd), fmt(t.get("chance"), nd),
+                     *[f"{fmt((tb.get(tier) or {}).get('score'), nd)} {fmt_ci((tb.get(tier) or {}).get('ci'), nd)}"
                        for tier in tiers]])
     return Table(f"Tasks: {model_id}", ["task", "metric", "kind", "held-out", "score", "95% CI", "chance",
                                         *[f"{t}-resource" for t in tiers]], rows,
@@ -281,7 +286,7 @@ def evaluation_section(art: RunArtifacts, out: Path) -> Section | None:
         base_lang = ((base or {}).get("tasks", {}).get(name) or {}).get("by_language") or {}
         fig = plots.language_bars(
             out / f"eval_{_slug(name)}.png", [c for c, _ in ordered], [v["score"] for _, v in ordered],
-            [tier_of(c, v.get("tier")) for c, v in ordered], ylabel=f"{t.get('metric', 'score')}",
+            [tier_of(c, v.get("tier")) for c, v in ordered], ylabel=_axis(t.get("metric", "score"), main),
             title=f"{name}: {t.get('metric', 'score')} per language ({main_id} model)",
             markers=[(base_lang.get(c) or {}).get("score") for c, _ in ordered] if base_lang else None,
             marker_label="untrained baseline", hline=t.get("chance"), hline_label="chance")
@@ -289,7 +294,8 @@ def evaluation_section(art: RunArtifacts, out: Path) -> Section | None:
                                             "model, coloured by tier" + ("; black ticks: the untrained baseline"
                                                                          if base_lang else "") + "."))
         k = min(art.recipe.get("report", {}).get("top_languages", 5), max(1, len(ordered) // 2))
-        fmt_l = lambda kv: f"{kv[0]} {kv[1]['score']:.2f}"  # noqa: E731
+        nd = digits(main)
+        fmt_l = lambda kv: f"{kv[0]} {kv[1]['score']:.{nd}f}"  # noqa: E731
         best_rows.append([name, ", ".join(map(fmt_l, ordered[:k])), ", ".join(map(fmt_l, ordered[::-1][:k]))])
     if best_rows:
         sec.tables.append(Table(f"Best and worst languages ({main_id} model)", ["task", "best", "worst"], best_rows))
@@ -306,23 +312,24 @@ def comparison_section(art: RunArtifacts, out: Path) -> Section | None:
         return None
     sec = Section("comparison", "Baseline vs trained")
     metric = metric_name(trained)
+    nd = digits(trained)
     rows, bold = [], set()
     for i, (name, t) in enumerate(tasks(trained).items()):
         b = (base.get("tasks", {}).get(name) or {}).get("score")
         a = t.get("score")
         delta = a - b if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
-        rows.append([name, "yes" if t.get("unseen_task") else "no", fmt(b), fmt(a),
-                     f"{delta:+.3f}" if delta is not None else "–"])
+        rows.append([name, "yes" if t.get("unseen_task") else "no", fmt(b, nd), fmt(a, nd),
+                     f"{delta:+.{nd}f}" if delta is not None else "–"])
         if delta is not None and delta > 0:
             bold.add((i, 4))
     sec.tables.append(Table("Per task", ["task", "held-out", "untrained", "trained", "delta"], rows, bold=bold))
     b_t, a_t = by_tier(base), by_tier(trained)
     tiers = [t for t in TIER_ORDER if t in a_t or t in b_t] + [t for t in a_t if t not in TIER_ORDER]
     b_all, a_all = overall(base), overall(trained)
-    rows = [[f"{t}-resource", fmt(b_t.get(t)), fmt(a_t.get(t)),
-             f"{a_t[t] - b_t[t]:+.3f}" if t in a_t and t in b_t else "–"] for t in tiers]
-    rows.append(["all", fmt(b_all), fmt(a_all),
-                 f"{a_all - b_all:+.3f}" if a_all is not None and b_all is not None else "–"])
+    rows = [[f"{t}-resource", fmt(b_t.get(t), nd), fmt(a_t.get(t), nd),
+             f"{a_t[t] - b_t[t]:+.{nd}f}" if t in a_t and t in b_t else "–"] for t in tiers]
+    rows.append(["all", fmt(b_all, nd), fmt(a_all, nd),
+                 f"{a_all - b_all:+.{nd}f}" if a_all is not None and b_all is not None else "–"])
     sec.tables.append(Table(f"Held-out {metric} by tier", ["tier", "untrained", "trained", "delta"], rows,
                             note="Mean over held-out tasks of each task's per-tier score."))
     if tiers:
@@ -330,9 +337,13 @@ def comparison_section(art: RunArtifacts, out: Path) -> Section | None:
             out / "baseline_vs_trained.png", [*tiers, "all"],
             {"baseline": [b_t.get(t, 0.0) for t in tiers] + [b_all or 0.0],
              "trained": [a_t.get(t, 0.0) for t in tiers] + [a_all or 0.0]},
-            ylabel=f"held-out {metric}", title="Untrained baseline vs trained model, by resource tier",
+            ylabel=_axis(f"held-out {metric}", trained), title="Untrained baseline vs trained model, by resource tier",
             xlabel="resource tier").name, "Held-out score by tier before and after training."))
     return sec
+
+
+def _axis(metric: str, summary: dict[str, Any]) -> str:
+    return f"{metric} (%)" if summary.get("scale") == "0-100" else metric
 
 
 def _slug(text: str) -> str:
