@@ -18,13 +18,22 @@ Reader = Callable[[SourceSpec, Recipe], "Source"]
 
 
 @dataclass
+class Block:
+    """Rows given column-wise (field -> list of n values, or one value for every row): the fast path of readers
+    that read columnar batches (Parquet, CSV)."""
+
+    columns: dict[str, Any]
+    n: int
+
+
+@dataclass
 class Source:
     """A named, licensed stream of examples; counters fill in while it is read."""
 
     name: str
     kind: str
     license: str
-    rows: Callable[["Source"], Iterable[dict[str, Any]]] = field(repr=False, default=lambda s: ())
+    rows: Callable[["Source"], Iterable[dict[str, Any] | Block]] = field(repr=False, default=lambda s: ())
     defaults: dict[str, str] = field(default_factory=dict)  # field values for rows that lack them
     languages: frozenset[str] | None = None  # keep only these registry codes (None: all 101)
     sizes: Callable[[], dict[str, int] | None] | None = field(repr=False, default=None)
@@ -37,10 +46,15 @@ class Source:
         """Stream the source as EXAMPLE_SCHEMA record batches of at most batch_size rows."""
         if self.skipped_reason:
             return
+        self.errors, self.rows_read, self.dropped_languages = 0, 0, {}  # counts are per read
         builder = BatchBuilder(self)
-        for row in self.rows(self):
-            if builder.add(row) and len(builder) >= batch_size:
-                yield builder.flush()
+        for item in self.rows(self):
+            if isinstance(item, Block):
+                builder.add_block(item)
+            else:
+                builder.add(item)
+            while len(builder) >= batch_size:
+                yield builder.flush(batch_size)
         if len(builder):
             yield builder.flush()
         if self.rows_read == 0:
@@ -109,10 +123,59 @@ class BatchBuilder:
         src.rows_read += 1
         return True
 
-    def flush(self) -> pa.RecordBatch:
-        """The rows collected so far as one batch; the builder is emptied."""
-        batch = pa.RecordBatch.from_pydict(self.cols, schema=EXAMPLE_SCHEMA)
-        self.cols = {f: [] for f in EXAMPLE_FIELDS}
+    def add_block(self, block: Block) -> int:
+        """Add rows given column-wise; returns how many were kept."""
+        src, n = self.source, block.n
+        defaults = src.defaults
+
+        def column(fld: str) -> list | None:
+            value = block.columns.get(fld)
+            if value is None:
+                return None
+            return value if isinstance(value, list) else [value] * n
+
+        raw_langs = column("language") or [""] * n
+        default_lang = defaults.get("language", "")
+        keep: list[int] = []
+        codes: list[str] = []
+        scripts: list[str] = []
+        for i, raw in enumerate(raw_langs):
+            raw = _text(raw) or default_lang
+            found = self._language(raw)
+            if found is None:
+                key = raw or "<empty>"
+                src.dropped_languages[key] = src.dropped_languages.get(key, 0) + 1
+                continue
+            if src.languages is not None and found[0] not in src.languages:
+                continue
+            keep.append(i)
+            codes.append(found[0])
+            scripts.append(found[1])
+        if not keep:
+            return 0
+        values: dict[str, list[str]] = {}
+        for fld in EXAMPLE_FIELDS:
+            col, default = column(fld), defaults.get(fld, "")
+            values[fld] = [default] * len(keep) if col is None else [_text(col[i]) or default for i in keep]
+        values["language"] = codes
+        values["script"] = [s or d for s, d in zip(values["script"], scripts)]
+        values["source"] = [src.name] * len(keep)
+        for fld, base in (("kind", src.kind), ("license", src.license)):
+            forced = defaults.get(f"{fld}_override")
+            values[fld] = [forced] * len(keep) if forced else [v or base for v in values[fld]]
+        values["split"] = [v or "train" for v in values["split"]]
+        values["id"] = [v or example_id(src.name, d, lang, a, b) for v, d, lang, a, b in
+                        zip(values["id"], values["dataset"], codes, values["inputs"], values["targets"])]
+        for fld in EXAMPLE_FIELDS:
+            self.cols[fld].extend(values[fld])
+        src.rows_read += len(keep)
+        return len(keep)
+
+    def flush(self, size: int | None = None) -> pa.RecordBatch:
+        """The first `size` rows collected (default: all) as one batch, removed from the builder."""
+        size = len(self) if size is None else min(size, len(self))
+        batch = pa.RecordBatch.from_pydict({f: v[:size] for f, v in self.cols.items()}, schema=EXAMPLE_SCHEMA)
+        self.cols = {f: v[size:] for f, v in self.cols.items()}
         return batch
 
 

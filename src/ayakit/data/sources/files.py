@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ayakit.data.sources.base import Source, make_source
+from ayakit.data.sources.base import Block, Source, make_source
 from ayakit.errors import DataError
 from ayakit.recipe import Recipe, SourceSpec
 from ayakit.records import EXAMPLE_FIELDS
@@ -116,13 +116,13 @@ def resolve_mapping(mapping: Mapping, columns: Sequence[str], path: Path, requir
 
 def iter_file_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
                    required: Sequence[str] = REQUIRED, batch_size: int = 4096,
-                   extra: dict[str, str] | None = None, keep: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
-    """Rows of one file as dicts keyed by Example field; `extra` adds fixed values to every row, `keep` names
-    further raw columns to carry (under their own names) when the file has them."""
+                   extra: dict[str, str] | None = None, keep: Sequence[str] = ()) -> Iterator[dict[str, Any] | Block]:
+    """Rows of one file keyed by Example field (dicts for JSONL, column Blocks for Parquet/CSV); `extra` adds
+    fixed values to every row, `keep` names further raw columns to carry (under their own names)."""
     fmt = file_format(path)
     extra = extra or {}
     if fmt == "jsonl":
-        yield from _jsonl_rows(path, mapping, source, on_error, required, extra, keep)
+        yield from _as_blocks(_jsonl_rows(path, mapping, source, on_error, required, extra, keep), batch_size)
         return
     if fmt == "parquet":
         pf = pq.ParquetFile(path)
@@ -134,14 +134,14 @@ def iter_file_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
         yield from _batch_rows(batch, cols, extra)
 
 
-def _batch_rows(batch: pa.RecordBatch, cols: dict[str, str], extra: dict[str, str]) -> Iterator[dict[str, Any]]:
-    data = {fld: batch.column(col).to_pylist() for fld, col in cols.items()}
-    for i in range(batch.num_rows):
-        row = dict(extra)
-        for fld, values in data.items():
-            if values[i] is not None:
-                row[fld] = values[i]
-        yield row
+def _batch_rows(batch: pa.RecordBatch, cols: dict[str, str], extra: dict[str, str]) -> Iterator[Block]:
+    data: dict[str, Any] = dict(extra)
+    for fld, col in cols.items():
+        values = batch.column(col).to_pylist()
+        if fld in extra:  # a null cell falls back on the fixed value
+            values = [extra[fld] if v is None else v for v in values]
+        data[fld] = values
+    yield Block(data, batch.num_rows)
 
 
 def _with_kept(cols: dict[str, str], columns: Sequence[str], keep: Sequence[str]) -> dict[str, str]:
@@ -180,6 +180,23 @@ def _csv_batches(path: Path, fmt: str, mapping: Mapping, source: Source, on_erro
             raise DataError(problems[0] if problems else f"{path}: malformed {fmt.upper()}: {exc}") from None
 
     return cols, gen()
+
+
+def _as_blocks(rows: Iterator[dict[str, Any]], size: int) -> Iterator[Block]:
+    """Group row dicts into column Blocks of up to `size` rows."""
+    buf: list[dict[str, Any]] = []
+    for row in rows:
+        buf.append(row)
+        if len(buf) >= size:
+            yield _block(buf)
+            buf = []
+    if buf:
+        yield _block(buf)
+
+
+def _block(rows: list[dict[str, Any]]) -> Block:
+    keys = set().union(*rows)
+    return Block({k: [r.get(k) for r in rows] for k in keys}, len(rows))
 
 
 def _jsonl_rows(path: Path, mapping: Mapping, source: Source, on_error: str,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from ayakit.data.sources.base import Source, make_source
+from ayakit.data.sources.base import Block, Source, make_source
 from ayakit.data.sources.files import FILE_SUFFIXES, Mapping, file_format, iter_file_rows, resolve_mapping
 from ayakit.errors import DataError
 from ayakit.languages import UnknownLanguageError, get
@@ -143,7 +143,7 @@ def hub_reader(spec: SourceSpec, recipe: Recipe, *, default_id: str, mapping: Ma
                 continue
             for row in iter_file_rows(f, mapping, source, recipe.data.on_error, required, batch_size,
                                       extra=base_row(config), keep=keep):
-                yield hook(row, config) if hook else row
+                yield _hooked(row, hook, config) if hook else row
 
     def sizes() -> dict[str, int] | None:
         if not files or not all(file_format(f) == "parquet" for _c, _s, f in files):
@@ -157,6 +157,16 @@ def hub_reader(spec: SourceSpec, recipe: Recipe, *, default_id: str, mapping: Ma
 
     default_kind = kind if isinstance(kind, str) else "templated"
     return make_source(spec, recipe, kind=default_kind, license=license, rows=rows, sizes=sizes)
+
+
+def _hooked(item: dict[str, Any] | Block, hook: Hook, config: str) -> dict[str, Any] | Block:
+    """Apply a per-row hook to a row or, row by row, to a column Block."""
+    if not isinstance(item, Block):
+        return hook(item, config)
+    cols = {k: v if isinstance(v, list) else [v] * item.n for k, v in item.columns.items()}
+    rows = [hook({k: cols[k][i] for k in cols}, config) for i in range(item.n)]
+    keys = set().union(*rows) if rows else set()
+    return Block({k: [r.get(k) for r in rows] for k in keys}, item.n)
 
 
 def _folder_selected(folder: str, source: Source, f: Path) -> bool:
