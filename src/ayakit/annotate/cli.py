@@ -84,12 +84,19 @@ def load(
     db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Load work: examples to edit or rate, or two models' answers to compare (rows already loaded are skipped)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from ayakit.annotate import auth
+    from ayakit.annotate.load import count_rows, find_files
     from ayakit.annotate.load import load as load_rows
 
     keep = auth.parse_languages(languages) if languages else None
-    with _db(db)() as s:
-        result = load_rows(s, path, activity, languages=keep, limit=limit)
+    total = count_rows(find_files(path, activity))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with _db(db)() as s, Progress(*columns, transient=True) as bar:
+        task = bar.add_task(f"loading for {activity}", total=total)
+        result = load_rows(s, path, activity, languages=keep, limit=limit,
+                           progress=lambda n: bar.advance(task, n))
     Console().print(f"loaded {result.added} new for {activity} ({result.skipped} already there) "
                     f"from {len(result.files)} file(s)")
 

@@ -11,16 +11,16 @@ in; "invalid" (the judge's reply could not be read) counts as no verdict.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ayakit import languages as L
-from ayakit.annotate.models import ACTIVITIES, Item, Pair
+from ayakit.annotate.models import ACTIVITIES, Item, Pair, utcnow
 from ayakit.errors import DataError
 from ayakit.records import example_id
 
@@ -65,9 +65,11 @@ def find_files(path: str | Path, activity: str) -> list[Path]:
 def read_rows(path: Path) -> Iterator[tuple[str, dict]]:
     """(where, row) for each record of a JSONL or Parquet file; `where` is file:line or file:row."""
     if path.suffix == ".parquet":
-        table = pq.read_table(path)
-        for i, row in enumerate(table.to_pylist()):
-            yield f"{path}:row {i}", row
+        i = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            for row in batch.to_pylist():
+                yield f"{path}:row {i}", row
+                i += 1
         return
     if path.suffix not in (".jsonl", ".json"):
         raise DataError(f"{path}: expected a .jsonl or .parquet file")
@@ -125,52 +127,84 @@ def pair_key(row: dict) -> str:
     return key if len(key) <= 200 else example_id(key)
 
 
+def count_rows(files: list[Path]) -> int | None:
+    """Rows in these files when cheap to know (Parquet metadata), else None."""
+    total = 0
+    for f in files:
+        if f.suffix != ".parquet":
+            return None
+        total += pq.ParquetFile(f).metadata.num_rows
+    return total
+
+
 def load(session: Session, path: str | Path, activity: str, languages: list[str] | None = None,
-         limit: int | None = None) -> LoadResult:
-    """Load examples (activity edit or rate) or answer pairs (compare); rows already loaded are skipped."""
+         limit: int | None = None, progress: Callable[[int], None] | None = None,
+         chunk: int = 2000) -> LoadResult:
+    """Load examples (activity edit or rate) or answer pairs (compare); rows already loaded are skipped.
+
+    Rows go in by bulk inserts of `chunk` rows inside one transaction: a bad row anywhere loads nothing.
+    `progress(n)` is called with the number of rows read since the last call.
+    """
     if activity not in (*ACTIVITIES, "compare"):
         raise DataError(f"activity must be edit, rate or compare, not {activity!r}")
     keep = set(languages) if languages else None
     files = find_files(path, activity)
-    added = skipped = 0
-    if activity == "compare":
-        seen = set(session.scalars(select(Pair.external_id)))
-    else:
-        seen = set(session.scalars(select(Item.external_id).where(Item.activity == activity)))
+    model = Pair if activity == "compare" else Item
+    stmt = select(model.external_id) if activity == "compare" else \
+        select(Item.external_id).where(Item.activity == activity)
+    seen = set(session.scalars(stmt))
+    added = skipped = read = 0
+    pending: list[dict] = []
+    now = utcnow()
+
+    def flush() -> None:
+        if pending:
+            session.execute(insert(model), pending)
+            pending.clear()
+
     for file in files:
         for where, row in read_rows(file):
             if limit is not None and added >= limit:
                 break
-            obj = _pair(where, row, file) if activity == "compare" else _item(where, row, activity, file)
-            if keep is not None and obj.language not in keep:
+            read += 1
+            if progress and read % 500 == 0:
+                progress(500)
+            values = _pair(where, row, file) if activity == "compare" else _item(where, row, activity, file)
+            if keep is not None and values["language"] not in keep:
                 continue
-            if obj.external_id in seen:
+            if values["external_id"] in seen:
                 skipped += 1
                 continue
-            seen.add(obj.external_id)
-            session.add(obj)
+            seen.add(values["external_id"])
+            values["created_at"] = now
+            pending.append(values)
             added += 1
+            if len(pending) >= chunk:
+                flush()
+    flush()
     session.commit()
+    if progress:
+        progress(read % 500)
     return LoadResult(added, skipped, [str(f) for f in files])
 
 
-def _item(where: str, row: dict, activity: str, file: Path) -> Item:
+def _item(where: str, row: dict, activity: str, file: Path) -> dict:
     _require(where, row, EXAMPLE_COLUMNS)
     lang = _language(where, row["language"])
     inputs, targets = str(row["inputs"]), str(row["targets"])
     ext = str(row.get("id") or example_id(lang, inputs, targets))
-    return Item(external_id=ext[:200], activity=activity, inputs=inputs, targets=targets, language=lang,
+    return dict(external_id=ext[:200], activity=activity, inputs=inputs, targets=targets, language=lang,
                 script=str(row.get("script") or L.get(lang).script)[:8],
                 source=str(row.get("source") or "")[:200], dataset=str(row.get("dataset") or "")[:200],
                 kind=str(row.get("kind") or "")[:32], license=str(row.get("license") or "")[:100],
                 origin=str(file)[:500])
 
 
-def _pair(where: str, row: dict, file: Path) -> Pair:
+def _pair(where: str, row: dict, file: Path) -> dict:
     _require(where, row, PAIR_COLUMNS)
     if row["model_a"] == row["model_b"]:
         raise DataError(f"{where}: model_a and model_b are the same ({row['model_a']!r})")
-    return Pair(external_id=pair_key(row), language=_language(where, row["language"]),
+    return dict(external_id=pair_key(row), language=_language(where, row["language"]),
                 prompt=str(row["prompt"]), model_a=str(row["model_a"])[:200], model_b=str(row["model_b"])[:200],
                 answer_a=str(row["answer_a"]), answer_b=str(row["answer_b"]),
                 judge_winner=judge_winner(where, row), origin=str(file)[:500])
