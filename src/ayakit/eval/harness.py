@@ -28,7 +28,8 @@ from ayakit.records import EvalItem
 
 NORMALIZATIONS = ("none", "token", "byte")
 TIERS = ("high", "mid", "low")
-N_RESAMPLES = 1000
+N_RESAMPLES = 1000  # for mean metrics (vectorised)
+N_RESAMPLES_CORPUS = 200  # for corpus metrics (chrF++, spBLEU): one sacrebleu score per resample
 CHUNK = 256  # items per backend call between cache commits
 
 Progress = Callable[[str, int, int], None]
@@ -152,10 +153,11 @@ def _language_scores(metric: Any, stats: dict[str, np.ndarray], seed: int) -> tu
     rng = np.random.default_rng(seed)
     for pid, s in stats.items():
         by_prompt[pid] = metric.aggregate(s)
-        idx = rng.integers(0, len(s), size=(N_RESAMPLES, len(s)))
         if getattr(metric, "fn", None) is not None:  # a mean metric: vectorised
+            idx = rng.integers(0, len(s), size=(N_RESAMPLES, len(s)))
             draws.append(s[:, 0][idx].mean(axis=1) * 100)
         else:
+            idx = rng.integers(0, len(s), size=(N_RESAMPLES_CORPUS, len(s)))
             draws.append(np.array([metric.aggregate(s[row]) for row in idx]))
     return by_prompt, np.stack(draws, axis=1)
 

@@ -262,7 +262,7 @@ class SacreMetric:
         """sacrebleu's corpus score from the summed statistics."""
         if not len(stats):
             return float("nan")
-        summed = [int(round(x)) for x in stats.sum(axis=0)]
+        summed = np.rint(stats.sum(axis=0)).astype(np.int64).tolist()
         return float(self._metric._compute_score_from_stats(summed).score)
 
 

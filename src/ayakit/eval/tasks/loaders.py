@@ -250,9 +250,12 @@ def _tatoeba_files(root: Path, languages: set[str] | None) -> dict[str, str]:
 def load_tatoeba(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
     """Tatoeba: tatoeba.<xxx>-eng.{xxx,eng}, line-aligned; evaluated on the held-out lines, shots from the rest."""
     try:
-        from ayakit.data.sources.tatoeba import tatoeba_split
-    except ImportError as exc:
-        raise DataError(f"task {spec['name']}: the Tatoeba train/held-out split is not available ({exc})") from None
+        from ayakit.data.sources.parallel import tatoeba_split
+    except ImportError:
+        try:
+            from ayakit.data.sources.tatoeba import tatoeba_split
+        except ImportError as exc:
+            raise DataError(f"task {spec['name']}: the Tatoeba train/held-out split is not available ({exc})") from None
     root = _need_dir(data_dir, "tatoeba/data/tatoeba/v1", spec["name"])
     out = {}
     for code, fc in sorted(_tatoeba_files(root, languages).items()):

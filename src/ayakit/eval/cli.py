@@ -1,0 +1,136 @@
+"""`ayakit eval`: evaluate a model per language and resource tier (`run`, the default), compare runs (`compare`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import typer
+import typer.core
+from rich.console import Console
+from rich.table import Table
+
+
+class _DefaultRun(typer.core.TyperGroup):
+    """`ayakit eval MODEL ...` means `ayakit eval run MODEL ...`."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # noqa: ANN201 - click's signature
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().resolve_command(ctx, args)
+
+
+app = typer.Typer(cls=_DefaultRun, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Evaluate a model per language and resource tier (`ayakit eval MODEL` = `ayakit eval run "
+                       "MODEL`); compare evaluated models (`ayakit eval compare`).")
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    return out or None
+
+
+def _default_out(model: str) -> Path:
+    path = Path(model)
+    if path.is_dir() and path.name == "model" and (path.parent / "recipe.yaml").is_file():
+        return path.parent / "eval" / "model"  # a run's model: runs/<name>/eval/model
+    name = path.name if path.exists() else model.replace("/", "--").replace(":", "_")
+    return Path("eval") / (name or "model")
+
+
+def _fmt(score: float | None, ci: list | None = None) -> str:
+    if score is None:
+        return "–"
+    if ci and all(c is not None and c == c for c in ci):
+        return f"{score:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
+    return f"{score:.1f}"
+
+
+def tier_table(summary: dict) -> Table:
+    """The per-task, per-tier table of one summary."""
+    table = Table(title=f"{summary['model']}  ({summary['suite']}; median over prompts of the mean over languages, "
+                        "95% bootstrap CI)")
+    for col in ("task", "metric", "unseen", "langs", "high", "mid", "low", "all", "chance"):
+        table.add_column(col, justify="left" if col in ("task", "metric") else "right")
+    for name, t in summary["tasks"].items():
+        tiers = [_fmt(t["by_tier"].get(tier, {}).get("score"), t["by_tier"].get(tier, {}).get("ci"))
+                 for tier in ("high", "mid", "low")]
+        table.add_row(name, t["metric"], "yes" if t["unseen_task"] else "no", str(len(t["by_language"])), *tiers,
+                      _fmt(t["score"], t["ci"]), _fmt(t.get("chance")))
+    overall = summary.get("by_tier", {})
+    table.add_row("mean over tasks", "", "", "", *[_fmt(overall.get(tier, {}).get("score")) for tier in
+                                                   ("high", "mid", "low")], "", "", end_section=True)
+    return table
+
+
+@app.command("run")
+def run_cmd(
+    model: str = typer.Argument(..., help="A model directory (an ayakit run's model/, any HF save_pretrained "
+                                          "dir), a hub id, or an OpenAI-compatible URL (http://host:port/v1#model)."),
+    suite: str = typer.Option("aya-mini", "--suite", "-s",
+                              help="Named suite: aya-mini (embedded, no network, ~100 languages), aya-public (the "
+                                   "public data dir), aya-paper (the paper's hub datasets)."),
+    tasks: list[str] = typer.Option(None, "--tasks", "-t", help="Only these tasks (comma-separated or repeated); "
+                                                                "overrides the suite's list."),
+    languages: list[str] = typer.Option(None, "--languages", "-l",
+                                        help="Only these languages (any code the registry knows: fr, fra, fra_Latn)."),
+    prompts: int = typer.Option(5, "--prompts", min=1, help="Prompts per task (the paper: median over 5)."),
+    max_items: int = typer.Option(None, "--max-items", min=1, help="At most this many items per (task, language)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output directory (default: a run's eval/model, else "
+                                                       "./eval/<model name>)."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="The public data directory (default: $AYAKIT_DATA_DIR)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1,
+                                   help="Rows per forward pass (choices count as rows; scores do not depend on it)."),
+    normalization: str = typer.Option("none", "--normalization",
+                                      help="Choice scores: none (sum of log-probs), token (per token), byte (per "
+                                           "UTF-8 byte; never per character)."),
+    num_fewshot: int = typer.Option(0, "--num-fewshot", min=0, help="k-shot exemplars from a task's train split."),
+    seed: int = typer.Option(0, "--seed", help="Seed for item sampling, few-shot exemplars, sampling, bootstrap."),
+) -> None:
+    """Evaluate MODEL on a suite; write <task>.jsonl, summary.json and a manifest; print a per-tier table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ayakit.eval.harness import evaluate
+
+    if normalization not in ("none", "token", "byte"):
+        raise typer.BadParameter(f"{normalization!r}: use none, token or byte", param_hint="--normalization")
+    out = out or _default_out(model)
+    console = Console()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        ids: dict[str, int] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in ids:
+                ids[name] = bar.add_task(name, total=total)
+            bar.update(ids[name], completed=done, total=total)
+
+        summary = evaluate(model, out, suite=suite if not tasks else None, tasks=_split(tasks),
+                           languages=_split(languages), prompts=prompts, max_items=max_items, batch_size=batch_size,
+                           normalization=normalization, num_fewshot=num_fewshot, data_dir=data_dir, seed=seed,
+                           progress=progress)
+    console.print(tier_table(summary))
+    for note in summary["notes"]:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(f"results: {out}/summary.json and {out}/<task>.jsonl")
+
+
+@app.command("compare")
+def compare_cmd(
+    dirs: list[Path] = typer.Argument(..., help="Directories holding summary.json, or run directories (their "
+                                                "eval/*/summary.json)."),
+    markdown: Path = typer.Option(None, "--markdown", help="Also write the tables as Markdown to this file."),
+) -> None:
+    """Models side by side per task (the paper's Table 5) and per resource tier (Table 7); winners marked."""
+    from ayakit.eval.compare import compare_table, find_summaries
+    from ayakit.io import write_text_atomic
+
+    tables = compare_table(find_summaries(dirs))
+    console = Console()
+    for table in tables:
+        console.print(table.to_rich())
+    if markdown:
+        write_text_atomic(markdown, "\n".join(t.to_markdown() for t in tables))
+        console.print(f"written: {markdown}")
