@@ -70,9 +70,9 @@ def test_identity_run(tiny_data, tmp_path, stand_in) -> None:
     assert groups["gender:woman"]["toxicity_probability"] == 1.0 and groups["gender:man"]["emt"] == 0.0
     assert {"pleasant", "person"} <= {w for w, _ in groups["gender:man"]["top_words"]}
     assert groups["gender:woman"]["top_words"][0][0] in ("is", "an", "ass")
-    lines = (tmp_path / "generations.jsonl").read_text().splitlines()
+    lines = (tmp_path / "identity" / "generations.jsonl").read_text().splitlines()
     assert len(lines) == 28 * 3 and json.loads(lines[0])["score"] in (0.0, 1.0)
-    assert json.loads((tmp_path / "manifest.json").read_text())["stage"] == "safety-toxicity"
+    assert json.loads((tmp_path / "identity" / "manifest.json").read_text())["stage"] == "safety-toxicity"
 
 
 def test_toxic_prompts_are_dropped_first(tiny_data, tmp_path, stand_in) -> None:

@@ -94,11 +94,8 @@ def toxicity_cmd(
                          max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     label = model_label(model)
     backend = _backend(model, batch_size)
-    # the set actually used (flores falls back to embedded sentences without data) names the folder
-    from ayakit.safety.toxicity import build_prompts
-
-    set_name = build_prompts(cfg, sc, data)[0]
-    result = run_toxicity(backend, sc, cfg, dest / "toxicity" / _slug(label) / set_name, data, label)
+    result = run_toxicity(backend, sc, cfg, dest / "toxicity" / _slug(label), data, label)
+    set_name = result["prompt_set"]
     update_summary(dest, ["models", label, "toxicity", set_name], result)
     table = Table(title=f"Toxicity ({set_name} prompts, {sc.name} scorer, k={samples}) - {label}")
     for col in ("language", "prompts", "EMT", "95% CI", "P(toxic)", "95% CI"):

@@ -56,7 +56,10 @@ def build_prompts(cfg: ToxicityConfig, scorer: Scorer, data_dir: Path | None) ->
 
 def run_toxicity(backend: Backend, scorer: Scorer, cfg: ToxicityConfig, out_dir: str | Path,
                  data_dir: str | Path | None = None, model: str = "model") -> dict:
-    """Generate, score and summarise; writes generations.jsonl, results.json and a manifest into out_dir."""
+    """Generate, score and summarise; writes generations.jsonl, results.json and a manifest into out_dir/<set>.
+
+    The set is the one actually used: flores falls back to embedded sentences without the public data.
+    """
     set_name, prompts, absent = build_prompts(cfg, scorer, Path(data_dir) if data_dir else None)
     languages: dict[str, dict] = {code: {"covered": False, "reason": "no prompts in this language"} for code in absent}
     by_lang: dict[str, list[Prompt]] = defaultdict(list)
@@ -115,7 +118,7 @@ def run_toxicity(backend: Backend, scorer: Scorer, cfg: ToxicityConfig, out_dir:
     }
     if groups:
         result["groups"] = groups
-    dest = Path(out_dir)
+    dest = Path(out_dir) / set_name
     dest.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest / "generations.jsonl") as tmp, tmp.open("w", encoding="utf-8") as fh:
         for i, p in enumerate(scored):
