@@ -87,7 +87,7 @@ def test_concurrent_requests_are_batched_and_unchanged(server: str, client, engi
 @pytest.mark.parametrize("body,status,param", [
     ({"prompt": "x", "n": 2}, 400, "n"),
     ({"prompt": "x", "max_tokens": 1000}, 400, "max_tokens"),
-    ({"prompt": "cat " * 400}, 400, "prompt"),
+    ({"prompt": "cat " * 1200}, 400, "prompt"),
     ({"prompt": ["a", "b"]}, 400, "prompt"),
     ({"prompt": "x", "temperature": 9}, 400, "temperature"),
     ({"prompt": "x", "frequency_penalty": 1}, 400, "frequency_penalty"),
@@ -115,7 +115,7 @@ def test_limits_and_malformed_bodies(server: str) -> None:
     missing = httpx.get(server + "/v2/nothing")
     assert missing.status_code == 404 and "error" in missing.json()
     long_chat = httpx.post(server + "/v1/chat/completions",
-                           json={"messages": [{"role": "user", "content": "chat " * 400}]})
+                           json={"messages": [{"role": "user", "content": "chat " * 1200}]})
     assert long_chat.json()["error"]["code"] == "context_length_exceeded"
 
 

@@ -40,10 +40,10 @@ def build_tiny_model(out_dir: Path, extra_tokens: list[str] = (), arch: str = "s
                           decoder_start_token_id=fast.pad_token_id, initializer_factor=5.0)
         model = T5ForConditionalGeneration(config)
     else:
-        config = GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=256,
+        config = GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=1024,
                             bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id,
                             pad_token_id=fast.pad_token_id)
         model = GPT2LMHeadModel(config)
     model.save_pretrained(out_dir)
-    (out_dir / "ayakit.json").write_text(json.dumps({"arch": arch, "max_source_length": 128}))
+    (out_dir / "ayakit.json").write_text(json.dumps({"arch": arch, "max_source_length": 1024}))
     return out_dir

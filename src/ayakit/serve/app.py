@@ -198,7 +198,8 @@ def create_app(engine: Engine, limits: ServeLimits | None = None) -> FastAPI:
     @app.get("/health", response_model=Health)
     async def health() -> Health:
         """Liveness and batching counters."""
-        return Health(status="ok", model=model_name, queued=batcher.queued, batches=batcher.stats.batches,
+        return Health(status="ok", model=model_name, queued=batcher.queued, requests=batcher.stats.requests,
+                      batches=batcher.stats.batches,
                       max_batch_seen=batcher.stats.max_batch_seen)
 
     @app.get("/v1/models", response_model=ModelList)

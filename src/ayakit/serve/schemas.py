@@ -148,6 +148,7 @@ class Health(BaseModel):
     status: Literal["ok"]
     model: str
     queued: int
+    requests: int
     batches: int
     max_batch_seen: int
 

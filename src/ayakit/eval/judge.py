@@ -1,0 +1,509 @@
+"""LLM-judge win rates of two models per language (the paper's simulated win rates, Aya-101 section 4.3.2).
+
+Both models answer the same prompts; a judge behind any OpenAI-compatible endpoint compares each pair twice, with
+the answers swapped. A pair's outcome is the model both orders prefer; disagreement is a tie; a verdict the parser
+cannot read makes the pair "invalid" (counted and reported, left out of the rates). Outputs in --out:
+
+- pairs.jsonl: one line per prompt: id, language, prompt, model_a, model_b, answer_a, answer_b,
+  verdict_ab (judge saw model_a's answer first), verdict_ba (model_b's first), outcome ("a" | "b" | "tie" |
+  "invalid"), plus judge_ab / judge_ba (the judge's raw replies). Verdicts are "A", "B", "tie" or null.
+- summary.json: per language and overall: win / tie / loss shares of valid pairs with bootstrap 95% CIs,
+  win rate with ties as half, invalid pairs, unparseable verdicts, position-flip rate, how often the first-shown
+  answer is preferred, and the share of decisive outcomes won by the longer answer (in characters).
+- cache/: every answer and every judge reply, keyed by what decides it, so a rerun sends no request twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+
+from ayakit.errors import DataError
+from ayakit.io import fingerprint, write_json_atomic, write_manifest, write_text_atomic
+from ayakit.languages import get as get_language
+from ayakit.records import example_id
+
+# The paper's simulated win-rate languages ([P] 4.3.2).
+PAPER_LANGUAGES = ("eng", "zho", "tur", "tel", "srp", "spa", "rus", "hin", "fra", "arb")
+OUTCOMES = ("a", "b", "tie", "invalid")
+
+
+@dataclass
+class JudgePrompt:
+    """A judge prompt: system and user templates and the labels its verdict line uses."""
+
+    name: str
+    system: str
+    user: str
+    keys: list[str]
+    first: list[str]
+    second: list[str]
+    tie: list[str]
+
+
+@dataclass
+class PromptItem:
+    """One prompt both models answer."""
+
+    id: str
+    language: str
+    prompt: str
+
+
+@cache
+def load_judge_prompt(name_or_path: str = "default") -> JudgePrompt:
+    """A packaged judge prompt (judge_prompts/<name>.yaml) or a YAML file of the same shape."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    else:
+        res = resources.files("ayakit.eval").joinpath("judge_prompts", f"{name_or_path}.yaml")
+        if not res.is_file():
+            raise DataError(f"judge prompt {name_or_path!r}: no such packaged prompt or YAML file")
+        text, where = res.read_text(encoding="utf-8"), f"judge_prompts/{name_or_path}.yaml"
+    data = yaml.safe_load(text) or {}
+    try:
+        v = data["verdict"]
+        return JudgePrompt(name=str(data.get("name", name_or_path)), system=data["system"], user=data["user"],
+                           keys=list(v["key"]), first=list(v["first"]), second=list(v["second"]),
+                           tie=list(v["tie"]))
+    except (KeyError, TypeError) as exc:
+        raise DataError(f"{where}: missing key {exc} (needs system, user, verdict.key/first/second/tie)") from None
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """Replace {name} placeholders in one pass (text inside the values is never re-expanded)."""
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def render_judge(prompt: JudgePrompt, language: str, instruction: str, first: str, second: str) -> tuple[str, str]:
+    """The (system, user) messages asking which of two answers is better."""
+    values = {"language": get_language(language).name, "instruction": instruction, "first": first,
+              "second": second}
+    return fill(prompt.system, values), fill(prompt.user, values)
+
+
+def _label_hits(value: str, labels: list[str]) -> bool:
+    norm = value.strip().strip("*_`'\"“”‘’.:;,![] ").lower()
+    for label in labels:
+        low = label.lower()
+        if len(low) == 1 and low.isalnum():  # a bare letter counts only as the whole verdict
+            if norm == low:
+                return True
+            continue
+        left = r"\b" if low[0].isalnum() else ""
+        right = r"\b" if low[-1].isalnum() else ""
+        if re.search(left + re.escape(low).replace(r"\ ", r"\s*") + right, norm):
+            return True
+    return False
+
+
+def parse_verdict(text: str | None, prompt: JudgePrompt | None = None) -> str | None:
+    """'A', 'B' or 'tie' from a judge reply; None when it cannot be read (never a guess)."""
+    if not text or not text.strip():
+        return None
+    prompt = prompt or load_judge_prompt()
+    keys = "|".join(re.escape(k) for k in prompt.keys)
+    lines = text.splitlines()
+    value = None
+    for i, line in enumerate(lines):
+        m = re.match(rf"^[\W_]*(?:{keys})[\W_]*?\s*[:：]\s*(.*)$", line.strip(), flags=re.IGNORECASE)
+        if m:
+            rest = m.group(1).strip()
+            if not rest.strip("*_` "):  # the verdict is on the next non-empty line
+                rest = next((ln.strip() for ln in lines[i + 1:] if ln.strip()), "")
+            value = rest  # the last verdict line wins (a judge may restate it)
+    if value is None:
+        value = text.strip()
+        if len(value) > 40:  # a bare verdict is short; a long reply without a verdict line is unreadable
+            return None
+    first, second = _label_hits(value, prompt.first), _label_hits(value, prompt.second)
+    if first != second:
+        return "A" if first else "B"
+    if _label_hits(value, prompt.tie) or re.search(r"\b(" + "|".join(map(re.escape, prompt.tie)) + r")\b",
+                                                   value, flags=re.IGNORECASE):
+        return "tie"
+    return None
+
+
+def pair_outcome(verdict_ab: str | None, verdict_ba: str | None) -> str:
+    """'a', 'b', 'tie' or 'invalid' from the two verdicts (model_a shown first in ab, second in ba)."""
+    if verdict_ab is None or verdict_ba is None:
+        return "invalid"
+    first = {"A": "a", "B": "b", "tie": "tie"}[verdict_ab]
+    second = {"A": "b", "B": "a", "tie": "tie"}[verdict_ba]
+    return first if first == second else "tie"
+
+
+# --- aggregation ---------------------------------------------------------------------------------------------
+
+
+def _bootstrap(values: list[float], n_boot: int, seed: int) -> tuple[float, float]:
+    import numpy as np
+
+    if not values:
+        return (float("nan"), float("nan"))
+    arr = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = arr[rng.integers(0, len(arr), size=(n_boot, len(arr)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def summarize_pairs(pairs: list[dict], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Win / tie / loss with bootstrap CIs, invalid counts and judge-bias measures, for one group of pairs."""
+    outcomes = [p["outcome"] for p in pairs]
+    valid = [o for o in outcomes if o != "invalid"]
+    out: dict[str, Any] = {"pairs": len(pairs), "valid": len(valid), "invalid": len(pairs) - len(valid),
+                           "unparseable_verdicts": sum((p["verdict_ab"] is None) + (p["verdict_ba"] is None)
+                                                       for p in pairs)}
+    for name, hit in (("win", "a"), ("tie", "tie"), ("loss", "b")):
+        flags = [1.0 if o == hit else 0.0 for o in valid]
+        out[name] = sum(flags) / len(flags) if flags else None
+        out[f"{name}_ci95"] = list(_bootstrap(flags, n_boot, seed)) if flags else None
+    half = [1.0 if o == "a" else 0.5 if o == "tie" else 0.0 for o in valid]
+    out["win_rate_ties_half"] = sum(half) / len(half) if half else None
+    out["win_rate_ties_half_ci95"] = list(_bootstrap(half, n_boot, seed)) if half else None
+    # Position bias: with both verdicts readable, the preferred model changes when the order is swapped.
+    both = [p for p in pairs if p["verdict_ab"] is not None and p["verdict_ba"] is not None]
+    decisive_orders = [p for p in both if "tie" not in (p["verdict_ab"], p["verdict_ba"])]
+    out["position_flip_rate"] = (sum(p["verdict_ab"] == p["verdict_ba"] for p in decisive_orders)
+                                 / len(decisive_orders)) if decisive_orders else None
+    slots = [v for p in pairs for v in (p["verdict_ab"], p["verdict_ba"]) if v in ("A", "B")]
+    out["first_shown_preferred"] = slots.count("A") / len(slots) if slots else None
+    # Length bias: among decisive outcomes between answers of different length, how often the longer one won.
+    decided = [p for p in pairs if p["outcome"] in ("a", "b") and len(p["answer_a"]) != len(p["answer_b"])]
+    longer = [(p["outcome"] == "a") == (len(p["answer_a"]) > len(p["answer_b"])) for p in decided]
+    out["longer_answer_wins"] = sum(longer) / len(longer) if longer else None
+    out["length_unit"] = "characters"
+    return out
+
+
+def summarize(pairs: list[dict], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Per-language and overall summaries (overall pools every pair)."""
+    langs = sorted({p["language"] for p in pairs})
+    return {"overall": summarize_pairs(pairs, n_boot, seed),
+            "languages": {lang: summarize_pairs([p for p in pairs if p["language"] == lang], n_boot, seed)
+                          for lang in langs}}
+
+
+# --- prompts ---------------------------------------------------------------------------------------------------
+
+
+def load_prompt_file(path: Path, default_language: str | None = None) -> list[PromptItem]:
+    """Prompts from JSONL: each line has `prompt` (or `inputs`), `language` (or a default) and an optional `id`."""
+    if not path.is_file():
+        raise FileNotFoundError(f"prompt file {path} does not exist")
+    items = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{n}: expected a JSON object")
+            text = row.get("prompt", row.get("inputs"))
+            if not isinstance(text, str) or not text.strip():
+                raise DataError(f"{path}:{n}: no `prompt` (or `inputs`) text")
+            lang = row.get("language") or default_language
+            if not lang:
+                raise DataError(f"{path}:{n}: no `language` (or pass a single --languages code)")
+            try:
+                code = get_language(str(lang)).code
+            except Exception as exc:  # noqa: BLE001 - UnknownLanguageError names the closest codes
+                raise DataError(f"{path}:{n}: {exc}") from None
+            items.append(PromptItem(str(row.get("id") or example_id("judge", code, text)), code, text))
+    if not items:
+        raise DataError(f"{path}: no prompts")
+    return items
+
+
+def cap_per_language(items: list[PromptItem], max_items: int) -> list[PromptItem]:
+    """The first max_items prompts of each language, in file order."""
+    counts: dict[str, int] = {}
+    kept = []
+    for it in items:
+        counts[it.language] = counts.get(it.language, 0) + 1
+        if counts[it.language] <= max_items:
+            kept.append(it)
+    return kept
+
+
+def embedded_prompts(languages: Iterable[str], max_items: int | None, seed: int) -> list[PromptItem]:
+    """Held-out embedded prompts (one prompt per item), generation items first."""
+    from ayakit.data.sources.embedded import heldout_items
+
+    out = []
+    for lang in languages:
+        items = heldout_items(lang, 1, None, seed)
+        items.sort(key=lambda it: (it.choices is not None, it.task, it.id))
+        seen: set[str] = set()
+        picked = [it for it in items if not (it.id in seen or seen.add(it.id))]
+        if max_items is not None:
+            picked = picked[:max_items]
+        out += [PromptItem(it.id, it.language, it.inputs) for it in picked]
+    return out
+
+
+# --- clients and caches ---------------------------------------------------------------------------------------
+
+
+class JsonlCache:
+    """An append-only key -> value store in a JSONL file; thread safe; survives interruption."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                    self.data[row["key"]] = row["value"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a line cut short by an interruption
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def get(self, key: str) -> Any:
+        """The cached value or None."""
+        return self.data.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        """Store and append to disk at once."""
+        with self._lock:
+            self.data[key] = value
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n")
+
+
+class ChatJudge:
+    """A judge behind an OpenAI-compatible /v1/chat/completions (system + user messages), with retries."""
+
+    def __init__(self, url: str, model: str | None = None, api_key: str | None = None, temperature: float = 0.0,
+                 max_tokens: int = 256, timeout: float = 120.0, retries: int = 4,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        import os
+
+        import httpx
+
+        base = url.rstrip("/")
+        self.base = base if base.endswith("/v1") else base + "/v1"
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        self.client = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {key}"} if key else {})
+        self.temperature, self.max_tokens, self.retries, self.sleep = temperature, max_tokens, retries, sleep
+        self.model = model or self._first_model()
+
+    def _first_model(self) -> str:
+        import httpx
+
+        try:
+            data = self.client.get(self.base + "/models").json()
+            return str(data["data"][0]["id"])
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            return "default"
+
+    def describe(self) -> dict:
+        """What decides the judge's replies (the cache key's judge part)."""
+        return {"url": self.base, "model": self.model, "temperature": self.temperature,
+                "max_tokens": self.max_tokens}
+
+    def complete(self, system: str, user: str) -> str:
+        """The judge's reply text."""
+        import httpx
+
+        body = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens, "seed": 0,
+                "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+        last = ""
+        for attempt in range(self.retries + 1):
+            try:
+                resp = self.client.post(self.base + "/chat/completions", json=body)
+                if resp.status_code < 400:
+                    return resp.json()["choices"][0]["message"]["content"] or ""
+            except (httpx.TransportError, ValueError, KeyError, IndexError, TypeError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                last = f"HTTP {resp.status_code}: {resp.text[:300]}"
+                if resp.status_code < 500 and resp.status_code != 429:  # the request itself is wrong: no retry
+                    raise DataError(f"judge {self.base}: {last}")
+            if attempt < self.retries:
+                self.sleep(min(30.0, 2.0 ** attempt))
+        raise DataError(f"judge {self.base}: failed after {self.retries + 1} attempts ({last})")
+
+
+def model_key(spec: str) -> str:
+    """What identifies a model's answers without loading it: a URL, or a directory's files (names, sizes, mtimes)."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
+                       for f in path.rglob("*") if f.is_file() and "checkpoints" not in f.parts)
+        return fingerprint({"dir": str(path.resolve()), "files": files})
+    return fingerprint({"spec": spec})
+
+
+def model_label(spec: str) -> str:
+    """A readable model name: a directory's name (its parent's when it is a run's `model/`), or the URL."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return f"{path.resolve().parent.name}/{path.name}" if path.name == "model" else path.name
+    return spec
+
+
+def answers_for(spec: str, items: list[PromptItem], params: Any, cache_dir: Path, batch_size: int,
+                progress: Callable[[int], None] | None = None) -> list[str]:
+    """One answer per prompt from a model dir or endpoint; cached, and the model is loaded only when needed."""
+    store = JsonlCache(cache_dir / f"answers-{model_key(spec)}.jsonl")
+    settings = {"max_new_tokens": params.max_new_tokens, "temperature": params.temperature, "top_p": params.top_p,
+                "seed": params.seed, "stop": list(params.stop)}
+    keys = [fingerprint({"prompt": it.prompt, **settings}) for it in items]
+    missing = [i for i, k in enumerate(keys) if store.get(k) is None]
+    if progress:
+        progress(len(items) - len(missing))
+    if missing:
+        from ayakit.eval.backends import load_backend
+
+        backend = load_backend(spec, batch_size=batch_size)
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start:start + batch_size]
+            texts = backend.generate([items[i].prompt for i in chunk], params)
+            for i, text in zip(chunk, texts):
+                store.put(keys[i], text)
+            if progress:
+                progress(len(chunk))
+    return [store.get(k) for k in keys]
+
+
+def judge_pairs(items: list[PromptItem], answers_a: list[str], answers_b: list[str], judge: ChatJudge,
+                prompt: JudgePrompt, cache_dir: Path, concurrency: int = 8,
+                progress: Callable[[int], None] | None = None) -> list[tuple[str, str]]:
+    """Judge replies (ab, ba) per pair; every reply cached by (judge, messages)."""
+    store = JsonlCache(cache_dir / "judge.jsonl")
+    jobs = []
+    for it, a, b in zip(items, answers_a, answers_b):
+        jobs.append(render_judge(prompt, it.language, it.prompt, a, b))
+        jobs.append(render_judge(prompt, it.language, it.prompt, b, a))
+    keys = [fingerprint({"judge": judge.describe(), "system": s, "user": u}) for s, u in jobs]
+
+    def one(i: int) -> str:
+        hit = store.get(keys[i])
+        if hit is None:
+            hit = judge.complete(*jobs[i])
+            store.put(keys[i], hit)
+        if progress:
+            progress(1)
+        return hit
+
+    with ThreadPoolExecutor(max(1, concurrency)) as pool:
+        replies = list(pool.map(one, range(len(jobs))))
+    return [(replies[2 * k], replies[2 * k + 1]) for k in range(len(items))]
+
+
+def run_judge(model_a: str, model_b: str, judge: ChatJudge, items: list[PromptItem], out_dir: Path,
+              params: Any, prompt: JudgePrompt, batch_size: int = 16, concurrency: int = 8, n_boot: int = 1000,
+              seed: int = 0, progress: Any = None) -> dict[str, Any]:
+    """Answers, judgments, pairs.jsonl, summary.json and manifest.json in out_dir; returns the summary."""
+    cache_dir = out_dir / "cache"
+    tick = (lambda task: (lambda n: progress.advance(task, n))) if progress is not None else (lambda task: None)
+    task_a = progress.add_task(f"answers {model_label(model_a)}", total=len(items)) if progress else None
+    answers_a = answers_for(model_a, items, params, cache_dir, batch_size, tick(task_a))
+    task_b = progress.add_task(f"answers {model_label(model_b)}", total=len(items)) if progress else None
+    answers_b = answers_for(model_b, items, params, cache_dir, batch_size, tick(task_b))
+    task_j = progress.add_task("judging (both orders)", total=2 * len(items)) if progress else None
+    replies = judge_pairs(items, answers_a, answers_b, judge, prompt, cache_dir, concurrency, tick(task_j))
+    pairs = []
+    for it, a, b, (raw_ab, raw_ba) in zip(items, answers_a, answers_b, replies):
+        v_ab, v_ba = parse_verdict(raw_ab, prompt), parse_verdict(raw_ba, prompt)
+        pairs.append({"id": it.id, "language": it.language, "prompt": it.prompt, "model_a": model_label(model_a),
+                      "model_b": model_label(model_b), "answer_a": a, "answer_b": b, "verdict_ab": v_ab,
+                      "verdict_ba": v_ba, "outcome": pair_outcome(v_ab, v_ba), "judge_ab": raw_ab,
+                      "judge_ba": raw_ba})
+    summary = {"model_a": model_label(model_a), "model_b": model_label(model_b), "judge": judge.describe(),
+               "judge_prompt": prompt.name, "generation": {"max_new_tokens": params.max_new_tokens,
+                                                          "temperature": params.temperature,
+                                                          "top_p": params.top_p, "seed": params.seed},
+               **summarize(pairs, n_boot, seed)}
+    write_text_atomic(out_dir / "pairs.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs))
+    write_json_atomic(out_dir / "summary.json", summary)
+    write_manifest(out_dir, "judge", {"model_a": model_key(model_a), "model_b": model_key(model_b),
+                                      "judge": judge.describe(), "prompts": fingerprint([vars(i) for i in items]),
+                                      "generation": summary["generation"], "judge_prompt": prompt.name},
+                   {"pairs.jsonl": len(pairs), "summary.json": 1})
+    return summary
+
+
+def _fmt(value: float | None, ci: list[float] | None = None) -> str:
+    if value is None:
+        return "-"
+    text = f"{100 * value:.1f}"
+    return text + (f" [{100 * ci[0]:.0f}-{100 * ci[1]:.0f}]" if ci else "")
+
+
+def judge_cmd(
+    model_a: str = typer.Argument(..., help="Model A: a model directory (HF save_pretrained) or an endpoint URL "
+                                            "(http://host:port[/v1][#model])."),
+    model_b: str = typer.Argument(..., help="Model B, the same kinds as model A."),
+    judge: str = typer.Option(..., "--judge", help="URL of an OpenAI-compatible endpoint that judges "
+                                                   "(e.g. one started with `ayakit serve`)."),
+    judge_model: str = typer.Option(None, help="Model name sent to the judge (default: the first in its /v1/models)."),
+    prompts: Path = typer.Option(None, "--prompts", help="JSONL of prompts ({prompt, language, id}); default: the "
+                                                         "embedded held-out prompts."),
+    languages: str = typer.Option(",".join(PAPER_LANGUAGES), help="Comma-separated languages (default: the "
+                                                                  "paper's 10); filters --prompts too."),
+    max_items: int = typer.Option(50, min=1, help="Most prompts per language."),
+    out: Path = typer.Option(Path("runs/judge"), "--out", help="Output folder (pairs.jsonl, summary.json, cache/)."),
+    max_new_tokens: int = typer.Option(256, min=1, help="Answer length limit."),
+    temperature: float = typer.Option(0.9, min=0, help="Answer sampling temperature (paper: 0.9)."),
+    top_p: float = typer.Option(0.8, min=0, max=1, help="Answer nucleus sampling (paper: 0.8)."),
+    judge_max_tokens: int = typer.Option(256, min=1, help="Judge reply length limit."),
+    judge_prompt: str = typer.Option("default", help="Packaged judge prompt name, or a YAML file of that shape."),
+    concurrency: int = typer.Option(8, min=1, help="Judge requests in flight at once."),
+    batch_size: int = typer.Option(16, min=1, help="Answer generation batch size."),
+    bootstrap: int = typer.Option(1000, min=10, help="Bootstrap resamples for the confidence intervals."),
+    seed: int = typer.Option(0, help="Seed of prompt selection, sampling and the bootstrap."),
+) -> None:
+    """LLM-judge win rates of MODEL_A against MODEL_B per language, each pair judged in both orders."""
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from ayakit.eval.backends import GenerationParams
+
+    codes = [get_language(c.strip()).code for c in languages.split(",") if c.strip()]
+    if prompts is not None:
+        items = load_prompt_file(prompts, codes[0] if len(codes) == 1 else None)
+        items = cap_per_language([it for it in items if it.language in codes], max_items)
+    else:
+        items = embedded_prompts(codes, max_items, seed)
+    if not items:
+        raise DataError(f"no prompts in the languages {codes}")
+    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    client = ChatJudge(judge, judge_model, max_tokens=judge_max_tokens)
+    with Progress(transient=True) as progress:
+        summary = run_judge(model_a, model_b, client, items, out, params, load_judge_prompt(judge_prompt),
+                            batch_size, concurrency, bootstrap, seed, progress)
+    table = Table(title=f"{summary['model_a']} vs {summary['model_b']} (judge: {client.model}); % with 95% CI")
+    for col in ("language", "pairs", "win", "tie", "loss", "invalid", "flip", "longer wins"):
+        table.add_column(col)
+    rows = [*summary["languages"].items(), ("overall", summary["overall"])]
+    for lang, s in rows:
+        table.add_row(lang, str(s["pairs"]), _fmt(s["win"], s["win_ci95"]), _fmt(s["tie"], s["tie_ci95"]),
+                      _fmt(s["loss"], s["loss_ci95"]), str(s["invalid"]), _fmt(s["position_flip_rate"]),
+                      _fmt(s["longer_answer_wins"]))
+    console = Console()
+    console.print(table)
+    console.print(f"unparseable verdicts: {summary['overall']['unparseable_verdicts']} of {2 * len(items)}; "
+                  f"wrote {out / 'pairs.jsonl'} and {out / 'summary.json'}")
