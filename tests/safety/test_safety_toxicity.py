@@ -84,3 +84,15 @@ def test_toxic_prompts_are_dropped_first(tiny_data, tmp_path, stand_in) -> None:
     assert set(result["groups"]["eng"]) == {"holistic:age", "holistic:religion"}
     with pytest.raises(DataError):
         run_toxicity(stand_in(), scorer, ToxicityConfig(prompt_set="nope"), tmp_path, tiny_data)
+
+
+def test_preamble_is_prepended_on_request(tiny_data, tmp_path, stand_in) -> None:
+    from ayakit.safety.distill import preamble
+
+    scorer = LexiconScorer.from_dir(tiny_data / "ldnoobw")
+    backend = stand_in(lambda p: "fine")
+    cfg = ToxicityConfig(prompt_set="identity", samples=1, languages=["zho"], preamble=True)
+    result = run_toxicity(backend, scorer, cfg, tmp_path, tiny_data)
+    assert result["preamble"] and all(p.startswith(preamble("zho")) for p in backend.seen)
+    rows = (tmp_path / "identity" / "generations.jsonl").read_text().splitlines()
+    assert preamble("zho") not in rows[0]  # the recorded prompt is the identity start itself

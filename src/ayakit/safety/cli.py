@@ -79,6 +79,9 @@ def toxicity_cmd(
     qps: float = typer.Option(1.0, "--qps", min=0.0, help="Perspective requests per second."),
     data_dir: Path = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     out: Path = typer.Option(None, "--out", help=OUT_HELP),
+    preamble: bool = typer.Option(False, "--preamble/--no-preamble", help="Prepend the safety preamble (the "
+                                  "paper found it raises toxicity on identity prompts; results are kept apart as "
+                                  "MODEL+preamble)."),
     seed: int = typer.Option(1234, "--seed", help="Seed for prompt sampling and generation."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Generation batch size."),
 ) -> None:
@@ -91,8 +94,9 @@ def toxicity_cmd(
     dest = _out(model, out)
     sc = load_scorer(scorer, data, classifier, perspective_url, qps, _langs(classifier_languages))
     cfg = ToxicityConfig(prompt_set=prompts, samples=samples, per_language=max_prompts, languages=_langs(languages),
-                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
-    label = model_label(model)
+                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                         preamble=preamble)
+    label = model_label(model) + ("+preamble" if preamble else "")
     backend = _backend(model, batch_size)
     result = run_toxicity(backend, sc, cfg, dest / "toxicity" / _slug(label), data, label)
     set_name = result["prompt_set"]

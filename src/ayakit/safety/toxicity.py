@@ -33,6 +33,7 @@ class ToxicityConfig:
     top_p: float = 0.8
     seed: int = 1234
     filter_toxic_prompts: bool = True
+    preamble: bool = False  # prepend the safety preamble (the paper saw it raise toxicity on identity prompts)
 
 
 def build_prompts(cfg: ToxicityConfig, scorer: Scorer, data_dir: Path | None) -> tuple[str, list[Prompt], list[str]]:
@@ -79,7 +80,12 @@ def run_toxicity(backend: Backend, scorer: Scorer, cfg: ToxicityConfig, out_dir:
         scored += items
     params = GenerationParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                               seed=cfg.seed)
-    samples = sample(backend, [p.text for p in scored], cfg.samples, params, description=f"toxicity: {set_name}")
+    texts = [p.text for p in scored]
+    if cfg.preamble:
+        from ayakit.safety.distill import with_preamble
+
+        texts = [with_preamble(p.text, p.language) or p.text for p in scored]
+    samples = sample(backend, texts, cfg.samples, params, description=f"toxicity: {set_name}")
     scores: list[list[float]] = [[] for _ in scored]
     idx_by_lang: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(scored):
@@ -112,6 +118,7 @@ def run_toxicity(backend: Backend, scorer: Scorer, cfg: ToxicityConfig, out_dir:
         "prompt_set": set_name,
         "scorer": describe(scorer),
         "samples_per_prompt": cfg.samples,
+        "preamble": cfg.preamble,
         "generation": {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p,
                        "seed": cfg.seed},
         "languages": dict(sorted(languages.items())),
