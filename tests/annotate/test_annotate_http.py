@@ -129,6 +129,9 @@ def test_edit_creates_a_reannotation_linked_to_the_original(factory, client_for,
     assert r.headers["location"] == f"/edit/{item_id}"
     page = c.get(f"/edit/{item_id}").text
     assert "paka &lt;b&gt;" in page and "translated" in page
+    r = c.post(f"/edit/{item_id}", data={"inputs": "Tafsiri: cat", "targets": "paka <b>", "action": "submit",
+                                         "csrf_token": token})
+    assert r.status_code == 422 and "changes nothing" in r.text
     r = c.post(f"/edit/{item_id}", data={"inputs": "Tafsiri: cat", "targets": "paka", "action": "submit",
                                          "csrf_token": token})
     assert r.status_code == 200

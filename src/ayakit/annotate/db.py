@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ayakit.annotate.models import Setting
@@ -98,7 +98,10 @@ def app_secret(session: Session) -> str:
     """This database's secret (created on first use): it signs compare orders and salts exported user ids."""
     row = session.scalar(select(Setting).where(Setting.key == "secret"))
     if row is None:
-        row = Setting(key="secret", value=secrets.token_hex(32))
-        session.add(row)
-        session.commit()
+        session.add(Setting(key="secret", value=secrets.token_hex(32)))
+        try:
+            session.commit()
+        except IntegrityError:  # another process created it first: use theirs
+            session.rollback()
+        row = session.scalar(select(Setting).where(Setting.key == "secret"))
     return row.value

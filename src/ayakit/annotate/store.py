@@ -82,6 +82,9 @@ def save_annotation(session: Session, user: User, language: str | None, inputs: 
                 raise NotFound("no such example to edit")
             if item.language != lang:
                 raise Invalid(f"the edit's language {lang} differs from the example's {item.language}")
+            if (inputs, targets) == (item.inputs.replace("\r\n", "\n").strip(),
+                                     item.targets.replace("\r\n", "\n").strip()):
+                raise Invalid("the edit changes nothing: improve the prompt or the completion (or rate it instead)")
         ann = Annotation(user_id=user.id, language=lang, parent_item_id=parent_item_id, status="draft")
         session.add(ann)
     ann.inputs, ann.targets = inputs, targets
