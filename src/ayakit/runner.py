@@ -378,6 +378,7 @@ class Variant:
     name: str
     description: str
     overrides: list[str]
+    recipe: Path | None = None  # a whole recipe of its own instead of the ablation's base
 
 
 @dataclass
@@ -386,7 +387,7 @@ class Ablation:
 
     name: str
     description: str
-    base: Path
+    base: Path | None
     overrides: list[str]
     variants: list[Variant]
     compare: list[str] = field(default_factory=list)  # recipe keys shown beside the results (e.g. source weights)
@@ -416,21 +417,28 @@ def load_ablation(path: Path) -> Ablation:
     if unknown:
         raise RecipeError(f"{path}: unknown keys {sorted(unknown)} (expected name, description, base, overrides, "
                           "variants, compare)")
-    for key in ("name", "base", "variants"):
+    for key in ("name", "variants"):
         if key not in data:
             raise RecipeError(f"{path}: missing key {key!r}")
     variants = []
     for i, v in enumerate(data["variants"] or []):
         if not isinstance(v, dict) or "name" not in v:
             raise RecipeError(f"{path}: variants[{i}] needs a name")
+        unknown = set(v) - {"name", "description", "overrides", "recipe"}
+        if unknown:
+            raise RecipeError(f"{path}: variants[{i}]: unknown keys {sorted(unknown)}")
+        if "recipe" not in v and "base" not in data:
+            raise RecipeError(f"{path}: variants[{i}] names no recipe and the file has no base")
         variants.append(Variant(str(v["name"]), str(v.get("description", "")),
-                                _override_list(v.get("overrides"), f"{path}: variants[{i}].overrides")))
+                                _override_list(v.get("overrides"), f"{path}: variants[{i}].overrides"),
+                                (path.parent / v["recipe"]).resolve() if v.get("recipe") else None))
     if len(variants) < 2:
         raise RecipeError(f"{path}: an ablation needs at least two variants")
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise RecipeError(f"{path}: duplicate variant names {names}")
-    return Ablation(str(data["name"]), str(data.get("description", "")), (path.parent / data["base"]).resolve(),
+    base = (path.parent / data["base"]).resolve() if data.get("base") else None
+    return Ablation(str(data["name"]), str(data.get("description", "")), base,
                     _override_list(data.get("overrides"), f"{path}: overrides"), variants,
                     [str(k) for k in data.get("compare") or []])
 
@@ -438,15 +446,18 @@ def load_ablation(path: Path) -> Ablation:
 def variant_recipes(ab: Ablation, extra: list[str] | None = None, data_dir: Path | None = None) -> dict[str, Recipe]:
     """Each variant's recipe; an error when variants differ in budget, seed or training length."""
     recipes = {}
-    for v in ab.variants:
-        data = yaml.safe_load(ab.base.read_text(encoding="utf-8")) if ab.base.is_file() else None
+    for i, v in enumerate(ab.variants):
+        source = v.recipe or ab.base
+        data = yaml.safe_load(source.read_text(encoding="utf-8")) if source and source.is_file() else None
         if not isinstance(data, dict):
-            raise RecipeError(f"ablation {ab.name}: base recipe {ab.base} is missing or not a mapping")
+            raise RecipeError(f"ablation {ab.name}, variant {v.name}: recipe {source} is missing or not a mapping")
         for text in [*ab.overrides, *v.overrides, *(extra or []),
                      *([f"data_dir={Path(data_dir).expanduser().resolve()}"] if data_dir else [])]:
             keys, value = parse_override(text)
             apply_override(data, keys, value)
         data["name"] = f"{ab.name}-{v.name}"
+        if i > 0:  # the untrained model is context, not a variant: evaluate it once, with the first variant
+            data.setdefault("eval", {})["baseline"] = False
         recipes[v.name] = recipe_from_dict(data, where=f"ablation {ab.name}, variant {v.name}")
     same = ("seed", "data.budget", "train.steps", "train.epochs", "train.max_minutes", "train.batch_size")
     for key in same:
@@ -500,6 +511,8 @@ def ablate_cmd(
                                   "else $AYAKIT_DATA_DIR)."),
     base: Path = typer.Option(None, "--base", help="Use this base recipe instead of the file's (e.g. "
                               "recipes/demo-smoke.yaml for a quick check of the same variants)."),
+    only: list[str] = typer.Option(None, "--only", help="Run only these variants (repeat the option); the "
+                                   "comparison shows those."),
 ) -> None:
     """Train recipe variants under one budget and seed, then compare them paper-style (one row per variant, one
     column per task, winners marked) in RUNS_DIR/<ablation>/report.md and index.html."""
@@ -509,6 +522,12 @@ def ablate_cmd(
     ab = load_ablation(ablation)
     if base is not None:
         ab.base = Path(base).resolve()
+    if only:
+        unknown = set(only) - {v.name for v in ab.variants}
+        if unknown:
+            raise RecipeError(f"--only {sorted(unknown)}: no such variant in {ablation} "
+                              f"(variants: {', '.join(v.name for v in ab.variants)})")
+        ab.variants = [v for v in ab.variants if v.name in only]
     t0 = time.perf_counter()
     index = run_ablation(ab, runs_dir, overrides or [], data_dir, force, console)
     console.print(f"\n[bold]ablation finished in {time.perf_counter() - t0:.0f} s[/]")

@@ -107,12 +107,17 @@ def test_rerun_skips_every_stage(smoke: tuple[Path, str]) -> None:
 
 def test_smoke_ablation(tmp_path: Path) -> None:
     ablation = REPO / "recipes" / "ablations" / "demo-weightings.yaml"
-    proc = ayakit("ablate", str(ablation), "train.threads=1", "--base", str(SMOKE), "--runs-dir",
-                  str(tmp_path / "runs"), cwd=tmp_path)
+    # two of the three variants keep the test short; the full ablation runs the same code for each variant
+    proc = ayakit("ablate", str(ablation), "train.threads=1", "--base", str(SMOKE), "--only", "human-heavy",
+                  "--only", "template-heavy", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
     root = tmp_path / "runs" / "demo-weightings"
     comp = json.loads((root / "comparison.json").read_text())
-    assert set(comp["variants"]) == {"human-heavy", "translation-heavy", "template-heavy"}
-    assert {"human-heavy", "translation-heavy", "template-heavy"} <= set(comp["rows"])
+    assert set(comp["variants"]) == {"human-heavy", "template-heavy"}
+    assert set(comp["rows"]) == {"(untrained)", "human-heavy", "template-heavy"}
+    stats = {v: json.loads((root / v / "data" / "stats.json").read_text()) for v in comp["variants"]}
+    share = {v: s["realised"]["source"]["dialogue"] for v, s in stats.items()}
+    assert share["human-heavy"] > share["template-heavy"]  # the weights reached the mixture
+    assert all(comp["winners"][t] for t in comp["tasks"])
     assert (root / "index.html").is_file() and (root / "report.md").is_file()
     assert "held-out avg" in proc.stdout
 

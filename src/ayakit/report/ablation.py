@@ -129,7 +129,8 @@ def build_ablation_report(ablation: Any, run_dirs: dict[str, Path], out_dir: Pat
     if mix:
         variants.tables.append(mix)
     report = Report(title=f"ayakit ablation: {ablation.name}",
-                    subtitle=f"{len(ablation.variants)} variants of {ablation.base.name}, one budget and seed",
+                    subtitle=f"{len(ablation.variants)} variants"
+                    + (f" of {ablation.base.name}" if ablation.base else "") + ", one budget and seed",
                     headline=comparison_text(None, comp).splitlines(), sections=[sec, variants])
     write_json_atomic(out_dir / COMPARISON, comp)
     index = write_text_atomic(out_dir / "index.html", to_html(report))
