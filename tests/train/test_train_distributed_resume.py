@@ -83,7 +83,7 @@ def test_sigkill_mid_training_then_resume_gives_identical_weights(tmp_path: Path
     ckpts = sorted(p.name for p in (crashed / "model" / "checkpoints").iterdir())
     assert ckpts == ["step-2", "step-4"], ckpts
     assert not (crashed / "model" / "manifest.json").exists()
-    _run([sys.executable, str(WORKER), str(crashed), str(crashed / "recipe.yaml"), "--resume"])
+    train(recipe, crashed, resume=True)  # resumed here, in a fresh Accelerator
 
     wa, wb = _weights(straight), _weights(crashed)
     assert wa.keys() == wb.keys()

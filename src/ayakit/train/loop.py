@@ -19,7 +19,7 @@ import torch
 from ayakit.io import write_manifest
 from ayakit.recipe import Recipe, RecipeError
 from ayakit.train import checkpoint as ckpt
-from ayakit.train.dataset import Encoded, mixture_files, mixture_fingerprint, read_mixture, split_and_encode
+from ayakit.train.dataset import Encoded, mixture_fingerprint, read_mixture, split_and_encode
 from ayakit.train.loss import backward_scale, local_weight, mean_loss
 from ayakit.train.model import build_model, check_recipe, save_model
 from ayakit.train.packing import PAD_MULTIPLE, PackedLM, PackStats, collate, epoch_rows
@@ -143,7 +143,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     if t.threads:
         torch.set_num_threads(t.threads)
     run_dir = Path(run_dir)
-    mixture_files(run_dir)  # a missing mixture is an error before anything is built
+    table = read_mixture(run_dir)  # a missing or malformed mixture is an error before anything is built
     out = model_dir(run_dir)
     # cpu=True is what makes accelerate start DDP over gloo when several CPU processes are launched
     accelerator = Accelerator(mixed_precision=_mixed_precision(recipe), cpu=not torch.cuda.is_available())
@@ -161,7 +161,6 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     if arch == "seq2seq" and start_id is None:
         start_id = tokenizer.pad_token_id
 
-    table = read_mixture(run_dir)
     train_set, val_set = split_and_encode(table, tokenizer, arch, t.max_source_length, t.max_target_length,
                                           t.validation_fraction, t.validation_max_examples)
     row_src, row_tgt = row_lengths(recipe, arch, train_set)
