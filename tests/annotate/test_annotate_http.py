@@ -210,8 +210,13 @@ def test_admin_progress_and_logout(client_for) -> None:
     amina.post("/write", data={"language": "ara", "inputs": "سؤال", "targets": "جواب", "action": "submit",
                                "csrf_token": token})
     page = amina.get("/admin").text
-    assert "العربية" in page and "baraka" in page and "chen" in page
-    baraka, _ = client_for("baraka")
+    assert "العربية" in page and "baraka" in page and "chen" in page and "No votes yet" in page
+    baraka, b_token = client_for("baraka")
+    baraka.post("/write", data={"language": "swa", "inputs": "Swali", "targets": "Jibu", "action": "submit",
+                                "csrf_token": b_token})
+    assert amina.get("/rate?lang=swa").status_code == 200
+    amina.post("/rate", data={"target": "annotation", "target_id": "2", "vote": "up", "csrf_token": token})
+    assert re.search(r"<td>original-annotations</td><td>1</td><td>0</td>\s*<td>1.00</td>", amina.get("/admin").text)
     assert baraka.get("/admin").status_code == 403
     assert baraka.get("/static/style.css").status_code == 200
     assert amina.get("/healthz").json() == {"ok": True}

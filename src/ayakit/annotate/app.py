@@ -328,6 +328,8 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
         row = signed_in(request, s)
         if not row.user.is_admin:
             raise store.Forbidden("only admins can see the progress page")
-        return page(request, "admin.html", row, progress=store.progress(s))
+        from ayakit.annotate.export import approval_summary
+
+        return page(request, "admin.html", row, progress=store.progress(s), approval=approval_summary(s))
 
     return app
