@@ -130,8 +130,10 @@ def language_names(language: str, seed: int = 0, n: int = 0) -> Facts:
 
 
 def _formatted(language: str, seed: int, n: int, family: str,
-               make: Callable[[random.Random], tuple[dict[str, Any], Callable[[Locale], str]]]) -> Facts:
-    """n random values formatted by CLDR in this language; values CLDR only formats the root way are left out."""
+               make: Callable[[random.Random], tuple[dict[str, Any], Callable[[Locale], str]]],
+               root_is_missing: bool = True) -> Facts:
+    """n random values formatted by CLDR in this language; with root_is_missing, values formatted exactly the root
+    locale's way (a sign CLDR lacks the data: '2021 M03 14', '+3 d') are left out."""
     loc = cldr_locale(language)
     if loc is None:
         return []
@@ -148,7 +150,7 @@ def _formatted(language: str, seed: int, n: int, family: str,
         except (KeyError, ValueError, AttributeError):
             continue
         key = "|".join(str(record[k]) for k in sorted(record))
-        if key in seen or not _real(value, root_value):
+        if key in seen or not value or (root_is_missing and value == root_value):
             continue
         seen.add(key)
         out.append({"key": key, **record, "native": value})
@@ -164,7 +166,8 @@ def decimals(language: str, seed: int = 0, n: int = 12) -> Facts:
         plain = f"{x:.3f}".rstrip("0").rstrip(".")
         return {"number": plain}, lambda loc: format_decimal(x, locale=loc, numbering_system="default")
 
-    return _formatted(language, seed, n, "decimals", make)
+    # the root pattern (#,##0.###) is what many locales really use: equal to root is not missing here
+    return _formatted(language, seed, n, "decimals", make, root_is_missing=False)
 
 
 def dates(language: str, seed: int = 0, n: int = 12) -> Facts:
