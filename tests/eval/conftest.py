@@ -1,0 +1,18 @@
+"""Fixtures of the eval tests: tiny local models (built once per session) and a torch-free fake backend."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(tiny T5 dir, tiny Llama dir), random weights, byte-level BPE tokenizer; built locally."""
+    from tiny_models import build_models
+
+    return build_models(tmp_path_factory.mktemp("tiny-models"))

@@ -1,0 +1,201 @@
+"""The harness: tasks from the data dir and hub layouts, summary keys, resume from the cache, bad input, compare."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import pytest
+
+from ayakit.errors import DataError
+from ayakit.eval.backends import GenerationParams, LogLik
+from ayakit.eval.compare import compare_table, find_summaries
+from ayakit.eval.harness import evaluate
+from ayakit.eval.tasks import UnknownTaskError, get_task
+
+
+class FakeBackend:
+    """Deterministic, torch-free: a choice's log-likelihood is a hash of (context, continuation)."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.calls = 0
+        self.scored = 0
+        self.fail_after = fail_after
+
+    def describe(self) -> dict:
+        return {"backend": "fake"}
+
+    def loglikelihood(self, requests):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise KeyboardInterrupt("interrupted")
+        self.scored += len(requests)
+        return [[LogLik(-(zlib.crc32((c + x).encode()) % 1000) / 100, 1 + len(x) // 3, len(x.encode()), False)
+                 for x in conts] for c, conts in requests]
+
+    def generate(self, prompts, params: GenerationParams):
+        self.calls += 1
+        return [p.split()[-1] if p.split() else "" for p in prompts]
+
+
+SUMMARY_TASK_KEYS = {"metric", "kind", "unseen_task", "score", "ci", "chance", "by_language", "by_tier"}
+
+
+def test_public_tasks_summary_and_items(shared_data, tmp_path):
+    out = tmp_path / "eval"
+    s = evaluate(FakeBackend(), out, suite="aya-public", tasks=["xcopa", "xwinograd", "sib200", "flores-x-eng",
+                                                                "xquad", "tatoeba-x-eng"],
+                 languages=["zh", "fr", "sw", "th", "ja"], prompts=2, max_items=4, data_dir=shared_data)
+    assert set(s) >= {"model", "fingerprint", "suite", "tasks", "by_tier", "notes"}
+    for name, t in s["tasks"].items():
+        assert set(t) >= SUMMARY_TASK_KEYS, name
+        for lang, v in t["by_language"].items():
+            assert set(v) >= {"score", "ci", "n", "tier", "by_prompt"} and len(v["by_prompt"]) == 2
+        lines = (out / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+        assert len(lines) == sum(v["n"] for v in t["by_language"].values()) * 2
+    assert s["tasks"]["xcopa"]["unseen_task"] and not s["tasks"]["sib200"]["unseen_task"]
+    assert s["tasks"]["sib200"]["chance"] == pytest.approx(100 / 7, abs=1e-3)
+    assert set(s["tasks"]["xcopa"]["by_language"]) == {"zho", "swa", "tha"}
+    assert set(s["tasks"]["xwinograd"]["by_language"]) == {"zho", "fra", "jpn"}
+    assert any("spBLEU" in n for n in s["notes"]) or "extra_metrics" in s["tasks"]["flores-x-eng"]
+    row = json.loads((out / "xcopa.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert set(row) >= {"id", "language", "prompt_id", "prediction", "gold", "score", "loglikelihoods"}
+    assert (out / "manifest.json").is_file()
+
+
+def test_interrupted_run_resumes_without_recomputing_and_gives_identical_results(shared_data, tmp_path, monkeypatch):
+    import ayakit.eval.harness as H
+
+    monkeypatch.setattr(H, "CHUNK", 10)
+    kwargs = dict(suite=None, tasks=["xcopa"], prompts=2, max_items=10, data_dir=shared_data)
+    full = evaluate(FakeBackend(), tmp_path / "full", **kwargs)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(FakeBackend(fail_after=3), tmp_path / "resumed", **kwargs)
+    again = FakeBackend()
+    resumed = evaluate(again, tmp_path / "resumed", **kwargs)
+    total = sum(v["n"] for v in full["tasks"]["xcopa"]["by_language"].values()) * 2
+    assert again.scored == total - 3 * 10  # three chunks of ten were cached before the interruption
+    assert resumed["tasks"] == full["tasks"]
+    assert (tmp_path / "full" / "xcopa.jsonl").read_text() == (tmp_path / "resumed" / "xcopa.jsonl").read_text()
+
+
+def test_tiny_model_on_embedded_suite(tiny_models, tmp_path):
+    s2s, _ = tiny_models
+    s = evaluate(str(s2s), tmp_path / "mini", suite="aya-mini", languages=["sw", "zh", "en"], prompts=2,
+                 max_items=2, batch_size=8)
+    assert s["tasks"] and all(t["unseen_task"] for t in s["tasks"].values())
+    kinds = {t["kind"] for t in s["tasks"].values()}
+    assert kinds == {"choice", "generation"}
+    for t in s["tasks"].values():
+        assert set(t["by_language"]) == {"swa", "zho", "eng"}
+        assert {v["tier"] for v in t["by_language"].values()} == {"high", "low"}
+
+
+def test_unknown_task_suite_and_language(tmp_path):
+    with pytest.raises(UnknownTaskError, match="did you mean 'xcopa'"):
+        get_task("xcopaa")
+    with pytest.raises(UnknownTaskError, match="did you mean 'aya-mini'"):
+        evaluate(FakeBackend(), tmp_path, suite="aya-mni")
+    from ayakit.languages import UnknownLanguageError
+
+    with pytest.raises(UnknownLanguageError):
+        evaluate(FakeBackend(), tmp_path, tasks=["xcopa"], languages=["xx-nope"])
+
+
+def test_bad_data_file_names_file_and_line(tmp_path):
+    d = tmp_path / "xcopa" / "data" / "et"
+    d.mkdir(parents=True)
+    (d / "val.et.jsonl").write_text('{"premise": "a", "choice1": "b", "choice2": "c", "question": "cause", '
+                                    '"label": 0}\n{oops\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"val\.et\.jsonl:2: not valid JSON"):
+        evaluate(FakeBackend(), tmp_path / "out", suite=None, tasks=["xcopa"], data_dir=tmp_path)
+    with pytest.raises(DataError, match="needs the public data dir"):
+        get_task("xcopa").items(data_dir=None)
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_hub_tasks_from_local_files_in_the_hub_layout(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path
+    _write_jsonl(root / "facebook/xnli/fr/validation.jsonl",
+                 [{"premise": f"p{i}", "hypothesis": f"h{i}", "label": i % 3} for i in range(4)])
+    _write_jsonl(root / "juletxara/xstory_cloze/sw/eval.jsonl",
+                 [{**{f"input_sentence_{k}": f"s{k}" for k in range(1, 5)}, "sentence_quiz1": "a",
+                   "sentence_quiz2": "b", "answer_right_ending": 2}] * 3)
+    mmlu = [{"instruction": f"q{i}", "option_a": "1", "option_b": "2", "option_c": "3", "option_d": "4",
+             "answer": "ABCD"[i % 4]} for i in range(8)]
+    (root / "alexandrainst/m_mmlu/de/test").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(mmlu), root / "alexandrainst/m_mmlu/de/test/0000.parquet")
+    _write_jsonl(root / "alexandrainst/m_mmlu/de/train.jsonl", mmlu)
+    _write_jsonl(root / "csebuetnlp/xlsum/amharic/validation.jsonl",
+                 [{"id": "x1", "url": "u", "title": "t", "text": "ሰላም ለዓለም ዛሬ", "summary": "ሰላም"}])
+    _write_jsonl(root / "google-research-datasets/tydiqa/secondary_task/validation.jsonl",
+                 [{"id": "thai-1", "title": "t", "context": "กรุงเทพ เป็น เมืองหลวง", "question": "เมืองหลวง?",
+                   "answers": {"text": ["กรุงเทพ"], "answer_start": [0]}}])
+    _write_jsonl(root / "CohereForAI/aya_evaluation_suite/dolly_human_edited/test.jsonl",
+                 [{"id": 1, "inputs": "Write a poem", "targets": "A poem", "language": "fra", "script": "Latn"}])
+    s = evaluate(FakeBackend(), tmp_path / "out", suite="aya-paper",
+                 tasks=["xnli", "xstorycloze", "m-mmlu", "xlsum", "tydiqa", "dolly-human-edited"],
+                 prompts=5, data_dir=root)
+    t = s["tasks"]
+    assert set(t["xnli"]["by_language"]) == {"fra"} and t["xnli"]["by_language"]["fra"]["n"] == 4
+    assert t["xstorycloze"]["by_language"]["swa"]["n"] == 3 and t["xstorycloze"]["unseen_task"]
+    assert t["m-mmlu"]["num_fewshot"] == 5  # the paper's suite runs M-MMLU 5-shot
+    assert t["m-mmlu"]["chance"] == 25.0
+    assert set(t["xlsum"]["by_language"]) == {"amh"} and t["tydiqa"]["metric"] == "f1"
+    assert set(t["tydiqa"]["by_language"]) == {"tha"}
+    assert t["dolly-human-edited"]["n_prompts"] == 1
+    shot = json.loads((tmp_path / "out" / "m-mmlu.jsonl").read_text().splitlines()[0])
+    assert shot["id"].startswith("deu/")
+
+
+def test_few_shot_prefix_comes_from_the_train_split(shared_data):
+    items, _ = get_task("sib200").items(languages=["fra"], n_prompts=1, max_items=1, num_fewshot=2,
+                                        data_dir=shared_data)
+    assert items[0].inputs.count("Topic classification:") == 3 and items[0].meta["fewshot"] == 2
+
+
+def test_compare_marks_winners_per_task_and_tier(tmp_path):
+    def summary(a: float, b: float) -> dict:
+        return {"model": "m", "tasks": {
+            "xcopa": {"unseen_task": True, "score": a, "by_tier": {"high": {"score": a}, "low": {"score": a - 1}}},
+            "flores-x-eng": {"unseen_task": False, "score": b, "by_tier": {"mid": {"score": b}}}}}
+
+    for name, (a, b) in {"aya": (60.0, 20.0), "mt0x": (55.0, 25.0)}.items():
+        d = tmp_path / "runs" / name / "eval" / "model"
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps(summary(a, b)))
+    found = find_summaries([tmp_path / "runs" / "aya", tmp_path / "runs" / "mt0x"])
+    assert list(found) == ["aya/model", "mt0x/model"]
+    per_task, per_tier = compare_table(found)
+    assert per_task.columns[:2] == ["xcopa", "flores-x-eng"]
+    win = per_task.winners()
+    assert win[0] == {"aya/model"} and win[1] == {"mt0x/model"}
+    assert "xcopa HR" in per_tier.columns and "xcopa MR" not in per_tier.columns
+    assert "**60.0**" in per_task.to_markdown()
+    with pytest.raises(DataError, match="no summary.json"):
+        find_summaries([tmp_path / "nothing"])
+
+
+def test_cli_runs_and_compares(tiny_models, shared_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from ayakit.cli import app
+
+    _, causal = tiny_models
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", str(causal), "--tasks", "xcopa", "-l", "sw", "--max-items", "2", "--prompts",
+                              "1", "--out", str(tmp_path / "a"), "--data-dir", str(shared_data)])
+    assert res.exit_code == 0, res.output
+    assert "xcopa" in res.output and (tmp_path / "a" / "summary.json").is_file()
+    res = runner.invoke(app, ["eval", "compare", str(tmp_path / "a"), str(tmp_path / "a"),
+                              "--markdown", str(tmp_path / "cmp.md")])
+    assert res.exit_code == 0, res.output
+    assert "xcopa" in (tmp_path / "cmp.md").read_text()
