@@ -1,0 +1,465 @@
+"""Translation augmentation (`ayakit translate`): the paper's translated data as an auditable, resumable step.
+
+Each example's `inputs` and `targets` are split into sentences, translated sentence by sentence with any HF
+model, and joined back (Aya Collection, [D] App. G). A model whose vocabulary holds FLORES-200 codes
+(NLLB, M2M-style) is driven by language codes (source language set on the tokenizer, target code forced as
+the first generated token); any other model gets the translation prompt of translate/rules.yaml.
+
+Filters, each recorded per example: an output with an unknown token (`<unk>`) is dropped; the language-ID check
+(ayakit.data.langid) drops an output identified as another language; the length-ratio filter drops outputs
+whose length, normalised by the target script's density, is far from the source's. Per (dataset, language),
+at most `cap` examples are kept, from a different random order per language.
+
+Output in OUT:
+- data/<lang>.parquet: kept examples in EXAMPLE_SCHEMA with kind "translated", language = target, dataset /
+  task / template / license / split of the original, source = --source-name. Point a recipe's `files` source
+  at OUT/data.
+- audit.jsonl: one line per example and target language, kept or not: id, source_id, dataset,
+  source_language, target_language, model, mode, kept, reasons (why dropped), checks (unk, langid verdicts,
+  length ratios) — the provenance the Example schema has no column for.
+- manifest.json; progress/<lang>.jsonl (what is done, so an interrupted run resumes where it stopped).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import typer
+import yaml
+
+from ayakit.errors import DataError
+from ayakit.io import atomic_path, fingerprint, read_json, write_json_atomic, write_manifest, write_text_atomic
+from ayakit.languages import get as get_language
+from ayakit.records import Example, example_id, examples_to_table
+
+
+@cache
+def rules() -> dict[str, Any]:
+    """The packaged splitting, joining and filter rules (translate/rules.yaml)."""
+    text = resources.files("ayakit.data").joinpath("translate", "rules.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+# --- sentences -------------------------------------------------------------------------------------------------
+
+
+@cache
+def _sentence_regex() -> re.Pattern:
+    s = rules()["sentences"]
+    spaced = re.escape(s["spaced_terminators"])
+    unspaced = re.escape(s["unspaced_terminators"])
+    closers = re.escape(s["closers"])
+    return re.compile(rf"(?:[{spaced}]+[{closers}]*(?=\s)|[{unspaced}]+[{closers}]*)")
+
+
+def _abbreviations(language: str) -> set[str]:
+    table = rules()["sentences"]["abbreviations"]
+    return {str(a).lower() for a in [*table.get("*", []), *table.get(language, [])]}
+
+
+def split_sentences(text: str, language: str = "eng") -> list[str]:
+    """Sentences of one line of text (no newlines), by the data-driven rules; whitespace between them dropped."""
+    abbreviations = _abbreviations(language)
+    out: list[str] = []
+    start = 0
+    for m in _sentence_regex().finditer(text):
+        end = m.end()
+        following = text[end:].lstrip()[:1]
+        if following.islower() and text[m.start()] in rules()["sentences"]["spaced_terminators"]:
+            continue  # '"Stop!" she said.': a lower-case word continues the sentence
+        if text[m.start()] == ".":
+            word = re.search(r"(\S+)$", text[start:m.start()])
+            token = word.group(1).lower() if word else ""
+            token = token.lstrip("\"'([{«“‘")
+            if token in abbreviations or (len(token) == 1 and token.isalpha() and text[m.start() - 1].isupper()):
+                continue
+        piece = text[start:end].strip()
+        if piece:
+            out.append(piece)
+        start = end
+    tail = text[start:].strip()
+    if tail:
+        out.append(tail)
+    return out
+
+
+def segment(text: str, language: str = "eng") -> list[list[str]]:
+    """A text as lines (paragraph structure kept) of sentences."""
+    return [split_sentences(line, language) for line in text.split("\n")]
+
+
+def join_segments(lines: list[list[str]], language: str) -> str:
+    """Translated sentences back into text: spaces between sentences unless the script does not use them."""
+    joiner = "" if get_language(language).script in rules()["unspaced_scripts"] else " "
+    return "\n".join(joiner.join(s.strip() for s in line) for line in lines)
+
+
+# --- filters ---------------------------------------------------------------------------------------------------
+
+
+def length_ratio(source: str, translation: str, target_language: str) -> float:
+    """Characters of the translation per character of the source, normalised by the target script's density."""
+    table = rules()["length_ratio"]["script_density"]
+    density = table.get(get_language(target_language).script, table["default"])
+    return (len(translation.strip()) / max(1, len(source.strip()))) / density
+
+
+def check_translation(source: str, translation: str, target: str, has_unk: bool, langid: bool = True,
+                      strict_langid: bool = False) -> tuple[list[str], dict[str, Any]]:
+    """Reasons to drop one translated field (empty: keep) and the checks' values."""
+    from ayakit.data import langid as lid
+
+    reasons: list[str] = []
+    lr = rules()["length_ratio"]
+    checks: dict[str, Any] = {"unk": has_unk}
+    if has_unk or "<unk>" in translation:
+        checks["unk"] = True
+        reasons.append("unk")
+    if source.strip() and not translation.strip():
+        reasons.append("empty")
+    ratio = length_ratio(source, translation, target) if source.strip() else 1.0
+    checks["length_ratio"] = round(ratio, 4)
+    if source.strip() and not lr["min_ratio"] <= ratio <= lr["max_ratio"]:
+        reasons.append("length_ratio")
+    if langid and translation.strip():
+        v = lid.verdict(translation, target)
+        checks["langid"] = v
+        if v == lid.MISMATCH or (strict_langid and v == lid.UNKNOWN):
+            reasons.append("langid")
+    return reasons, checks
+
+
+# --- translators -----------------------------------------------------------------------------------------------
+
+
+class Translator(Protocol):
+    """Translates sentences; `name` and `mode_for(target)` go into the audit trail."""
+
+    name: str
+
+    def mode_for(self, target: str) -> str:
+        """How this translator reaches a target language (e.g. "nllb" or "prompt")."""
+        ...
+
+    def translate(self, texts: list[str], source: str, target: str) -> list[tuple[str, bool]]:
+        """(translation, contains an unknown token) per text."""
+        ...
+
+
+@dataclass
+class HFTranslator:
+    """Any HF model dir: FLORES language codes when the vocabulary has them ("nllb"), else a prompt ("prompt")."""
+
+    model: str
+    mode: str = "auto"  # auto | nllb | prompt
+    max_new_tokens: int = 256
+    device: str | None = None
+    name: str = ""
+    engine: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        from ayakit.serve.engine import Engine
+
+        if self.engine is None:
+            self.engine = Engine(self.model, device=self.device)
+        self.name = self.name or Path(self.model).name
+        if self.mode not in ("auto", "nllb", "prompt"):
+            raise DataError(f"translation mode {self.mode!r}: use auto, nllb or prompt")
+
+    def flores_token(self, language: str) -> str | None:
+        """The language's FLORES-200 code when it is a token of this model's vocabulary."""
+        tok = self.engine.tokenizer
+        for code in get_language(language).flores:
+            tid = tok.convert_tokens_to_ids(code)
+            if tid is not None and tid != tok.unk_token_id:
+                return code
+        return None
+
+    def mode_for(self, target: str) -> str:
+        """nllb when the target's code is in the vocabulary (auto), else prompt."""
+        if self.mode != "auto":
+            return self.mode
+        return "nllb" if self.flores_token(target) else "prompt"
+
+    def translate(self, texts: list[str], source: str, target: str) -> list[tuple[str, bool]]:
+        """Greedy translations of sentences in one batch."""
+        from ayakit.serve.engine import GenRequest, SamplingParams
+
+        eng = self.engine
+        tok = eng.tokenizer
+        kwargs: dict[str, Any] = {}
+        if self.mode_for(target) == "nllb":
+            src_code, tgt_code = self.flores_token(source), self.flores_token(target)
+            if tgt_code is None:
+                raise DataError(f"model {self.model}: no FLORES code of {target} in its vocabulary")
+            kwargs["forced_bos_token_id"] = tok.convert_tokens_to_ids(tgt_code)
+            if hasattr(tok, "src_lang") and src_code:
+                tok.src_lang = src_code  # NLLB tokenizers prefix the source code themselves
+                ids = [tok(t, truncation=True, max_length=eng.info.max_prompt_tokens)["input_ids"] for t in texts]
+            else:
+                ids = [eng.encode_prompt(t) for t in texts]
+        else:
+            template = rules()["prompt"]
+            names = {"source": get_language(source).name, "target": get_language(target).name}
+            ids = [eng.encode_prompt(template.replace("{source}", names["source"])
+                                     .replace("{target}", names["target"]).replace("{text}", t)) for t in texts]
+        reqs = [GenRequest(i, SamplingParams(max_tokens=min(self.max_new_tokens, 2 * len(i) + 16), temperature=0))
+                for i in ids]
+        results = eng.run(reqs, **kwargs)
+        unk = tok.unk_token_id
+        return [(r.text.strip(), unk is not None and any(t.id == unk for t in r.tokens)) for r in results]
+
+
+# --- the step --------------------------------------------------------------------------------------------------
+
+
+def read_examples(path: Path, source_language: str, columns: dict[str, str] | None = None) -> list[Example]:
+    """Examples from a JSONL / Parquet / CSV / TSV file or folder, through the `files` reader."""
+    from ayakit.data.sources.files import files_reader
+    from ayakit.recipe import recipe_from_dict
+    from ayakit.records import table_to_examples
+
+    spec = {"name": path.stem.split(".")[0] or "input", "type": "files", "path": str(path),
+            "options": {"language": source_language}, "columns": columns or {}}
+    recipe = recipe_from_dict({"name": "translate", "data": {"sources": [spec]}}, where=str(path))
+    source = files_reader(recipe.data.sources[0], recipe)
+    out: list[Example] = []
+    for batch in source.iter_batches():
+        import pyarrow as pa
+
+        out += table_to_examples(pa.Table.from_batches([batch]))
+    return out
+
+
+@dataclass
+class TranslateSettings:
+    """What decides the output (its fingerprint guards resuming)."""
+
+    targets: list[str]
+    source_language: str
+    cap: int | None = None  # per (dataset, target language)
+    langid: bool = True
+    strict_langid: bool = False
+    seed: int = 0
+    batch_size: int = 32  # examples per translation batch
+    source_name: str = "translated"
+
+
+def _order(examples: list[Example], language: str, seed: int) -> list[Example]:
+    """A different, reproducible random order per target language (the paper samples per language)."""
+    shuffled = list(examples)
+    random.Random(f"{seed}:{language}").shuffle(shuffled)
+    return shuffled
+
+
+def translate_examples(examples: list[Example], translator: Translator, settings: TranslateSettings, out: Path,
+                       progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Translate, filter, cap and write OUT (resuming from OUT/progress); returns the counts."""
+    out.mkdir(parents=True, exist_ok=True)
+    state_file = out / "progress" / "settings.json"
+    modes = {t: translator.mode_for(t) for t in settings.targets}
+    key = fingerprint({"settings": vars(settings), "model": translator.name, "modes": modes,
+                       "examples": [e.id for e in examples]})
+    if state_file.is_file() and read_json(state_file).get("fingerprint") != key:
+        raise DataError(f"{out} holds a translation made with other settings, model or input; "
+                        "use another --out or pass --restart")
+    write_json_atomic(state_file, {"fingerprint": key, "settings": vars(settings), "model": translator.name})
+    counts: dict[str, Any] = {}
+    for target in settings.targets:
+        counts[target] = _translate_language(examples, translator, settings, out, target, progress)
+    audit = []
+    for target in settings.targets:
+        audit += [json.loads(line) for line in _progress_path(out, target).read_text(encoding="utf-8").splitlines()
+                  if line.strip()]
+    write_text_atomic(out / "audit.jsonl", "".join(json.dumps({k: v for k, v in r.items() if k != "example"},
+                                                                ensure_ascii=False) + "\n" for r in audit))
+    outputs = {}
+    for target in settings.targets:
+        kept = [Example(**r["example"]) for r in audit if r["target_language"] == target and r["kept"]]
+        path = out / "data" / f"{target}.parquet"
+        import pyarrow.parquet as pq
+
+        with atomic_path(path) as tmp:
+            pq.write_table(examples_to_table(kept), tmp)
+        outputs[str(path.relative_to(out))] = len(kept)
+    write_manifest(out, "translate", {"fingerprint": key, "settings": vars(settings), "model": translator.name,
+                                      "modes": modes, "examples": len(examples)},
+                   outputs, counts=counts)
+    return counts
+
+
+def _progress_path(out: Path, target: str) -> Path:
+    return out / "progress" / f"{target}.jsonl"
+
+
+def _translate_language(examples: list[Example], translator: Translator, settings: TranslateSettings, out: Path,
+                        target: str, progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
+    path = _progress_path(out, target)
+    done: dict[str, dict] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                done[row["source_id"]] = row
+            except (json.JSONDecodeError, KeyError):
+                continue  # a line cut short by an interruption: that example is redone
+    kept_per_dataset: dict[str, int] = {}
+    for row in done.values():
+        if row["kept"]:
+            kept_per_dataset[row["dataset"]] = kept_per_dataset.get(row["dataset"], 0) + 1
+    todo = [e for e in _order(examples, target, settings.seed) if e.language != target]
+    total = len(todo)
+    finished = sum(1 for e in todo if e.id in done)
+    if progress:
+        progress(target, finished, total)
+    cap = settings.cap
+    pending: list[Example] = []
+
+    def full(dataset: str) -> bool:
+        return cap is not None and kept_per_dataset.get(dataset, 0) >= cap
+
+    with path.open("a", encoding="utf-8") as fh:
+        queue = [e for e in todo if e.id not in done]
+        while queue:
+            pending = []
+            planned: dict[str, int] = {}
+            rest = []
+            for e in queue:  # fill a batch without planning more than each dataset's remaining cap
+                room = None if cap is None else cap - kept_per_dataset.get(e.dataset, 0) - planned.get(e.dataset, 0)
+                if full(e.dataset):
+                    continue
+                if len(pending) < settings.batch_size and (room is None or room > 0):
+                    pending.append(e)
+                    planned[e.dataset] = planned.get(e.dataset, 0) + 1
+                else:
+                    rest.append(e)
+            if not pending:
+                break
+            for row in _translate_batch(pending, translator, settings, target):
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                if row["kept"]:
+                    kept_per_dataset[row["dataset"]] = kept_per_dataset.get(row["dataset"], 0) + 1
+                done[row["source_id"]] = row
+            fh.flush()
+            queue = rest
+            if progress:
+                progress(target, len(pending), total)
+    rows = list(done.values())
+    reasons: dict[str, int] = {}
+    for r in rows:
+        for reason in r["reasons"]:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return {"processed": len(rows), "kept": sum(r["kept"] for r in rows), "dropped": reasons,
+            "kept_per_dataset": dict(sorted(kept_per_dataset.items()))}
+
+
+def _translate_batch(batch: list[Example], translator: Translator, settings: TranslateSettings,
+                     target: str) -> Iterable[dict]:
+    src = settings.source_language
+    fields = [(e, name, segment(getattr(e, name), e.language or src)) for e in batch for name in ("inputs", "targets")]
+    sentences = [s for _, _, lines in fields for line in lines for s in line]
+    by_source_lang: dict[str, list[int]] = {}
+    k = 0
+    for e, _, lines in fields:
+        for line in lines:
+            for _ in line:
+                by_source_lang.setdefault(e.language or src, []).append(k)
+                k += 1
+    translated: list[tuple[str, bool]] = [("", False)] * len(sentences)
+    for lang, idx in by_source_lang.items():
+        for i, result in zip(idx, translator.translate([sentences[i] for i in idx], lang, target)):
+            translated[i] = result
+    k = 0
+    per_example: dict[str, dict[str, Any]] = {}
+    for e, name, lines in fields:
+        out_lines, unk = [], False
+        for line in lines:
+            out_lines.append([translated[k + j][0] for j in range(len(line))])
+            unk = unk or any(translated[k + j][1] for j in range(len(line)))
+            k += len(line)
+        text = join_segments(out_lines, target)
+        reasons, checks = check_translation(getattr(e, name), text, target, unk, settings.langid,
+                                            settings.strict_langid)
+        entry = per_example.setdefault(e.id, {"example": e, "texts": {}, "reasons": [], "checks": {}})
+        entry["texts"][name] = text
+        entry["reasons"] += [f"{name}:{r}" for r in reasons]
+        entry["checks"][name] = checks
+    script = get_language(target).script
+    for e in batch:
+        entry = per_example[e.id]
+        new = Example(inputs=entry["texts"]["inputs"], targets=entry["texts"]["targets"], language=target,
+                      script=script, source=settings.source_name, dataset=e.dataset, task=e.task,
+                      template=e.template, kind="translated", license=e.license, split=e.split,
+                      id=example_id("translated", e.id, target, translator.name))
+        yield {"id": new.id, "source_id": e.id, "dataset": e.dataset, "source_language": e.language or src,
+               "target_language": target, "model": translator.name, "mode": translator.mode_for(target),
+               "kept": not entry["reasons"], "reasons": entry["reasons"], "checks": entry["checks"],
+               "example": new.to_dict()}
+
+
+def translate_cmd(
+    source: Path = typer.Argument(..., help="Examples to translate: a JSONL / Parquet / CSV / TSV file or a folder "
+                                            "of them (columns inputs, targets; optional language, dataset, task, "
+                                            "template, license, split, id)."),
+    model: str = typer.Option(..., "--model", help="HF translation model dir: NLLB-style (FLORES codes in its "
+                                                   "vocabulary) or an instruction model."),
+    to: str = typer.Option(..., "--to", help="Comma-separated target languages (any registry code: swa, fr, "
+                                             "fra_Latn)."),
+    from_: str = typer.Option("eng", "--from", help="Source language of rows without a language column."),
+    out: Path = typer.Option(..., "--out", help="Output folder (data/<lang>.parquet, audit.jsonl, manifest.json)."),
+    cap: int = typer.Option(None, min=1, help="Most kept examples per (dataset, target language); the paper: 3000."),
+    mode: str = typer.Option("auto", help="auto (FLORES codes when the vocabulary has them), nllb or prompt."),
+    batch_size: int = typer.Option(16, min=1, help="Examples per translation batch (their sentences go together)."),
+    max_new_tokens: int = typer.Option(256, min=1, help="Longest translation of one sentence, in tokens."),
+    langid: bool = typer.Option(True, help="Drop outputs the language-ID check says are another language."),
+    strict_langid: bool = typer.Option(False, help="Also drop outputs the language-ID check cannot place."),
+    source_name: str = typer.Option("translated", help="The `source` field of the output examples."),
+    seed: int = typer.Option(0, help="Seed of the per-language sample order."),
+    restart: bool = typer.Option(False, help="Discard the progress in --out and start over."),
+    device: str = typer.Option(None, help="torch device (default: cuda when present, else cpu)."),
+) -> None:
+    """Translate a source into other languages, sentence by sentence, with filters, caps and an audit trail."""
+    import shutil
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    src = get_language(from_).code
+    targets = list(dict.fromkeys(get_language(c.strip()).code for c in to.split(",") if c.strip()))
+    if not targets:
+        raise DataError("--to names no language")
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist")
+    if restart and (out / "progress").exists():
+        shutil.rmtree(out / "progress")
+    examples = read_examples(source, src)
+    translator = HFTranslator(model, mode=mode, max_new_tokens=max_new_tokens, device=device)
+    settings = TranslateSettings(targets=targets, source_language=src, cap=cap, langid=langid,
+                                 strict_langid=strict_langid, seed=seed, batch_size=batch_size,
+                                 source_name=source_name)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns) as bar:
+        tasks: dict[str, Any] = {}
+
+        def tick(target: str, n: int, total: int) -> None:
+            if target not in tasks:
+                tasks[target] = bar.add_task(f"{src} -> {target}", total=total)
+            bar.advance(tasks[target], n)
+
+        counts = translate_examples(examples, translator, settings, out, tick)
+    table = Table(title=f"{len(examples)} examples from {source} translated with {translator.name}")
+    for col in ("language", "mode", "processed", "kept", "dropped (reason: n)"):
+        table.add_column(col)
+    for lang, c in counts.items():
+        table.add_row(lang, translator.mode_for(lang), str(c["processed"]), str(c["kept"]),
+                      ", ".join(f"{k}: {v}" for k, v in sorted(c["dropped"].items())) or "-")
+    Console().print(table)
