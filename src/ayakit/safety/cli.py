@@ -194,6 +194,8 @@ def distill_cmd(
                                           "they are listed as missing and skipped."),
     languages: str = typer.Option(None, "--languages", help="Comma-separated codes; default: all XSafety "
                                   "languages."),
+    categories: str = typer.Option(None, "--categories", help="XSafety harmful categories (default: the paper's "
+                                   "six)."),
     max_prompts: int = typer.Option(None, "--max-prompts", min=1, help="Training prompts per language (default: "
                                     "all of the train split)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="Tokens per teacher answer."),
@@ -220,7 +222,9 @@ def distill_cmd(
     if data is None:
         raise DataError("safety distill reads <data_dir>/xsafety: give --data-dir or set AYAKIT_DATA_DIR")
     facts = xsafety_facts()
-    prompts, inputs = load_split(data, _langs(languages), facts["harmful"], test_fraction, seed)
+    # the same categories as `safety harm`, so both commands compute the very same split
+    cats = [c.strip() for c in categories.split(",")] if categories else facts["harmful"]
+    prompts, inputs = load_split(data, _langs(languages), cats + facts["benign"], test_fraction, seed)
     write_split(prompts, out / "split", inputs)
     translator = _translator(translation_model) if translation_model else None
     cfg = DistillConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,

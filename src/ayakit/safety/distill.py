@@ -129,10 +129,13 @@ class DistillConfig:
 
 def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out_dir: str | Path,
             teacher_id: str = "teacher", translator: Translator | None = None) -> dict:
-    """Generate, filter and write the distillation set; returns the manifest's counts and preamble info."""
+    """Generate, filter and write the distillation set; returns the manifest's counts and preamble info.
+
+    Only TRAIN-split prompts of harmful categories (not the benign set) are answered.
+    """
     facts = xsafety_facts()
-    train = bounded_per_language([p for p in prompts if p.split == "train" and p.category in facts["harmful"]],
-                     cfg.per_language, cfg.seed)
+    train = bounded_per_language([p for p in prompts if p.split == "train" and p.category not in facts["benign"]],
+                                 cfg.per_language, cfg.seed)
     pre = ensure_preambles([p.language for p in train], translator)
     usable = [p for p in train if preamble(p.language) is not None]
     params = GenerationParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,

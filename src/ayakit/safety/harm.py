@@ -93,7 +93,8 @@ def evaluate_harm(backend: Backend, prompts: list[HarmPrompt], cfg: HarmConfig, 
     judge = judge or RefusalDetector()
     facts = xsafety_facts()
     test = [p for p in prompts if p.split == "test"]
-    harmful = bounded_per_language([p for p in test if p.category in facts["harmful"]], cfg.per_language, cfg.seed)
+    harmful = bounded_per_language([p for p in test if p.category not in facts["benign"]], cfg.per_language,
+                                   cfg.seed)
     benign = bounded_per_language([p for p in test if p.category in facts["benign"]], cfg.benign_per_language, cfg.seed)
     items = harmful + benign
     texts, missing_preamble = [], set()
