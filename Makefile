@@ -20,7 +20,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/ayakit data build recipes/demo.yaml
+	$(BIN)/ayakit run recipes/demo.yaml
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -347,7 +347,7 @@ def print_summary(result: RunResult, console: Console, elapsed: float) -> None:
         console.print(f"report: {result.report}")
         console.print(f"markdown: {result.report.with_name('report.md')}")
     for line in result.headline:
-        console.print(f"  {line}", highlight=False)
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
 def run_cmd(
