@@ -71,3 +71,9 @@ def test_bad_prompt_file_is_one_line_error(tmp_path) -> None:
                                       "--languages", "eng,fra"])
     assert result.exit_code != 0
     assert "bad.jsonl:2" in str(result.exception)
+
+
+def test_help_renders() -> None:
+    for command in ['judge']:
+        result = CliRunner().invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "--help" in result.output, result.output

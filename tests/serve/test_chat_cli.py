@@ -33,3 +33,9 @@ def test_chat_reports_an_unreachable_server() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = CliRunner().invoke(app, ["chat", url], input="hello\n/exit\n")
     assert result.exit_code == 0 and "error" in result.output
+
+
+def test_help_renders() -> None:
+    for command in ['serve', 'chat']:
+        result = CliRunner().invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "--help" in result.output, result.output

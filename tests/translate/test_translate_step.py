@@ -183,3 +183,9 @@ def test_cli_errors_are_one_line(tmp_path) -> None:
     result = CliRunner().invoke(app, ["translate", str(bad), "--model", "m", "--to", "xx-nope",
                                       "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "xx-nope" in str(result.exception)
+
+
+def test_help_renders() -> None:
+    for command in ['translate']:
+        result = CliRunner().invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "--help" in result.output, result.output

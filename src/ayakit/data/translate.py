@@ -266,7 +266,8 @@ def translate_examples(examples: list[Example], translator: Translator, settings
     out.mkdir(parents=True, exist_ok=True)
     state_file = out / "progress" / "settings.json"
     modes = {t: translator.mode_for(t) for t in settings.targets}
-    key = fingerprint({"settings": vars(settings), "model": translator.name, "modes": modes,
+    decisive = {k: v for k, v in vars(settings).items() if k != "batch_size"}  # resuming may change the batch size
+    key = fingerprint({"settings": decisive, "model": translator.name, "modes": modes,
                        "examples": [e.id for e in examples]})
     if state_file.is_file() and read_json(state_file).get("fingerprint") != key:
         raise DataError(f"{out} holds a translation made with other settings, model or input; "

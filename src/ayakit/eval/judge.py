@@ -454,7 +454,7 @@ def _fmt(value: float | None, ci: list[float] | None = None) -> str:
 
 def judge_cmd(
     model_a: str = typer.Argument(..., help="Model A: a model directory (HF save_pretrained) or an endpoint URL "
-                                            "(http://host:port[/v1][#model])."),
+                                            "(http://host:port, optionally ending in /v1 and #model-name)."),
     model_b: str = typer.Argument(..., help="Model B, the same kinds as model A."),
     judge: str = typer.Option(..., "--judge", help="URL of an OpenAI-compatible endpoint that judges "
                                                    "(e.g. one started with `ayakit serve`)."),
