@@ -288,8 +288,9 @@ class DedupStep(_Step):
         if dedup and files:
             cols = pq.read_table(files, columns=["_dkey", "_src", "id"]) if len(files) == 1 else \
                 pa.concat_tables(pq.read_table(f, columns=["_dkey", "_src", "id"]) for f in files)
-            keep = F.first_of_duplicates(cols.column("_dkey").to_numpy(), cols.column("_src").to_numpy(),
-                                         M.record_keys(0, cols.column("id").to_pylist()))
+            id_keys = np.concatenate([np.zeros(0, np.uint64)] + [M.record_keys(0, chunk.to_pylist())
+                                                                   for chunk in cols.column("id").chunks])
+            keep = F.first_of_duplicates(cols.column("_dkey").to_numpy(), cols.column("_src").to_numpy(), id_keys)
             del cols
         removed: Counter = Counter()
         out = ctx.work / "dedup" / f"bucket-{rank:05d}.parquet"
@@ -415,6 +416,16 @@ def _cap(keys: np.ndarray, groups: np.ndarray, names: list[tuple], limit_of: Cal
     return alive, thresholds
 
 
+def _language_counts(groups: np.ndarray, names: list[tuple], mask: np.ndarray) -> Counter:
+    """Rows per language where mask is true, from (source, dataset, language) group codes."""
+    out: Counter = Counter()
+    if mask.any():
+        for g, n in enumerate(np.bincount(groups[mask], minlength=len(names))):
+            if n:
+                out[names[g][2]] += int(n)
+    return out
+
+
 class PlanStep(_Step):
     """Count what survived, apply caps, allocate the budget and pick each group's extra copies."""
 
@@ -423,26 +434,34 @@ class PlanStep(_Step):
     def work(self, rank: int) -> None:
         ctx, recipe = self.ctx, self.ctx.get_recipe()
         data = recipe.data
+        # only int32 group codes and uint64 keys are held per record (12 bytes), read batch by batch
         cols = ["source", "dataset", "language", "_rkey"]
-        parts, near = [], []
+        dl_index: dict[tuple, int] = {}
+        code_parts, key_parts, near = [np.zeros(0, np.int64)], [np.zeros(0, np.uint64)], [np.zeros(0, bool)]
         for b in range(ctx.buckets):
-            part = pq.read_table(ctx.work / "dedup" / f"bucket-{b:05d}.parquet", columns=cols)
-            parts.append(part)
-            near.append(near_duplicates(ctx, b, part.num_rows))
-        table = pa.concat_tables(parts)
-        rkeys = table.column("_rkey").to_numpy()
+            pf = pq.ParquetFile(ctx.work / "dedup" / f"bucket-{b:05d}.parquet")
+            near.append(near_duplicates(ctx, b, pf.metadata.num_rows))
+            for batch in pf.iter_batches(batch_size=data.batch_size, columns=cols):
+                t = pa.Table.from_batches([batch])
+                local, names = _group_codes(t.column("source"), t.column("dataset"), t.column("language"))
+                remap = np.array([dl_index.setdefault(n, len(dl_index)) for n in names], dtype=np.int64)
+                code_parts.append(remap[local] if len(names) else np.zeros(0, np.int64))
+                key_parts.append(t.column("_rkey").to_numpy())
+        dl_groups, rkeys = np.concatenate(code_parts), np.concatenate(key_parts)
+        del code_parts, key_parts
+        dl_names = list(dl_index)
+        d_index: dict[tuple, int] = {}
+        d_of_dl = np.array([d_index.setdefault(n[:2], len(d_index)) for n in dl_names], dtype=np.int64)
+        d_groups, d_names = (d_of_dl[dl_groups] if len(dl_names) else dl_groups), list(d_index)
         alive = ~np.concatenate(near)
-        near_removed = Counter(F.by_language(table, ~alive)) if (~alive).any() else Counter()
+        near_removed = _language_counts(dl_groups, dl_names, ~alive)
         before_caps = alive.copy()
         caps = data.caps
-        dl_groups, dl_names = _group_codes(table.column("source"), table.column("dataset"), table.column("language"))
         alive, cap_dl = _cap(M.derived_keys(rkeys, M.CAP_LANGUAGE), dl_groups, dl_names,
                              lambda n: F.cap_limits(n[0], n[1], caps)[1], alive)
-        d_groups, d_names = _group_codes(table.column("source"), table.column("dataset"))
         alive, cap_d = _cap(M.derived_keys(rkeys, M.CAP_DATASET), d_groups, d_names,
                             lambda n: F.cap_limits(n[0], n[1], caps)[0], alive)
-        capped = before_caps & ~alive
-        cap_removed = Counter(F.by_language(table, capped)) if capped.any() else Counter()
+        cap_removed = _language_counts(dl_groups, dl_names, before_caps & ~alive)
         # what is available per (source, dataset) and per language
         reports = [read_json(p) for p in sorted((ctx.work / "filtered").glob("task-*.json"))]
         skipped = {k: v for r in reports for k, v in r["skipped_sources"].items()}
@@ -654,6 +673,10 @@ def _make_executor(kind: str, stage: str, pipeline: list, tasks: int, workers: i
     if kind == "local":
         from datatrove.executor import LocalPipelineExecutor
 
+        if sys.platform == "linux":
+            # forkserver (datatrove's default) re-imports ayakit and datatrove in every worker of every stage:
+            # measured 23 s instead of 6 s for 1e5 examples on 2 cores; `executor_options: {start_method: ...}`
+            options = {"start_method": "fork", **options}
         return LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=max(1, min(workers, tasks)),
                                      logging_dir=logging_dir, **options)
     if kind == "slurm":
