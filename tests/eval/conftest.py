@@ -10,6 +10,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread during eval tests (2 busy cores: two threads contend); restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(tiny T5 dir, tiny Llama dir), random weights, byte-level BPE tokenizer; built locally."""

@@ -232,8 +232,12 @@ def _item_rows(task: Task, items: list[EvalItem], keys: list[str], results: dict
 def evaluate(model: str | Backend, out_dir: Path, suite: str | None = "aya-mini", tasks: list[str] | None = None,
              languages: list[str] | None = None, prompts: int = 5, max_items: int | None = None,
              batch_size: int = 32, normalization: str = "none", num_fewshot: int = 0,
-             data_dir: Path | None = None, seed: int = 0, progress: Progress | None = None) -> dict:
-    """Evaluate a model (a path, hub id, URL or Backend) and write <task>.jsonl, summary.json and a manifest."""
+             data_dir: Path | None = None, seed: int = 0, progress: Progress | None = None,
+             max_new_tokens: int | None = None) -> dict:
+    """Evaluate a model (a path, hub id, URL or Backend) and write <task>.jsonl, summary.json and a manifest.
+
+    max_new_tokens (the recipe's eval.max_new_tokens) caps every greedy generation task; None keeps each task's own.
+    """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     out_dir = Path(out_dir)
@@ -269,7 +273,7 @@ def evaluate(model: str | Backend, out_dir: Path, suite: str | None = "aya-mini"
                 results = _run_choice(backend, items, keys, cache, progress, task.name)
             else:
                 params = GenerationParams.paper_open_ended() if task.sampling == "paper" else \
-                    GenerationParams(max_new_tokens=task.max_new_tokens, seed=seed)
+                    GenerationParams(max_new_tokens=min(task.max_new_tokens, max_new_tokens or task.max_new_tokens))
                 params.seed = seed
                 keys = [item_key(model_fp, it, vars(params)) for it in items]
                 results = _run_generation(backend, items, keys, params, cache, progress, task.name, batch_size)

@@ -1,0 +1,223 @@
+"""ayakit eval vs lm-evaluation-harness: same models, same XCOPA and XWinograd items, rank classification.
+
+Builds a small seq2seq (T5) and a small causal (Llama) model locally (random weights, a byte-level BPE trained here),
+writes the items as local JSONL with lm-eval task YAML beside them, runs both tools in this one process and prints:
+prediction agreement (goal 100%), the largest |difference| in log-likelihood (goal <= 1e-4), items/s of each and the
+ratio (goals: >= 5x seq2seq, >= 2x causal). ayakit runs with convention="lm-eval" (no eos on continuations, the
+trailing space of a context moved to the continuation), the prompt lm-eval uses ("lm-eval" prompts), and the same
+batch size. Timing covers the scoring calls (each tool's loglikelihood) and, separately, the whole evaluation call.
+
+Needs: pip install -e '.[bench]' (lm-eval) and the public data (--data-dir or $AYAKIT_DATA_DIR or ../shared/data).
+Usage: python bench/eval_vs_lm_eval.py [--items 100] [--batch-size 32] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CORPUS_SEED = 0
+REPO = Path(__file__).resolve().parents[1]
+
+LM_EVAL_UTILS = '''
+def doc_to_text(doc):
+    return doc["label"] if doc.get("multi") else doc["context"]
+
+
+def doc_to_choice(doc):
+    return doc["contexts"] if doc.get("multi") else doc["choices"]
+
+
+def doc_to_target(doc):
+    return doc["continuation"] if doc.get("multi") else doc["label"]
+'''
+
+
+def build_models(root: Path, texts: list[str], size: str) -> dict[str, Path]:
+    """A T5 and a Llama of the given size, each with a byte-level BPE whose post-processor matches lm-eval's view."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
+
+    dims = {"tiny": (64, 128, 2, 4), "small": (256, 1024, 4, 4)}[size]
+    d_model, d_ff, layers, heads = dims
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=2000, special_tokens=["<pad>", "</s>", "<s>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    out = {}
+    for arch, template in (("seq2seq", "$A </s>"), ("causal", "<s> $A")):
+        # lm-eval encodes contexts with the tokenizer's own special tokens: T5 appends eos, Llama prepends bos,
+        # which is what ayakit.features does explicitly.
+        tok.post_processor = processors.TemplateProcessing(single=template, special_tokens=[
+            ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>"))])
+        fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tok.to_str()), pad_token="<pad>",
+                                       eos_token="</s>", bos_token="<s>")
+        path = root / f"{size}-{arch}"
+        fast.save_pretrained(path)
+        torch.manual_seed(CORPUS_SEED)
+        if arch == "seq2seq":
+            model = T5ForConditionalGeneration(T5Config(
+                vocab_size=len(fast), d_model=d_model, d_kv=d_model // heads, d_ff=d_ff, num_layers=layers,
+                num_decoder_layers=layers, num_heads=heads, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+                dropout_rate=0.0))
+        else:
+            model = LlamaForCausalLM(LlamaConfig(
+                vocab_size=len(fast), hidden_size=d_model, intermediate_size=d_ff, num_hidden_layers=layers,
+                num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=1024, pad_token_id=0,
+                bos_token_id=2, eos_token_id=1))
+        # small weights: a randomly initialised model then has a peaked but not degenerate distribution
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(0.5)
+        model.save_pretrained(path)
+        (path / "ayakit.json").write_text(json.dumps({"arch": arch}))
+        out[arch] = path
+    return out
+
+
+def write_lm_eval_tasks(task_dir: Path, items_by_task: dict) -> None:
+    """One lm-eval task per dataset: local JSONL docs (the ayakit-rendered prompt) and a YAML config."""
+    task_dir.mkdir(parents=True, exist_ok=True)
+    (task_dir / "bench_utils.py").write_text(LM_EVAL_UTILS)
+    for task, items in items_by_task.items():
+        docs = []
+        for it in items:
+            if it.meta.get("contexts"):  # lm-eval's "multiple input": contexts differ, one shared continuation
+                docs.append({"id": it.id, "multi": True, "contexts": it.meta["contexts"], "label": it.gold,
+                             "continuation": it.choices[0][1:]})  # lm-eval adds the " " target delimiter back
+            else:
+                docs.append({"id": it.id, "context": it.inputs, "choices": [c[1:] for c in it.choices],
+                             "label": it.gold})
+        data = task_dir / f"{task}.jsonl"
+        data.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+        (task_dir / f"bench_{task}.yaml").write_text(
+            f"task: bench_{task}\n"
+            "dataset_path: json\n"
+            f"dataset_kwargs:\n  data_files:\n    test: {data}\n"
+            "output_type: multiple_choice\n"
+            "test_split: test\n"
+            "doc_to_text: !function bench_utils.doc_to_text\n"
+            "doc_to_choice: !function bench_utils.doc_to_choice\n"
+            "doc_to_target: !function bench_utils.doc_to_target\n"
+            "metric_list:\n  - metric: acc\n", encoding="utf-8")
+
+
+class Timed:
+    """Wraps an object's loglikelihood to add up the seconds spent in it."""
+
+    def __init__(self, obj) -> None:  # noqa: ANN001
+        self.seconds = 0.0
+        inner = obj.loglikelihood
+
+        def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        obj.loglikelihood = timed
+
+
+def run_lm_eval(model_dir: Path, arch: str, task_dir: Path, tasks: list[str], batch_size: int) -> tuple[dict, float, float]:
+    """{(task, doc id): [loglik per choice]}, seconds in loglikelihood, seconds of the whole call."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    lm = HFLM(pretrained=str(model_dir), backend=arch, device="cpu", dtype="float32", batch_size=batch_size)
+    timer = Timed(lm)
+    start = time.perf_counter()
+    res = simple_evaluate(model=lm, tasks=[f"bench_{t}" for t in tasks], task_manager=TaskManager(
+        include_path=str(task_dir)), log_samples=True, batch_size=batch_size, verbosity="ERROR")
+    total = time.perf_counter() - start
+    out = {}
+    for t in tasks:
+        for s in res["samples"][f"bench_{t}"]:
+            out[(t, s["doc"]["id"])] = [float(r[0]) for r in s["filtered_resps"]]
+    return out, timer.seconds, total
+
+
+def run_ayakit(model_dir: Path, tasks: list[str], items_by_task: dict, out_dir: Path, batch_size: int,
+               ) -> tuple[dict, float, float]:
+    """{(task, item id): [loglik per choice]}, seconds in loglikelihood, seconds of the whole evaluate call."""
+    from ayakit.eval.backends import load_backend
+    from ayakit.eval.harness import _requests
+
+    backend = load_backend(str(model_dir), batch_size=batch_size, convention="lm-eval")
+    timer = Timed(backend)
+    start = time.perf_counter()
+    out = {}
+    for t in tasks:
+        items = items_by_task[t]
+        reqs, spans = [], []
+        for it in items:
+            r = _requests(it)
+            spans.append((len(reqs), len(r)))
+            reqs.extend(r)
+        lls = backend.loglikelihood(reqs)
+        for it, (s, n) in zip(items, spans):
+            out[(t, it.id)] = [ll.logprob for row in lls[s:s + n] for ll in row]
+    total = time.perf_counter() - start
+    return out, timer.seconds, total
+
+
+def main() -> None:
+    """Run both tools on both models and print agreement, max |diff| and speed ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--items", type=int, default=100, help="items per (task, language)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--size", choices=["tiny", "small"], default="small")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data_dir = args.data_dir or Path(os.environ.get("AYAKIT_DATA_DIR", REPO.parent / "shared" / "data"))
+    from ayakit.eval.tasks import get_task
+
+    tasks = ["xcopa", "xwinograd"]
+    items_by_task = {}
+    for t in tasks:
+        items, _ = get_task(t).items(prompt_ids=["lm-eval"], max_items=args.items, data_dir=data_dir)
+        items_by_task[t] = items
+    texts = [it.inputs + " ".join(it.choices or []) for its in items_by_task.values() for it in its]
+    n_items = sum(len(v) for v in items_by_task.values())
+    print(f"items: {n_items} ({', '.join(f'{t} {len(v)}' for t, v in items_by_task.items())}); "
+          f"batch size {args.batch_size}; torch threads {torch.get_num_threads()}; model size {args.size}")
+    with tempfile.TemporaryDirectory(prefix="ayakit-bench-") as tmp:
+        tmp = Path(tmp)
+        models = build_models(tmp, texts, args.size)
+        write_lm_eval_tasks(tmp / "lm_eval_tasks", items_by_task)
+        for arch in ("seq2seq", "causal"):
+            ours, our_ll, our_total = run_ayakit(models[arch], tasks, items_by_task, tmp / f"out-{arch}",
+                                                 args.batch_size)
+            theirs, their_ll, their_total = run_lm_eval(models[arch], arch, tmp / "lm_eval_tasks", tasks,
+                                                        args.batch_size)
+            keys = sorted(ours)
+            missing = [k for k in keys if k not in theirs]
+            if missing:
+                sys.exit(f"lm-eval has no result for {len(missing)} items, e.g. {missing[:3]}")
+            agree = sum(max(range(len(ours[k])), key=ours[k].__getitem__) ==
+                        max(range(len(theirs[k])), key=theirs[k].__getitem__) for k in keys)
+            diff = max(abs(a - b) for k in keys for a, b in zip(ours[k], theirs[k]))
+            print(f"\n[{arch}] {models[arch].name}")
+            print(f"  prediction agreement: {agree}/{len(keys)} = {100 * agree / len(keys):.2f}%  (goal 100%)")
+            print(f"  max |loglik difference|: {diff:.2e}  (goal <= 1e-4)")
+            print(f"  scoring only:  ayakit {len(keys) / our_ll:8.1f} items/s   lm-eval {len(keys) / their_ll:8.1f} "
+                  f"items/s   ratio {their_ll / our_ll:.2f}x  (goal >= {5 if arch == 'seq2seq' else 2}x)")
+            print(f"  whole call:    ayakit {len(keys) / our_total:8.1f} items/s   lm-eval "
+                  f"{len(keys) / their_total:8.1f} items/s   ratio {their_total / our_total:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
