@@ -1,7 +1,7 @@
 """Throughput of `ayakit serve`: 16 concurrent clients (dynamic batching) vs the same requests one at a time.
 
-Both runs talk to the same server on loopback over HTTP with the same greedy requests, so they generate the same
-tokens; the script prints requests/s and tokens/s of each and their ratio (goal: >= 4x).
+Both runs talk to the same `ayakit serve` process on loopback over HTTP with the same greedy requests, so they
+generate the same tokens; the script prints requests/s and tokens/s of each and their ratio (goal: >= 4x).
 
     .venv/bin/python bench/serve_throughput.py                 # builds an untrained demo-size ("tiny") T5
     .venv/bin/python bench/serve_throughput.py --model runs/demo/model --clients 16 --requests 64
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -50,6 +51,20 @@ def build_demo_model(out: Path, preset: str) -> Path:
     return out
 
 
+def _wait_until_up(url: str, server: subprocess.Popen, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"ayakit serve exited with {server.returncode}")
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("ayakit serve did not come up")
+
+
 def one(client: httpx.Client, prompt: str, max_tokens: int) -> int:
     """Send one chat request; return its completion tokens."""
     resp = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": prompt}],
@@ -83,29 +98,39 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args()
 
-    import torch
+    import contextlib
+    import os
+    import sys
 
-    from ayakit.serve.app import ServeLimits, create_app
-    from ayakit.serve.engine import Engine
-    from ayakit.serve.loopback import serve_in_thread
+    from ayakit.serve.loopback import free_port
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or build_demo_model(Path(tmp) / "model", args.preset)
-        engine = Engine(model, device=args.device)
-        params = sum(p.numel() for p in engine.model.parameters())
-        prompts = [PROMPTS[i % len(PROMPTS)] + f" ({i})" for i in range(args.requests)]
-        limits = ServeLimits(max_batch=args.clients, max_wait_ms=5, max_tokens=max(args.max_tokens, 16))
-        with serve_in_thread(create_app(engine, limits)) as url:
+        port = free_port()
+        cmd = [sys.executable, "-m", "ayakit.cli", "serve", str(model), "--port", str(port), "--max-batch",
+               str(args.clients), "--max-tokens", str(max(args.max_tokens, 16)), "--log-level", "warning"]
+        if args.device:
+            cmd += ["--device", args.device]
+        env = dict(os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}))
+        server = subprocess.Popen(cmd, env=env)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_until_up(url, server)
+            info = httpx.get(url + "/v1/models").json()["data"][0]
+            prompts = [PROMPTS[i % len(PROMPTS)] + f" ({i})" for i in range(args.requests)]
             run(url, prompts[: args.clients], args.max_tokens, args.clients)  # warm-up
             seq_s, seq_tok = run(url, prompts, args.max_tokens, 1)
             bat_s, bat_tok = run(url, prompts, args.max_tokens, args.clients)
             health = httpx.get(url + "/health").json()
+        finally:
+            server.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=30)
     n = len(prompts)
     result = {
-        "model": str(args.model or f"untrained T5 preset {args.preset}"), "parameters": params,
-        "device": engine.device, "threads": torch.get_num_threads(), "requests": n, "max_tokens": args.max_tokens,
+        "model": str(args.model or f"untrained T5 preset {args.preset}"), "arch": info.get("arch"),
+        "device": args.device or "default", "threads": args.threads or "default", "requests": n,
+        "max_tokens": args.max_tokens,
         "clients": args.clients,
         "one_at_a_time": {"seconds": seq_s, "requests_per_s": n / seq_s, "tokens_per_s": seq_tok / seq_s,
                           "tokens": seq_tok},
@@ -114,8 +139,8 @@ def main() -> None:
     }
     result["ratio_requests_per_s"] = result["batched"]["requests_per_s"] / result["one_at_a_time"]["requests_per_s"]
     result["ratio_tokens_per_s"] = result["batched"]["tokens_per_s"] / result["one_at_a_time"]["tokens_per_s"]
-    print(f"model: {result['model']} ({params / 1e6:.1f}M parameters) on {engine.device}, "
-          f"{result['threads']} threads; {n} requests x max_tokens {args.max_tokens}")
+    print(f"model: {result['model']} ({result['arch']}), device {result['device']}, threads {result['threads']}; "
+          f"{n} requests x max_tokens {args.max_tokens}, {args.clients} clients")
     for mode in ("one_at_a_time", "batched"):
         r = result[mode]
         print(f"{mode:>14}: {r['requests_per_s']:8.2f} req/s  {r['tokens_per_s']:9.1f} tok/s  ({r['seconds']:.2f} s)")

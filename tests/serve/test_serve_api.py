@@ -106,6 +106,15 @@ def test_limits_and_malformed_bodies(server: str) -> None:
     too_big = httpx.post(server + "/v1/completions", content=json.dumps({"prompt": "x" * 30000}),
                          headers={"content-type": "application/json"})
     assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "request_too_large"
+
+    def chunked():  # no content-length: the limit holds for a streamed body too
+        yield b'{"prompt": "'
+        for _ in range(30):
+            yield b"x" * 1000
+        yield b'"}'
+
+    streamed = httpx.post(server + "/v1/completions", content=chunked(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "request_too_large"
     broken = httpx.post(server + "/v1/chat/completions", content=b'{"messages": [',
                         headers={"content-type": "application/json"})
     assert broken.status_code == 400 and "error" in broken.json()

@@ -78,7 +78,7 @@ def render_chat(messages: list[Message], tokenizer: Any) -> str:
 
 
 class BodyLimit:
-    """ASGI middleware: a request body over the limit is answered 413 before it is read whole."""
+    """ASGI middleware: a request body over the limit is answered 413, declared (content-length) or streamed."""
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -91,22 +91,35 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> dict:
-            nonlocal seen
+        chunks, size = [], 0
+        while True:  # read the body here (at most max_bytes), so an oversized stream never reaches the app
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise APIError(413, f"request body is over {self.max_bytes} bytes", code="request_too_large")
-            return message
-
-        await self.app(scope, limited, send)
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], receive), send)
 
     async def _too_large(self, scope: dict, receive: Any, send: Any) -> None:
         response = error_response(413, f"request body is over {self.max_bytes} bytes", code="request_too_large")
         await response(scope, receive, send)
+
+
+def _replay(messages: list[dict], receive: Any) -> Any:
+    """A receive callable that hands out `messages` first, then whatever the client sends next (disconnect)."""
+    pending = list(messages)
+
+    async def replay() -> dict:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
 
 
 def _now() -> int:
@@ -190,7 +203,7 @@ def create_app(engine: Engine, limits: ServeLimits | None = None) -> FastAPI:
         return engine.encode_prompt(prompt, max_prompt)
 
     async def collect(ids: list[int], params: SamplingParams) -> Completion:
-        async for event in batcher.submit(ids, params):
+        async for event in batcher.submit(ids, params, stream=False):
             if isinstance(event, Completion):
                 return event
         raise RuntimeError("generation ended without a result")

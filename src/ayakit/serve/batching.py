@@ -50,13 +50,15 @@ class Batcher:
                 await self._worker
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    async def submit(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[Delta | Completion]:
-        """Queue one request; yield its Deltas as they are generated, then its Completion."""
+    async def submit(self, prompt_ids: list[int], params: SamplingParams,
+                     stream: bool = True) -> AsyncIterator[Delta | Completion]:
+        """Queue one request; yield its Deltas as they are generated (when streaming), then its Completion."""
         if self._queue is None:
             raise RuntimeError("Batcher.start() was not awaited")
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
-        req = GenRequest(prompt_ids, params, on_delta=lambda d: loop.call_soon_threadsafe(events.put_nowait, d))
+        on_delta = (lambda d: loop.call_soon_threadsafe(events.put_nowait, d)) if stream else None
+        req = GenRequest(prompt_ids, params, on_delta=on_delta)
         await self._queue.put((req, events))
         try:
             while True:
