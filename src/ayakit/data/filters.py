@@ -146,23 +146,23 @@ def template_filter(table: pa.Table, keep: Iterable[str] | None, drop: Iterable[
 
 
 def langid_keep(inputs: str, targets: str, language: str, min_letters: int) -> tuple[bool, bool]:
-    """(keep, checked): a row is dropped only when every long-enough field is identified as another language
-    (an English instruction with a target in the declared language is kept: the paper's code-mixed prompts)."""
+    """(keep, checked): a row is dropped when its target is identified as another language and its inputs are
+    not in the declared language. An English instruction with a short answer in the declared language (the
+    paper's code-mixed prompts) is kept: the target is too short to judge and the instruction says nothing."""
     vt = langid.verdict(targets, language, min_letters)
     if vt == langid.MATCH:
         return True, True
     vi = langid.verdict(inputs, language, min_letters)
     if vi == langid.MATCH:
         return True, True
-    verdicts = (vt, vi)
-    if all(v == langid.SHORT for v in verdicts):
-        return True, False
-    return not all(v in (langid.MISMATCH, langid.SHORT) for v in verdicts), True
+    if vt == langid.MISMATCH:
+        return False, True
+    return True, False
 
 
 def langid_filter(table: pa.Table, min_letters: int = 20) -> tuple[pa.Table, Removed, int]:
-    """Drop rows whose text is in another language than declared; also return how many rows were too short
-    to check (kept, and reported as `unchecked`)."""
+    """Drop rows whose text is in another language than declared; also return how many rows could not be
+    checked (target too short or unidentifiable, inputs not in the language: kept, reported as `unchecked`)."""
     inputs = table.column("inputs").to_pylist()
     targets = table.column("targets").to_pylist()
     langs = table.column("language").to_pylist()

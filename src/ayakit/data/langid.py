@@ -4,7 +4,8 @@
 "short" (too short to check) or "unknown" (neither detector is sure). A text in a script the language is
 never written in is a mismatch without asking a detector (cheap and strong). pycld2 answers first; where it
 says unknown, is unreliable or disagrees, CLD3 (`gcld3`) gets a second say, so a language pycld2 misses
-(Latin-script Kurdish) is not thrown away on its word alone.
+(Latin-script Kurdish) is not thrown away on its word alone. A mismatch needs pycld2 to be sure (or both
+detectors to agree); CLD3 alone only ever confirms.
 """
 
 from __future__ import annotations
@@ -139,7 +140,10 @@ def verdict(text: str, language: str, min_letters: int = 20) -> str:
     second = detect_cld3(text)
     if second is not None and second.reliable and _accepts(language, second):
         return MATCH
-    if first.reliable or (second is not None and second.reliable):
-        # a detector is sure of another language and neither vouches for the declared one
+    if first.reliable:
+        # pycld2 is sure of another language and CLD3 does not vouch for the declared one
         return MISMATCH
+    if second is not None and second.reliable and first.label == second.label:
+        return MISMATCH
+    # CLD3 alone is overconfident on short text (Italian chat lines as Esperanto): not enough to drop a row
     return UNKNOWN
