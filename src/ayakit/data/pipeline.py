@@ -682,9 +682,9 @@ def _make_executor(kind: str, stage: str, pipeline: list, tasks: int, workers: i
     if kind == "slurm":
         from datatrove.executor import SlurmPipelineExecutor
 
-        opts = {"time": "24:00:00", "partition": "cpu", **options}
-        return SlurmPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
-                                     job_name=f"ayakit-data-{stage}", depends=prev, **opts)
+        # data.workers is a local setting: on Slurm every array task may run at once unless options say so
+        opts = {"time": "24:00:00", "partition": "cpu", "job_name": f"ayakit-data-{stage}", **options}
+        return SlurmPipelineExecutor(pipeline=pipeline, tasks=tasks, logging_dir=logging_dir, depends=prev, **opts)
     if kind == "ray":
         try:
             import ray
@@ -710,7 +710,10 @@ def _executors(ctx: Context, kind: str, workers: int, options: dict[str, Any]) -
     out: list[tuple[str, Any]] = []
     prev = None
     for stage, pipeline, n in plan:
-        prev = _make_executor(kind, stage, pipeline, n, workers, str(ctx.work / "logs" / stage), prev, options)
+        try:
+            prev = _make_executor(kind, stage, pipeline, n, workers, str(ctx.work / "logs" / stage), prev, options)
+        except TypeError as exc:
+            raise DataError(f"data.executor_options {sorted(options)} do not fit the {kind} executor: {exc}") from None
         out.append((stage, prev))
     return out
 
@@ -737,7 +740,7 @@ def build(recipe: Recipe, run_dir: Path, force: bool = False, executor: str | No
     executor: local (default), slurm or ray; None uses recipe.data.executor. A Slurm build submits the stages
     as dependent jobs and returns at once; the manifest appears when the last job finishes.
     """
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # absolute: Slurm and Ray tasks may start elsewhere
     data_dir = run_dir / "data"
     inputs = build_inputs(recipe)
     if not force and manifest_matches(data_dir, inputs):
