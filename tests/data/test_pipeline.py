@@ -177,10 +177,10 @@ def test_ray_executor_gives_the_same_mixture(corpus, built, tmp_path):
 
 
 def test_temperature_sampling_across_languages(corpus, tmp_path):
-    """alpha 0.5 over 900 eng and 100 swa examples: shares 30:10, not 9:1."""
+    """alpha 0.5 over 900 eng and 100 swa examples: shares 30:10, not 9:1 (run by a pool of 2 workers)."""
     rows = [{"inputs": f"t {i}", "targets": f"a {i}", "language": "eng" if i < 900 else "swa"} for i in range(1000)]
     _write(tmp_path / "temp" / "t.jsonl", rows)
-    recipe = _recipe(corpus, temperature=0.5, budget=1000, caps={}, sources=[
+    recipe = _recipe(corpus, temperature=0.5, budget=1000, caps={}, workers=2, sources=[
         {"name": "t", "type": "files", "path": str(tmp_path / "temp")}])
     P.build(recipe, tmp_path / "run")
     stats = P.load_stats(tmp_path / "run")
