@@ -16,24 +16,24 @@ LANGS = ["eng", "fra", "swh", "yor", "hin", "zho"]
 def _summary(model: str, seed: int, lift: float) -> dict:
     rng = random.Random(seed)
     tasks = {}
-    for task, chance in (("xcopa_mini", 0.5), ("cldr_month", 0.25)):
+    for task, chance in (("xcopa_mini", 50.0), ("cldr_month", 25.0)):
         by_language = {}
         for code in LANGS:
             tier = L.get(code).tier
-            score = min(1.0, chance + lift * rng.random())
-            by_language[code] = {"score": score, "ci": [max(0, score - 0.1), min(1, score + 0.1)], "n": 20,
+            score = min(100.0, chance + lift * rng.random())
+            by_language[code] = {"score": score, "ci": [max(0, score - 10), min(100, score + 10)], "n": 20,
                                  "tier": tier, "by_prompt": {"p0": score}}
         by_tier = {}
         for tier in ("high", "mid", "low"):
             vals = [v["score"] for v in by_language.values() if v["tier"] == tier]
             if vals:
                 s = sum(vals) / len(vals)
-                by_tier[tier] = {"score": s, "ci": [s - 0.05, s + 0.05], "n_languages": len(vals)}
+                by_tier[tier] = {"score": s, "ci": [s - 5, s + 5], "n_languages": len(vals)}
         score = sum(v["score"] for v in by_language.values()) / len(by_language)
         tasks[task] = {"metric": "accuracy", "kind": "choice", "unseen_task": task == "xcopa_mini", "score": score,
-                       "ci": [score - 0.04, score + 0.04], "chance": chance, "by_language": by_language,
+                       "ci": [score - 4, score + 4], "chance": chance, "by_language": by_language,
                        "by_tier": by_tier}
-    return {"model": model, "fingerprint": "abc", "suite": "aya-mini", "tasks": tasks,
+    return {"model": model, "fingerprint": "abc", "suite": "aya-mini", "scale": "0-100", "tasks": tasks,
             "by_tier": {}, "notes": ["fixture"]}
 
 
@@ -64,7 +64,7 @@ def write_fake_run(run_dir: Path) -> Path:
     (run_dir / "model" / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
     (run_dir / "model" / "manifest.json").write_text(json.dumps({"stage": "train", "outputs": {"steps": 40},
                                                                  "packing": {"efficiency": 0.93}}), encoding="utf-8")
-    for model, seed, lift in (("baseline", 1, 0.1), ("trained", 2, 0.5)):
+    for model, seed, lift in (("baseline", 1, 10.0), ("trained", 2, 50.0)):
         d = run_dir / "eval" / model
         d.mkdir(parents=True)
         (d / "summary.json").write_text(json.dumps(_summary(model, seed, lift)), encoding="utf-8")

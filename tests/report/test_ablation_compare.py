@@ -58,8 +58,8 @@ def test_comparison_marks_winners(tmp_path: Path, fake_run: Path) -> None:
     shutil.copytree(fake_run, runs["b-heavy"])
     summary = runs["b-heavy"] / "eval" / "trained" / "summary.json"
     s = json.loads(summary.read_text())
-    s["tasks"]["xcopa_mini"]["score"] = 0.99  # b wins the held-out task
-    s["tasks"]["cldr_month"]["score"] = 0.01  # a wins the seen one
+    s["tasks"]["xcopa_mini"]["score"] = 99.0  # b wins the held-out task
+    s["tasks"]["cldr_month"]["score"] = 1.0  # a wins the seen one
     summary.write_text(json.dumps(s))
     index = build_ablation_report(ab, runs, tmp_path / "out")
     comp = json.loads((tmp_path / "out" / "comparison.json").read_text())
@@ -69,7 +69,7 @@ def test_comparison_marks_winners(tmp_path: Path, fake_run: Path) -> None:
     assert UNTRAINED_ROW in comp["rows"] and UNTRAINED_ROW not in sum(comp["winners"].values(), [])
     md = (tmp_path / "out" / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| b-heavy"))
-    assert "**0.990**" in row and "**0.010**" not in row
+    assert "**99.0**" in row and "**1.0**" not in row
     text = comparison_text(tmp_path / "out")
-    assert "0.990*" in text.splitlines()[-1] or "0.990*" in text
+    assert "99.0*" in text.splitlines()[-1]
     assert index.is_file() and (tmp_path / "out" / "ablation_tasks.png").is_file()
