@@ -61,11 +61,12 @@ def test_seq2seq_encoder_reuse_equals_one_full_pass_per_choice(backends):
         assert ll.n_tokens == tgt.shape[1] and ll.n_bytes == len(cont.encode("utf-8"))
 
 
-def test_causal_kv_reuse_equals_a_plain_forward(backends):
-    backend = backends["causal"][1]
+@pytest.mark.parametrize("strategy", ["packed", "cache"])
+def test_causal_context_reuse_equals_a_plain_forward(tiny_models, strategy):
+    backend = load_backend(str(tiny_models[1]), batch_size=32, strategy=strategy)
     tok, model = backend.tokenizer, backend.model
-    context, conts = REQUESTS[1]
-    got = backend.loglikelihood([(context, conts)])[0]
+    context, conts = REQUESTS[3]
+    got = backend.loglikelihood(REQUESTS)[3]
     for cont, ll in zip(conts, got):
         ctx = encode_source(tok, context, "causal", 1024)
         tgt = encode_target(tok, cont, 1024, add_eos=backend.score_eos)

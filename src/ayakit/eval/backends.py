@@ -296,8 +296,9 @@ class HFSeq2SeqBackend(_HFBackend):
                 enc = self.model.get_encoder()(input_ids=src.to(self.device), attention_mask=src_mask.to(self.device))
                 hidden = enc.last_hidden_state.index_select(0, index)
                 out = self.model(encoder_outputs=(hidden,), attention_mask=src_mask.to(self.device).index_select(0, index),
-                                 decoder_input_ids=dec_in.to(self.device),
-                                 decoder_attention_mask=tmask.long().to(self.device), use_cache=False)
+                                 decoder_input_ids=dec_in.to(self.device), use_cache=False)
+                # no decoder mask: targets are right-padded and the decoder is causal, so padding never reaches
+                # a real position
                 logprob, greedy = _scores(out.logits, target.to(self.device), tmask.to(self.device))
             for r, (_, i, j) in enumerate(rows):
                 results[i].append(LogLik(float(logprob[r]), len(conts[r]), len(texts[i][j].encode("utf-8")),
@@ -306,9 +307,21 @@ class HFSeq2SeqBackend(_HFBackend):
 
 
 class HFCausalBackend(_HFBackend):
-    """A decoder-only model: each context runs once and its KV cache is reused by all of its choices."""
+    """A decoder-only model: each context runs once and its keys/values are reused by all of its choices.
+
+    strategy "packed" (default): one forward pass per batch; a row holds the context then every choice, and a block
+    attention mask lets each choice see the context and itself only (positions restart after the context).
+    strategy "cache": a pass over the contexts, then the choices on a copy of the KV cache.
+    """
 
     arch = "causal"
+    STRATEGIES = ("packed", "cache")
+
+    def __init__(self, model: str | Path, strategy: str = "packed", **kwargs: Any) -> None:
+        if strategy not in self.STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; expected one of {self.STRATEGIES}")
+        self.strategy = strategy
+        super().__init__(model, **kwargs)
 
     def _load(self, spec: str, dtype: Any) -> Any:
         from transformers import AutoModelForCausalLM
@@ -330,7 +343,75 @@ class HFCausalBackend(_HFBackend):
         return super()._continuation_ids(context, continuation)
 
     def loglikelihood(self, requests: list[tuple[str, list[str]]]) -> list[list[LogLik]]:
-        """Length-sorted batches: contexts right-padded in one pass, then all choices on the cached keys/values."""
+        """Length-sorted batches; each context is computed once for all of its choices (see `strategy`)."""
+        if self.strategy == "packed":
+            return self._packed(requests)
+        return self._cached(requests)
+
+    def _packed(self, requests: list[tuple[str, list[str]]]) -> list[list[LogLik]]:
+        import torch
+
+        encoded = self._encode_requests(requests)
+        texts = [[self._split_space(ctx, c)[1] for c in conts] for ctx, conts in requests]
+        for k, (ctx, _) in enumerate(encoded):
+            if not ctx:
+                raise BackendError(f"request {k}: empty context and the tokenizer has no bos token to condition on")
+        results: list[list[LogLik]] = [[] for _ in requests]
+        sizes = [max(1, len(conts)) for _, conts in encoded]
+        lengths = [len(ctx) + sum(len(c) for c in conts) for ctx, conts in encoded]
+        order = sorted(range(len(encoded)), key=lambda i: -lengths[i])
+        dev = self.device
+        dtype = next(self.model.parameters()).dtype
+        blocked = torch.finfo(dtype).min
+        for group in _chunks(order, sizes, self.batch_size):
+            width = max(lengths[i] for i in group)
+            ids = torch.full((len(group), width), self.pad_id, dtype=torch.long)
+            pos = torch.zeros((len(group), width), dtype=torch.long)
+            allow = torch.zeros((len(group), width, width), dtype=torch.bool)
+            rows = []  # (group row, request, choice, prediction positions, targets)
+            for g, i in enumerate(group):
+                ctx, conts = encoded[i]
+                lc = len(ctx)
+                ids[g, :lc] = torch.tensor(ctx)
+                pos[g, :lc] = torch.arange(lc)
+                allow[g, :lc, :lc] = torch.ones(lc, lc, dtype=torch.bool).tril()
+                start = lc
+                for j, cont in enumerate(conts):
+                    n = len(cont)
+                    if n:
+                        ids[g, start:start + n] = torch.tensor(cont)
+                        pos[g, start:start + n] = torch.arange(lc, lc + n)
+                        allow[g, start:start + n, :lc] = True
+                        allow[g, start:start + n, start:start + n] = torch.ones(n, n, dtype=torch.bool).tril()
+                    # token k of the choice is predicted at the previous token: the context's last, then its own
+                    where = [lc - 1] + list(range(start, start + n - 1))
+                    rows.append((g, i, j, where[:n], cont))
+                    start += n
+            idle = ~allow.any(-1)
+            allow[idle] = True  # padding rows attend everywhere (their outputs are unused): no empty softmax
+            mask = torch.zeros((len(group), 1, width, width), dtype=dtype)
+            mask.masked_fill_(~allow.unsqueeze(1), blocked)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+                                    use_cache=False).logits
+            tlen = max(1, max((len(r[4]) for r in rows), default=1))
+            sel_g = torch.zeros((len(rows), tlen), dtype=torch.long)
+            sel_p = torch.zeros((len(rows), tlen), dtype=torch.long)
+            target = torch.full((len(rows), tlen), self.pad_id, dtype=torch.long)
+            tmask = torch.zeros((len(rows), tlen), dtype=torch.bool)
+            for r, (g, _, _, where, cont) in enumerate(rows):
+                n = len(cont)
+                sel_g[r] = g
+                if n:
+                    sel_p[r, :n], target[r, :n], tmask[r, :n] = torch.tensor(where), torch.tensor(cont), True
+            picked = logits[sel_g.to(dev), sel_p.to(dev)]
+            logprob, greedy = _scores(picked, target.to(dev), tmask.to(dev))
+            for r, (_, i, j, _, cont) in enumerate(rows):
+                results[i].append(LogLik(float(logprob[r]), len(cont), len(texts[i][j].encode("utf-8")),
+                                         bool(greedy[r])))
+        return results
+
+    def _cached(self, requests: list[tuple[str, list[str]]]) -> list[list[LogLik]]:
         import torch
 
         encoded = self._encode_requests(requests)
