@@ -200,3 +200,22 @@ def test_bad_input_errors(corpus, tmp_path):
     with pytest.raises(DataError, match="'big' is empty"):
         P.build(_recipe(corpus, filters={"langid": False, "min_input_chars": 1000}, sources=[
             {"name": "big", "type": "files", "path": str(corpus / "big")}]), tmp_path / "r3")
+
+
+def test_files_source_split_by_file_across_tasks(corpus, built, tmp_path):
+    """A files source of several files is read file by file across tasks (one empty file is fine): same mixture."""
+    split = tmp_path / "split"
+    lines = (corpus / "big" / "part.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    for i in range(3):
+        (split / "big").mkdir(parents=True, exist_ok=True)
+        (split / "big" / f"part-{i}.jsonl").write_text("".join(lines[i::3]), encoding="utf-8")
+    (split / "big" / "part-3.jsonl").write_text("", encoding="utf-8")
+    recipe = _recipe(corpus, tasks=3)
+    specs = recipe.model_dump(mode="json")["data"]["sources"]
+    specs[0]["path"] = str(split / "big")
+    P.build(_recipe(corpus, tasks=3, sources=specs), tmp_path / "run")
+    reports = [json.loads(p.read_text()) for p in (tmp_path / "run" / "data" / ".work" / "reports").glob("filter-*")]
+    assert sorted(r["read"]["big"] for r in reports) == [2016, 2017, 2017]  # each file read by one task only
+    assert sum(r["read"]["small"] for r in reports) == 320  # a one-file source is shared batch by batch
+    for a, b in zip(P.shard_paths(built), P.shard_paths(tmp_path / "run"), strict=True):
+        assert pq.read_table(a).equals(pq.read_table(b))

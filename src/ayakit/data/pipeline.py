@@ -10,7 +10,10 @@ one more copy; the scatter stage emits each copy keyed by hash(seed, id, copy) i
 key selects; the gather stage sorts each shard by that key. Memory per task is bounded by a batch, a bucket's
 dedup keys or one output shard, never by the whole input (the plan stage holds 8 bytes per record).
 
-Work files live in <run>/data/.work/ (removed when the build finishes, logs kept); the mixture is
+The read+filter tasks split a `files` source of several files by file; any other source is one stream every
+task reads, each keeping every tasks-th batch (the reading is repeated, the filtering is not).
+
+Work files live in <run>/data/.work/ (data removed when the build finishes; logs and reports kept); the mixture is
 <run>/data/shards-NNNNN-of-NNNNN.parquet, stats.json and manifest.json, each written atomically.
 """
 
@@ -225,8 +228,6 @@ class FilterStep(_Step):
     stage = name = "filter"
 
     def work(self, rank: int) -> None:
-        from ayakit.data.sources import open_source
-
         ctx, recipe = self.ctx, self.ctx.get_recipe()
         cfg = recipe.data.filters
         out_dir = ctx.work / "filtered" / f"task-{rank:05d}"
@@ -236,34 +237,66 @@ class FilterStep(_Step):
         for si, spec in enumerate(recipe.data.sources):
             if spec.weight == 0:
                 continue
-            source = open_source(spec, recipe)
-            if source.skipped_reason:
-                report["skipped_sources"][spec.name] = source.skipped_reason
-                continue
-            read = 0
-            for bi, batch in enumerate(source.iter_batches(recipe.data.batch_size)):
-                if bi % ctx.tasks != rank:
+            read = errors = 0
+            for source, sharded in _task_sources(spec, recipe, rank, ctx.tasks):
+                if source.skipped_reason:
+                    report["skipped_sources"][spec.name] = source.skipped_reason
                     continue
-                table = pa.Table.from_batches([batch]).select(list(EXAMPLE_FIELDS))
-                read += table.num_rows
-                table = F.row_filters(table, cfg, counts)
-                if not table.num_rows:
-                    continue
-                if cfg.dedup == "none":
-                    keys = M.record_keys(0, table.column("id").to_pylist())
-                else:
-                    keys = F.dedup_keys(table)
-                table = table.append_column("_src", pa.array(np.full(table.num_rows, si, np.int32)))
-                table = table.append_column("_dkey", pa.array(keys, pa.uint64()))
-                bucket = keys % np.uint64(ctx.buckets)
-                for b in np.unique(bucket):
-                    writers.write(int(b), table.filter(pa.array(bucket == b)))
+                for table in _task_batches(source, sharded, rank, ctx.tasks, recipe.data.batch_size):
+                    read += table.num_rows
+                    self._filter(table, si, cfg, counts, writers)
+                # a shared stream is read by every task: only task 0 reports its malformed lines
+                errors += source.errors if sharded or rank == 0 else 0
+                for lang, n in source.dropped_languages.items():
+                    if sharded or rank == 0:
+                        dropped = report["dropped_languages"].setdefault(spec.name, {})
+                        dropped[lang] = dropped.get(lang, 0) + n
             report["read"][spec.name] = read
-            report["errors"][spec.name] = source.errors
-            report["dropped_languages"][spec.name] = dict(source.dropped_languages)
+            report["errors"][spec.name] = errors
         writers.close()
         report["filters"] = {k: v.to_dict() for k, v in counts.items()}
-        write_json_atomic(ctx.work / "filtered" / f"task-{rank:05d}.json", report)
+        write_json_atomic(ctx.work / "reports" / f"filter-{rank:05d}.json", report)
+
+    def _filter(self, table: pa.Table, si: int, cfg, counts: dict[str, F.FilterCounts],
+                writers: _BucketWriters) -> None:
+        """Row filters, then the dedup key decides the row's bucket."""
+        ctx = self.ctx
+        table = F.row_filters(table, cfg, counts)
+        if not table.num_rows:
+            return
+        keys = M.record_keys(0, table.column("id").to_pylist()) if cfg.dedup == "none" else F.dedup_keys(table)
+        table = table.append_column("_src", pa.array(np.full(table.num_rows, si, np.int32)))
+        table = table.append_column("_dkey", pa.array(keys, pa.uint64()))
+        bucket = keys % np.uint64(ctx.buckets)
+        for b in np.unique(bucket):
+            writers.write(int(b), table.filter(pa.array(bucket == b)))
+
+
+def _task_sources(spec, recipe: Recipe, rank: int, tasks: int) -> list[tuple[Any, bool]]:
+    """The Sources one filter task reads, each with whether it is this task's own shard: a `files` source of
+    several files is split by file (task r reads files r, r + tasks, ...); any other source is one stream
+    that every task reads, keeping every tasks-th batch."""
+    from ayakit.data.sources import open_source
+
+    if spec.type == "files" and spec.path and tasks > 1:
+        from ayakit.data.sources.files import discover
+
+        files = discover(spec.path, f"source {spec.name!r}")
+        if len(files) > 1:
+            return [(open_source(spec.model_copy(update={"path": str(f)}), recipe), True) for f in files[rank::tasks]]
+    return [(open_source(spec, recipe), False)]
+
+
+def _task_batches(source, sharded: bool, rank: int, tasks: int, batch_size: int):
+    """This task's batches of a source as EXAMPLE_SCHEMA tables."""
+    try:
+        for bi, batch in enumerate(source.iter_batches(batch_size)):
+            if sharded or bi % tasks == rank:
+                yield pa.Table.from_batches([batch]).select(list(EXAMPLE_FIELDS))
+    except DataError:
+        # one empty file of a split source is not an empty source: the plan stage checks the source as a whole
+        if not (sharded and source.rows_read == 0):
+            raise
 
 
 # ---- stage 2: exact dedup (and MinHash near-dedup) -------------------------------------------------------
@@ -312,7 +345,7 @@ class DedupStep(_Step):
                     writer.write_table(table)
             writer.close()
         report = {"exact_dedup": F.FilterCounts(sum(removed.values()), removed).to_dict()}
-        write_json_atomic(ctx.work / "dedup" / f"bucket-{rank:05d}.json", report)
+        write_json_atomic(ctx.work / "reports" / f"dedup-{rank:05d}.json", report)
 
 
 # ---- MinHash near-dedup (optional): datatrove's stages over the dedup buckets ------------------------------
@@ -463,7 +496,7 @@ class PlanStep(_Step):
                             lambda n: F.cap_limits(n[0], n[1], caps)[0], alive)
         cap_removed = _language_counts(dl_groups, dl_names, before_caps & ~alive)
         # what is available per (source, dataset) and per language
-        reports = [read_json(p) for p in sorted((ctx.work / "filtered").glob("task-*.json"))]
+        reports = [read_json(p) for p in sorted((ctx.work / "reports").glob("filter-*.json"))]
         skipped = {k: v for r in reports for k, v in r["skipped_sources"].items()}
         sizes: dict[str, dict[str, int]] = {s.name: {} for s in data.sources if s.weight > 0 and s.name not in skipped}
         lang_sizes: dict[str, dict[str, dict[str, int]]] = {}
@@ -608,19 +641,18 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
     plan_doc = read_json(ctx.work / "plan.json")
     plan = plan_doc["plan"]
     filters: dict[str, F.FilterCounts] = {}
-    reports = [read_json(p) for p in sorted((ctx.work / "filtered").glob("task-*.json"))]
+    reports = [read_json(p) for p in sorted((ctx.work / "reports").glob("filter-*.json"))]
     errors: dict[str, int] = {}
     dropped: Counter = Counter()
     for r in reports:
         for name, d in r["filters"].items():
             filters.setdefault(name, F.FilterCounts()).merge(F.FilterCounts.from_dict(d))
-        for k, v in r["errors"].items():  # every task reads the whole stream: the counts are the same
-            errors[k] = max(errors.get(k, 0), v)
-        for src, langs in r["dropped_languages"].items():
-            for lang, n in langs.items():
-                dropped[lang] = max(dropped[lang], n)
+        for k, v in r["errors"].items():  # each file (or shared stream) is reported by one task only
+            errors[k] = errors.get(k, 0) + v
+        for langs in r["dropped_languages"].values():
+            dropped.update(langs)
     language_filter = F.FilterCounts(sum(dropped.values()), dropped)
-    for p in sorted((ctx.work / "dedup").glob("bucket-*.json")):
+    for p in sorted((ctx.work / "reports").glob("dedup-*.json")):
         for name, d in read_json(p).items():
             filters.setdefault(name, F.FilterCounts()).merge(F.FilterCounts.from_dict(d))
     if ctx.get_recipe().data.filters.dedup == "minhash":
