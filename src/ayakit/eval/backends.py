@@ -624,8 +624,10 @@ def load_backend(spec: str, **kwargs: Any) -> Backend:
     arch = kwargs.pop("arch", None) or detect_arch(path if path.exists() else spec)
     for k in ("model", "api_key", "chat", "timeout", "max_retries", "backoff", "client"):
         kwargs.pop(k, None)
-    cls = HFSeq2SeqBackend if arch == "seq2seq" else HFCausalBackend
-    return cls(path if path.exists() else spec, **kwargs)
+    if arch == "seq2seq":
+        kwargs.pop("strategy", None)  # a causal-only setting
+        return HFSeq2SeqBackend(path if path.exists() else spec, **kwargs)
+    return HFCausalBackend(path if path.exists() else spec, **kwargs)
 
 
 def model_fingerprint(backend: Backend) -> str:

@@ -73,7 +73,8 @@ def run_cmd(
                               help="Named suite: aya-mini (embedded, no network, ~100 languages), aya-public (the "
                                    "public data dir), aya-paper (the paper's hub datasets)."),
     tasks: list[str] = typer.Option(None, "--tasks", "-t", help="Only these tasks (comma-separated or repeated); "
-                                                                "overrides the suite's list."),
+                                                                "replace the suite's list (its k-shot settings "
+                                                                "still apply)."),
     languages: list[str] = typer.Option(None, "--languages", "-l",
                                         help="Only these languages (any code the registry knows: fr, fra, fra_Latn)."),
     prompts: int = typer.Option(5, "--prompts", min=1, help="Prompts per task (the paper: median over 5)."),
@@ -107,7 +108,7 @@ def run_cmd(
                 ids[name] = bar.add_task(name, total=total)
             bar.update(ids[name], completed=done, total=total)
 
-        summary = evaluate(model, out, suite=suite if not tasks else None, tasks=_split(tasks),
+        summary = evaluate(model, out, suite=suite, tasks=_split(tasks),
                            languages=_split(languages), prompts=prompts, max_items=max_items, batch_size=batch_size,
                            normalization=normalization, num_fewshot=num_fewshot, data_dir=data_dir, seed=seed,
                            progress=progress)

@@ -210,12 +210,12 @@ def resolve(suite: str | None, tasks: list[str] | None, languages: list[str] | N
     """The tasks to run (a suite's, or the named ones) and the suite's per-task k-shot settings."""
     spec = get_suite(suite) if suite else {"tasks": [], "embedded": False}
     embedded: dict[str, Task] = {}
-    need_embedded = spec.get("embedded") or any(t not in registry() for t in tasks or [])
+    need_embedded = any(t not in registry() for t in tasks) if tasks else spec.get("embedded")
     if need_embedded:
         try:
             embedded = embedded_tasks(languages, n_prompts, max_items, seed)
         except DataError:
-            if spec.get("embedded"):
+            if not tasks:
                 raise
     if tasks:
         chosen = [get_task(t, embedded) for t in tasks]
