@@ -68,6 +68,8 @@ def test_dataset_shares_weights_then_size():
     assert M.dataset_shares({"a": 1, "b": 3}, {"A": 1, "b": 1}) == {"a": 0.5, "b": 0.5}
     with pytest.raises(DataError, match="> 1"):
         M.dataset_shares({"a": 1, "b": 3}, {"a": 1.5})
+    with pytest.raises(DataError, match="'dolly'.*datasets: a, b"):
+        M.dataset_shares({"a": 1, "b": 3}, {"dolly": 0.2})
 
 
 def test_temperature_flattens_language_shares():

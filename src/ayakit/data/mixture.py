@@ -136,8 +136,10 @@ def dataset_shares(sizes: Mapping[str, int], weights: Mapping[str, float], where
     for name, w in weights.items():
         if w < 0:
             raise DataError(f"{where}dataset_weights[{name!r}] = {w} is negative")
-        if name.lower() in lower:
-            listed[lower[name.lower()]] = float(w)
+        if name.lower() not in lower:
+            raise DataError(f"{where}dataset_weights names {name!r}, which has no examples (after filters); "
+                            f"datasets: {', '.join(sorted(sizes)) or 'none'}")
+        listed[lower[name.lower()]] = float(w)
     present = {d: n for d, n in sizes.items() if n > 0}
     listed = {d: w for d, w in listed.items() if d in present}
     rest = {d: n for d, n in present.items() if d not in listed}
