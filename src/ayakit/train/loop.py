@@ -145,6 +145,12 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     run_dir = Path(run_dir)
     table = read_mixture(run_dir)  # a missing or malformed mixture is an error before anything is built
     out = model_dir(run_dir)
+    # accelerate keeps one global state per process; a second train() in the same process (the runner, ablations)
+    # may use another precision. The process group (PartialState) is kept.
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
     # cpu=True is what makes accelerate start DDP over gloo when several CPU processes are launched
     accelerator = Accelerator(mixed_precision=_mixed_precision(recipe), cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
@@ -291,8 +297,11 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
         if writer is not None:
             writer.close()
 
+    # every process takes part in gathering a sharded (FSDP / ZeRO-3) state; only the main one writes
+    full_state = accelerator.get_state_dict(wrapper)
     if main:
-        _save_final(accelerator.unwrap_model(wrapper).model, tokenizer, meta, out, recipe, run_dir, {
+        state = {k.removeprefix("model."): v for k, v in full_state.items()} if full_state else None
+        _save_final(accelerator.unwrap_model(wrapper).model, tokenizer, meta, out, recipe, run_dir, state, {
             "steps": step, "total_steps": total_steps, "stopped_early": step < total_steps,
             "final_train_loss": last_loss, "final_val_loss": last_val, "world_size": world,
             "rows_per_step": rows_per_step, "row_source_length": row_src, "row_target_length": row_tgt,
@@ -358,10 +367,11 @@ def _prepare_outputs(out: Path, fresh: bool, step: int) -> None:
 
 
 def _save_final(model: Any, tokenizer: Any, meta: dict, out: Path, recipe: Recipe, run_dir: Path,
-                summary: dict) -> None:
+                state: dict | None, summary: dict) -> None:
     """The trained model as an HF directory: each file written beside, then renamed into place; manifest last."""
     with tempfile.TemporaryDirectory(dir=out, prefix=".final.") as tmp:
-        save_model(model, tokenizer, meta | {"trained": True, "steps": summary["steps"]}, Path(tmp), recipe)
+        save_model(model, tokenizer, meta | {"trained": True, "steps": summary["steps"]}, Path(tmp), recipe,
+                   state_dict=state)
         for f in Path(tmp).iterdir():
             os.replace(f, out / f.name)
     inputs = {"recipe": {k: recipe.model_dump(mode="json")[k] for k in ("seed", "model", "train", "tokenizer")},

@@ -125,8 +125,12 @@ def _load_pretrained(name_or_path: str, overrides: dict[str, Any]) -> tuple[Any,
             from None
 
 
-def save_model(model: Any, tokenizer: Any, meta: dict[str, Any], out_dir: Path, recipe: Recipe) -> Path:
-    """save_pretrained (config, weights, generation_config) + tokenizer + ayakit.json into out_dir."""
+def save_model(model: Any, tokenizer: Any, meta: dict[str, Any], out_dir: Path, recipe: Recipe,
+               state_dict: dict | None = None) -> Path:
+    """save_pretrained (config, weights, generation_config) + tokenizer + ayakit.json into out_dir.
+
+    `state_dict` is the gathered full state when the model is sharded (FSDP / ZeRO-3).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     gen = model.generation_config
@@ -142,7 +146,7 @@ def save_model(model: Any, tokenizer: Any, meta: dict[str, Any], out_dir: Path, 
     bar = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # one tiny shard: the caller's progress display is enough
     try:
-        model.save_pretrained(out_dir)
+        model.save_pretrained(out_dir, state_dict=state_dict)
     finally:
         if bar:
             hf_logging.enable_progress_bar()
