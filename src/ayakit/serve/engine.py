@@ -304,7 +304,7 @@ class _Sampler:
                     sorted_p, order = torch.sort(probs, descending=True)
                     keep = torch.cumsum(sorted_p, 0) - sorted_p < p.top_p  # always keeps the most likely token
                     probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
-                choice = int(torch.multinomial(probs, 1, generator=row.gen))
+                choice = int(torch.multinomial(probs.cpu(), 1, generator=row.gen))  # the row's CPU generator
             out[i, choice] = 0.0
             if p.logprobs is not None and not row.done:
                 top: list[tuple[str, float]] = []
