@@ -291,15 +291,16 @@ def run_recipe(recipe: Recipe, run_dir: Path, force: str | None = None, progress
             write_json_atomic(_state(run_dir, stage.name) / "started.json",
                               {"inputs_fingerprint": inputs_fp, "started_at": time.time()})
             before = set(progress.task_ids)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu_seconds()
             stage.work(RunContext(recipe, run_dir, progress, forced, resume))
             seconds[stage.name] = time.perf_counter() - t0
+            cpu = _cpu_seconds() - c0
             for task_id in set(progress.task_ids) - before:  # the stage's own bars give way to the next stage's
                 progress.remove_task(task_id)
             out_fp = _output_fingerprint(run_dir, stage, inputs_fp)
             write_manifest(_state(run_dir, stage.name), stage.name, inputs,
                            {"fingerprint": out_fp, "path": stage.output}, status="done",
-                           seconds=round(seconds[stage.name], 2), resumed=resume)
+                           seconds=round(seconds[stage.name], 2), cpu_seconds=round(cpu, 2), resumed=resume)
             upstream[stage.name] = out_fp
             statuses[stage.name] = "resumed" if resume else "done"
             progress.console.print(f"[green]✓[/] {stage.name:<9} {seconds[stage.name]:6.1f} s"
@@ -311,6 +312,14 @@ def run_recipe(recipe: Recipe, run_dir: Path, force: str | None = None, progress
     if (run_dir / "report" / MANIFEST).is_file():
         headline = read_json(run_dir / "report" / MANIFEST).get("headline") or []
     return RunResult(run_dir, report if report.is_file() else None, statuses, seconds, headline)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (data workers): the work a stage did, whatever the load."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _quiet_libraries() -> None:
