@@ -189,3 +189,18 @@ def test_help_renders() -> None:
     for command in ['translate']:
         result = CliRunner().invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "--help" in result.output, result.output
+
+
+def test_recipe_source_by_name(tiny_nllb, tmp_path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\ndata:\n  sources:\n    - name: calendar\n      type: embedded\n"
+                      "      families: [month_name]\n      languages: [eng, fra]\n")
+    out = tmp_path / "o"
+    result = CliRunner().invoke(app, ["translate", "calendar", "--recipe", str(recipe), "--model", str(tiny_nllb),
+                                      "--to", "swh", "--out", str(out), "--limit", "6", "--max-new-tokens", "6"])
+    assert result.exit_code == 0, result.output
+    audit = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    assert 0 < len(audit) <= 6 and all(r["source_language"] == "eng" for r in audit)
+    missing = CliRunner().invoke(app, ["translate", "nope", "--recipe", str(recipe), "--model", str(tiny_nllb),
+                                       "--to", "swh", "--out", str(out)])
+    assert missing.exit_code != 0 and "calendar" in str(missing.exception)

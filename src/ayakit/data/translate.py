@@ -221,21 +221,40 @@ class HFTranslator:
 # --- the step --------------------------------------------------------------------------------------------------
 
 
-def read_examples(path: Path, source_language: str, columns: dict[str, str] | None = None) -> list[Example]:
+def read_examples(path: Path, source_language: str, columns: dict[str, str] | None = None,
+                  limit: int | None = None) -> list[Example]:
     """Examples from a JSONL / Parquet / CSV / TSV file or folder, through the `files` reader."""
-    from ayakit.data.sources.files import files_reader
     from ayakit.recipe import recipe_from_dict
-    from ayakit.records import table_to_examples
 
     spec = {"name": path.stem.split(".")[0] or "input", "type": "files", "path": str(path),
             "options": {"language": source_language}, "columns": columns or {}}
     recipe = recipe_from_dict({"name": "translate", "data": {"sources": [spec]}}, where=str(path))
-    source = files_reader(recipe.data.sources[0], recipe)
-    out: list[Example] = []
-    for batch in source.iter_batches():
-        import pyarrow as pa
+    return _read(recipe, recipe.data.sources[0], limit)
 
+
+def read_recipe_source(recipe_path: Path, name: str, limit: int | None = None) -> list[Example]:
+    """Examples of the source called `name` in a recipe (any reader: embedded, files, hub datasets...)."""
+    from ayakit.recipe import load_recipe
+
+    recipe = load_recipe(recipe_path)
+    spec = next((s for s in recipe.data.sources if s.name == name), None)
+    if spec is None:
+        names = ", ".join(s.name for s in recipe.data.sources)
+        raise DataError(f"{recipe_path}: no source named {name!r} (sources: {names})")
+    return _read(recipe, spec, limit)
+
+
+def _read(recipe: Any, spec: Any, limit: int | None) -> list[Example]:
+    import pyarrow as pa
+
+    from ayakit.data.sources import open_source
+    from ayakit.records import table_to_examples
+
+    out: list[Example] = []
+    for batch in open_source(spec, recipe).iter_batches():
         out += table_to_examples(pa.Table.from_batches([batch]))
+        if limit is not None and len(out) >= limit:
+            return out[:limit]
     return out
 
 
@@ -407,14 +426,18 @@ def _translate_batch(batch: list[Example], translator: Translator, settings: Tra
 
 
 def translate_cmd(
-    source: Path = typer.Argument(..., help="Examples to translate: a JSONL / Parquet / CSV / TSV file or a folder "
-                                            "of them (columns inputs, targets; optional language, dataset, task, "
-                                            "template, license, split, id)."),
+    source: str = typer.Argument(..., help="Examples to translate: a JSONL / Parquet / CSV / TSV file or a folder "
+                                           "of them (columns inputs, targets; optional language, dataset, task, "
+                                           "template, license, split, id), or with --recipe the name of one of "
+                                           "its sources."),
     model: str = typer.Option(..., "--model", help="HF translation model dir: NLLB-style (FLORES codes in its "
                                                    "vocabulary) or an instruction model."),
     to: str = typer.Option(..., "--to", help="Comma-separated target languages (any registry code: swa, fr, "
                                              "fra_Latn)."),
-    from_: str = typer.Option("eng", "--from", help="Source language of rows without a language column."),
+    from_: str = typer.Option("eng", "--from", help="Source language: rows without a language column are in it; "
+                                                    "rows in other languages are skipped."),
+    recipe: Path = typer.Option(None, "--recipe", help="Read SOURCE as the name of a source in this recipe."),
+    limit: int = typer.Option(None, min=1, help="Read at most this many examples from the source."),
     out: Path = typer.Option(..., "--out", help="Output folder (data/<lang>.parquet, audit.jsonl, manifest.json)."),
     cap: int = typer.Option(None, min=1, help="Most kept examples per (dataset, target language); the paper: 3000."),
     mode: str = typer.Option("auto", help="auto (FLORES codes when the vocabulary has them), nllb or prompt."),
@@ -438,11 +461,21 @@ def translate_cmd(
     targets = list(dict.fromkeys(get_language(c.strip()).code for c in to.split(",") if c.strip()))
     if not targets:
         raise DataError("--to names no language")
-    if not source.exists():
-        raise FileNotFoundError(f"{source} does not exist")
+    if recipe is not None:
+        examples = read_recipe_source(recipe, source, limit)
+    else:
+        if not Path(source).exists():
+            raise FileNotFoundError(f"{source} does not exist")
+        examples = read_examples(Path(source), src, limit=limit)
+    console = Console()
+    other = sum(e.language != src for e in examples)
+    examples = [e for e in examples if e.language == src]
+    if other:
+        console.print(f"skipping {other} examples not in {src} (--from)")
+    if not examples:
+        raise DataError(f"{source}: no examples in {src} to translate")
     if restart and (out / "progress").exists():
         shutil.rmtree(out / "progress")
-    examples = read_examples(source, src)
     translator = HFTranslator(model, mode=mode, max_new_tokens=max_new_tokens, device=device)
     settings = TranslateSettings(targets=targets, source_language=src, cap=cap, langid=langid,
                                  strict_langid=strict_langid, seed=seed, batch_size=batch_size,
@@ -463,4 +496,4 @@ def translate_cmd(
     for lang, c in counts.items():
         table.add_row(lang, translator.mode_for(lang), str(c["processed"]), str(c["kept"]),
                       ", ".join(f"{k}: {v}" for k, v in sorted(c["dropped"].items())) or "-")
-    Console().print(table)
+    console.print(table)
