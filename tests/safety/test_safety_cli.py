@@ -116,3 +116,19 @@ def test_report_section(tmp_path) -> None:
     assert harm.rows[0][:5] == ["demo/model", "refusal-phrases", "eng", "10", "0.800"]
     assert harm.rows[1][5] == "not covered"
     assert sec.tables[1].title.startswith("Over-refusal")
+
+
+def test_distill_with_a_translation_model(tiny_t5, tiny_data, tmp_path) -> None:
+    # a random model translates: whatever passes `ayakit translate`'s checks is used, the rest is counted
+    _run("distill", str(tiny_t5), "--data-dir", str(tiny_data), "--out", str(tmp_path), "--max-prompts", "1",
+         "--max-new-tokens", "4", "--languages", "eng", "--translate-to", "swh", "--translation-model", str(tiny_t5),
+         "--summary-dir", str(tmp_path))
+    info = json.loads((tmp_path / "manifest.json").read_text())
+    mt = info["translated_prompts"]["swa"]
+    assert mt["translated"] + mt["failed"] == 1
+    if mt["translated"]:
+        assert info["counts"]["swa"]["prompts"] == mt["translated"]
+        has_preamble = "swa" in info["preamble"]["translated"]
+        assert has_preamble != ("swa" in info["preamble"]["missing"])
+        if not has_preamble:
+            assert info["counts"]["swa"]["no_preamble"] == mt["translated"]

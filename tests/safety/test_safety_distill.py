@@ -92,3 +92,25 @@ def test_output_reads_as_a_files_source(tiny_data, tmp_path, stand_in) -> None:
     source = files_reader(recipe.data.sources[0], recipe)
     rows = [r for b in source.iter_batches() for r in b.to_pylist()]
     assert rows and all(r["kind"] == "safety" and r["language"] == "eng" for r in rows)
+
+
+def test_prompts_translated_into_more_languages(tiny_data, tmp_path, stand_in) -> None:
+    prompts, _ = load_split(tiny_data, languages=["eng", "fra"])
+
+    def translator(texts, src, tgt):
+        assert src == "eng"
+        return [f"[{tgt}] {t}" if i % 2 else "" for i, t in enumerate(texts)]  # half fail the checks
+
+    D._extra_preambles["ind"] = "Periksa dulu apakah permintaan ini berbahaya; jika ya, tolak dengan singkat."
+    try:
+        info = D.distill(stand_in(), prompts, D.DistillConfig(translate_to=["ind", "fra"]), tmp_path,
+                         translator=translator)
+    finally:
+        D._extra_preambles.pop("ind", None)
+    eng_train = sum(1 for p in prompts if p.language == "eng" and p.split == "train" and p.category != "commonsense")
+    assert set(info["translated_prompts"]) == {"ind"}  # fra has prompts of its own
+    assert info["translated_prompts"]["ind"] == {"translated": eng_train // 2, "failed": eng_train - eng_train // 2}
+    rows = pq.read_table(tmp_path / "safety.parquet").to_pylist()
+    ind = [r for r in rows if r["language"] == "ind"]
+    assert ind and all(r["dataset"] == "xsafety-mt" and r["inputs"].startswith("[ind]") for r in ind)
+    assert all(r["dataset"] == "xsafety" for r in rows if r["language"] != "ind")

@@ -194,6 +194,9 @@ def distill_cmd(
                                           "they are listed as missing and skipped."),
     languages: str = typer.Option(None, "--languages", help="Comma-separated codes; default: all XSafety "
                                   "languages."),
+    translate_to: str = typer.Option(None, "--translate-to", help="More languages (comma-separated): the English "
+                                     "training prompts are translated into them with --translation-model, for "
+                                     "training only (the paper filled its other languages so)."),
     categories: str = typer.Option(None, "--categories", help="XSafety harmful categories (default: the paper's "
                                    "six)."),
     max_prompts: int = typer.Option(None, "--max-prompts", min=1, help="Training prompts per language (default: "
@@ -228,7 +231,8 @@ def distill_cmd(
     write_split(prompts, out / "split", inputs)
     translator = _translator(translation_model) if translation_model else None
     cfg = DistillConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                        per_language=max_prompts, require_refusal=require_refusal)
+                        per_language=max_prompts, require_refusal=require_refusal,
+                        translate_to=_langs(translate_to) or [])
     label = model_label(teacher)
     info = distill(_backend(teacher, batch_size), prompts, cfg, out, label, translator)
     table = Table(title=f"Safety distillation set - teacher {label}")
@@ -247,7 +251,7 @@ def distill_cmd(
 
 
 def _translator(spec: str):
-    """(texts, source, target) -> texts, through ayakit translate's model code."""
-    from ayakit.data import translate
+    """(texts, source, target) -> texts, through ayakit translate's model code and checks."""
+    from ayakit.safety.distill import hf_translator
 
-    return translate.translator(spec)
+    return hf_translator(spec)

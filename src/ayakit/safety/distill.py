@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
+import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -21,7 +22,8 @@ import yaml
 from ayakit import languages as L
 from ayakit.eval.backends import Backend, GenerationParams
 from ayakit.io import atomic_path, write_manifest
-from ayakit.records import Example, examples_to_table
+from ayakit.errors import DataError
+from ayakit.records import Example, example_id, examples_to_table
 from ayakit.safety import refusals
 from ayakit.safety.sampling import sample
 from ayakit.safety.xsafety import HarmPrompt, bounded_per_language, xsafety_facts
@@ -95,6 +97,33 @@ def echoes_preamble(answer: str, language: str, window: int = 64) -> bool:
 Translator = Callable[[list[str], str, str], list[str]]  # (texts, source language, target language) -> texts
 
 
+def _printable(text: str) -> str:
+    # control characters are never part of a translation (and pycld2 rejects them as invalid UTF-8)
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
+def hf_translator(model: str) -> Translator:
+    """A Translator through `ayakit translate`'s model code: sentence by sentence, then its unk / empty /
+    length-ratio / language-ID checks; a translation that fails them comes back empty (the language stays missing).
+    """
+    from ayakit.data.translate import HFTranslator, check_translation, join_segments, segment
+
+    hf = HFTranslator(model)
+
+    def run(texts: list[str], source: str, target: str) -> list[str]:
+        out = []
+        for text in texts:
+            lines = segment(text, source)
+            results = iter(hf.translate([s for line in lines for s in line], source, target))
+            pieces = [[next(results) for _ in line] for line in lines]
+            joined = join_segments([[_printable(t) for t, _ in line] for line in pieces], target)
+            reasons, _ = check_translation(text, joined, target, any(u for line in pieces for _, u in line))
+            out.append("" if reasons else joined)
+        return out
+
+    return run
+
+
 def ensure_preambles(languages: list[str], translator: Translator | None = None) -> dict[str, list[str]]:
     """Make sure each language has a preamble: stored, else translated from English, else listed as missing."""
     stored = preamble_table()["preambles"]
@@ -102,6 +131,8 @@ def ensure_preambles(languages: list[str], translator: Translator | None = None)
     for code in sorted({L.normalize(c) for c in languages}):
         if code in stored:
             info["stored"].append(code)
+        elif code in _extra_preambles:
+            info["translated"].append(code)
         elif translator is not None:
             text = translator([stored["eng"]], "eng", code)[0].strip()
             if text:
@@ -125,6 +156,23 @@ class DistillConfig:
     per_language: int | None = None  # cap on training prompts per language (None: all)
     require_refusal: bool = False  # also drop answers the refusal detector does not call refusals
     source_name: str = "safety-distill"
+    translate_to: list[str] = field(default_factory=list)  # more languages: English TRAIN prompts, translated
+
+
+def translate_prompts(prompts: list[HarmPrompt], targets: list[str], translator: Translator) -> tuple[
+        list[HarmPrompt], dict[str, dict[str, int]]]:
+    """English TRAIN prompts translated into each target (for training only, as the paper did with NLLB);
+    translations that fail the checks are dropped and counted."""
+    english = [p for p in prompts if p.language == "eng" and p.split == "train"]
+    out: list[HarmPrompt] = []
+    counts: dict[str, dict[str, int]] = {}
+    have = {p.language for p in prompts}  # languages with prompts of their own are not translated into
+    for target in sorted({L.normalize(t) for t in targets} - have):
+        texts = translator([p.text for p in english], "eng", target)
+        counts[target] = {"translated": sum(1 for t in texts if t), "failed": sum(1 for t in texts if not t)}
+        out += [HarmPrompt(example_id("xsafety-mt", target, p.category, text), target, p.category, p.index, text,
+                           "train") for p, text in zip(english, texts, strict=True) if text]
+    return out, counts
 
 
 def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out_dir: str | Path,
@@ -136,12 +184,19 @@ def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out
     facts = xsafety_facts()
     train = bounded_per_language([p for p in prompts if p.split == "train" and p.category not in facts["benign"]],
                                  cfg.per_language, cfg.seed)
+    prompt_mt: dict[str, dict[str, int]] = {}
+    if cfg.translate_to:
+        if translator is None:
+            raise DataError("translating prompts into more languages needs a translation model (--translation-model)")
+        extra, prompt_mt = translate_prompts(train, cfg.translate_to, translator)
+        train += extra
     pre = ensure_preambles([p.language for p in train], translator)
     usable = [p for p in train if preamble(p.language) is not None]
     params = GenerationParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                               seed=cfg.seed)
     answers = [s[0] for s in sample(teacher, [with_preamble(p.text, p.language) for p in usable], 1, params,
                                     description="distill: teacher answers")]
+    translated = {p.id for p in train if p.language in prompt_mt}
     counts: dict[str, dict[str, int]] = {}
     kept: list[Example] = []
     rejected: list[dict] = []
@@ -165,7 +220,8 @@ def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out
             continue
         counts[p.language]["kept"] += 1
         kept.append(Example(inputs=p.text, targets=answer, language=p.language, script=L.get(p.language).script,
-                            source=cfg.source_name, dataset="xsafety", task=p.category,
+                            source=cfg.source_name, dataset="xsafety-mt" if p.id in translated else "xsafety",
+                            task=p.category,
                             template=preamble_table()["version"], kind="safety", license=facts["license"],
                             split="train"))
     out_dir = Path(out_dir)
@@ -177,11 +233,13 @@ def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     info = {"teacher": teacher_id, "output": OUTPUT, "kept": len(kept), "counts": counts,
             "preamble": {"version": preamble_table()["version"], "languages": pre["stored"],
-                         "translated": pre["translated"], "missing": pre["missing"]},
+                         "translated": pre["translated"], "missing": pre["missing"],
+                         "translations": {c: _extra_preambles[c] for c in pre["translated"]}},
             "generation": {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
                            "top_p": cfg.top_p, "seed": cfg.seed, "samples": 1},
             "filters": {"min_chars": MIN_CHARS, "max_chars": MAX_CHARS, "repeat_ratio": REPEAT_RATIO,
-                        "require_refusal": cfg.require_refusal}}
+                        "require_refusal": cfg.require_refusal},
+            "translated_prompts": prompt_mt}
     write_manifest(out_dir, "safety-distill", {"teacher": teacher_id, "config": vars(cfg),
                                                "prompts": sorted(p.id for p in train)},
                    {"examples": OUTPUT, "rejected": "rejected.jsonl"}, **info)
