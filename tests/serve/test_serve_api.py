@@ -159,3 +159,18 @@ def test_echo_logprobs_match_the_eval_backend(tiny_causal) -> None:
             assert r.n_tokens == l.n_tokens
             assert r.logprob == pytest.approx(l.logprob, abs=1e-3)
             assert r.is_greedy == l.is_greedy
+
+
+def test_causal_model_limits_and_empty_prompt(tiny_causal) -> None:
+    from fastapi.testclient import TestClient
+
+    from ayakit.serve.app import create_app
+    from ayakit.serve.engine import Engine
+
+    engine = Engine(tiny_causal, device="cpu")
+    assert engine.info.max_total_tokens == 1024
+    with TestClient(create_app(engine)) as http:
+        ok = http.post("/v1/completions", json={"prompt": "", "max_tokens": 3, "temperature": 0})
+        assert ok.status_code == 200 and ok.json()["usage"]["completion_tokens"] <= 3  # bos alone is a prompt
+        over = http.post("/v1/completions", json={"prompt": "the cat " * 300, "max_tokens": 500})
+        assert over.status_code == 400 and over.json()["error"]["code"] == "context_length_exceeded"

@@ -195,12 +195,19 @@ def create_app(engine: Engine, limits: ServeLimits | None = None) -> FastAPI:
                               top_p=1.0 if req.top_p is None else req.top_p, seed=req.seed, stop=req.stop_list(),
                               logprobs=logprobs)
 
-    def encode(prompt: str, param: str) -> list[int]:
+    def encode(prompt: str, param: str, max_tokens: int) -> list[int]:
         n = engine.count_prompt_tokens(prompt)
         if n > max_prompt:
             raise APIError(400, f"the prompt is {n} tokens; this server accepts at most {max_prompt}",
                            param=param, code="context_length_exceeded")
-        return engine.encode_prompt(prompt, max_prompt)
+        total = engine.info.max_total_tokens
+        if total is not None and n + max_tokens > total:
+            raise APIError(400, f"the prompt ({n} tokens) and max_tokens ({max_tokens}) exceed the model's "
+                           f"{total} positions", param="max_tokens", code="context_length_exceeded")
+        ids = engine.encode_prompt(prompt, max_prompt)
+        if not ids:
+            raise APIError(400, "the prompt is empty", param=param)
+        return ids
 
     async def collect(ids: list[int], params: SamplingParams) -> Completion:
         async for event in batcher.submit(ids, params, stream=False):
@@ -227,7 +234,7 @@ def create_app(engine: Engine, limits: ServeLimits | None = None) -> FastAPI:
         max_tokens = req.max_completion_tokens or req.max_tokens or min(limits.default_max_tokens, limits.max_tokens)
         top = req.top_logprobs or 0
         params = sampling(req, max_tokens, top if req.logprobs else None)
-        ids = encode(render_chat(req.messages, engine.tokenizer), "messages")
+        ids = encode(render_chat(req.messages, engine.tokenizer), "messages", max_tokens)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", _now()
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -245,7 +252,7 @@ def create_app(engine: Engine, limits: ServeLimits | None = None) -> FastAPI:
         prompt = req.prompt_text()
         max_tokens = 16 if req.max_tokens is None else req.max_tokens
         params = sampling(req, max(max_tokens, 1), req.logprobs)
-        ids = encode(prompt, "prompt")
+        ids = encode(prompt, "prompt", max_tokens)
         rid, created = f"cmpl-{uuid.uuid4().hex}", _now()
         prompt_infos = None
         if req.echo and req.logprobs is not None:

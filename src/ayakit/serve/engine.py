@@ -76,6 +76,7 @@ class ModelInfo:
     arch: str
     max_prompt_tokens: int
     vocab_size: int
+    max_total_tokens: int | None = None  # causal models: prompt + completion must fit the position table
 
 
 def read_arch(model_dir: Path, config: Any) -> str:
@@ -99,6 +100,13 @@ def _max_prompt_tokens(model_dir: Path, tokenizer: Any, config: Any) -> int:
             return getattr(config, attr)
     limit = getattr(tokenizer, "model_max_length", None)
     return limit if isinstance(limit, int) and 1 < limit < 1_000_000 else DEFAULT_MAX_PROMPT_TOKENS
+
+
+def _positions(config: Any) -> int | None:
+    for attr in ("n_positions", "max_position_embeddings"):
+        if isinstance(getattr(config, attr, None), int):
+            return getattr(config, attr)
+    return None
 
 
 class _RowState:
@@ -193,7 +201,8 @@ class Engine:
         self.eos_ids = {i for i in [*eos_list, self.tokenizer.eos_token_id] if i is not None}
         self.info = ModelInfo(path=str(path), name=name or path.name, arch=self.arch,
                               max_prompt_tokens=_max_prompt_tokens(path, self.tokenizer, config),
-                              vocab_size=len(self.tokenizer))
+                              vocab_size=len(self.tokenizer),
+                              max_total_tokens=_positions(config) if self.arch == "causal" else None)
         self._lock = threading.Lock()
 
     def count_prompt_tokens(self, text: str) -> int:
