@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ayakit.data import mixture as M
 from ayakit.errors import DataError
@@ -126,3 +128,14 @@ def test_keys_are_deterministic_and_seeded():
     assert abs((low_mix & low_cap).sum() - 200) < 60
     # order keys differ per copy
     assert not (M.derived_keys(a, M.ORDER, 0) == M.derived_keys(a, M.ORDER, 1)).any()
+
+
+@given(st.integers(0, 10**8), st.dictionaries(st.text("abcdef", min_size=1, max_size=3),
+                                               st.floats(0.01, 1000), min_size=1, max_size=8))
+@settings(max_examples=60, deadline=None)
+def test_largest_remainder_properties(total, weights):
+    out = M.largest_remainder(total, weights)
+    assert sum(out.values()) == total
+    mass = sum(weights.values())
+    for k, w in weights.items():
+        assert abs(out[k] - total * w / mass) < 1 + 1e-6 * total
