@@ -73,3 +73,20 @@ def test_comparison_marks_winners(tmp_path: Path, fake_run: Path) -> None:
     text = comparison_text(tmp_path / "out")
     assert "99.0*" in text.splitlines()[-1]
     assert index.is_file() and (tmp_path / "out" / "ablation_tasks.png").is_file()
+
+
+def test_shipped_ablation_files_load_with_one_budget() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    for name, groups in (("demo-weightings", {"human-heavy": 25, "translation-heavy": 10, "template-heavy": 20}),
+                         ("aya-101-weightings", {"human-heavy": 25, "translation-heavy": 10, "template-heavy": 20})):
+        ab = load_ablation(repo / "recipes" / "ablations" / f"{name}.yaml")
+        recipes = variant_recipes(ab)
+        assert list(recipes) == list(groups)
+        for variant, human in groups.items():
+            weights = {s.name: s.weight for s in recipes[variant].data.sources}
+            # the paper's rows sum to 100 and the human-annotated group gets its share
+            assert sum(weights.values()) == pytest.approx(100, abs=0.05)
+            human_source = "dialogue" if name == "demo-weightings" else "aya_dataset"
+            assert weights[human_source] == human
+        assert len({r.data.budget for r in recipes.values()}) == 1
+        assert [r.eval.baseline for r in recipes.values()][1:] == [False, False]  # the baseline is evaluated once
