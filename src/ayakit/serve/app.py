@@ -196,7 +196,8 @@ def create_app(engine: Engine, limits: ServeLimits | None = None) -> FastAPI:
                               logprobs=logprobs)
 
     def encode(prompt: str, param: str, max_tokens: int) -> list[int]:
-        n = engine.count_prompt_tokens(prompt)
+        ids = engine.encode_prompt(prompt, 1 << 30)  # untruncated, so its length is the prompt's true length
+        n = len(ids)
         if n > max_prompt:
             raise APIError(400, f"the prompt is {n} tokens; this server accepts at most {max_prompt}",
                            param=param, code="context_length_exceeded")
@@ -204,7 +205,6 @@ def create_app(engine: Engine, limits: ServeLimits | None = None) -> FastAPI:
         if total is not None and n + max_tokens > total:
             raise APIError(400, f"the prompt ({n} tokens) and max_tokens ({max_tokens}) exceed the model's "
                            f"{total} positions", param="max_tokens", code="context_length_exceeded")
-        ids = engine.encode_prompt(prompt, max_prompt)
         if not ids:
             raise APIError(400, "the prompt is empty", param=param)
         return ids

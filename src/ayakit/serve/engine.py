@@ -205,11 +205,6 @@ class Engine:
                               max_total_tokens=_positions(config) if self.arch == "causal" else None)
         self._lock = threading.Lock()
 
-    def count_prompt_tokens(self, text: str) -> int:
-        """Tokens the prompt takes before any truncation (special tokens included)."""
-        n = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        return n + 1 if (self.arch == "seq2seq" or self.tokenizer.bos_token_id is not None) else n
-
     def encode_prompt(self, text: str, max_len: int | None = None) -> list[int]:
         """Prompt ids exactly as in training (ayakit.features.encode_source)."""
         return encode_source(self.tokenizer, text, self.arch, max_len or self.info.max_prompt_tokens)
