@@ -158,6 +158,8 @@ class _HFBackend:
             raise BackendError(f"cannot load model {model}: {_first_line(exc)}") from None
         self.tokenizer = tokenizer
         self.model = model_obj.to(self.device).eval()
+        # causal models see prompt + continuation in one window: never exceed the positions the model has
+        self.window = getattr(self.model.config, "max_position_embeddings", None) if self.arch == "causal" else None
         if score_eos is None:
             score_eos = convention == "ayakit" and (self.arch == "seq2seq" or self.trained_by_ayakit)
         self.score_eos = score_eos
@@ -203,6 +205,11 @@ class _HFBackend:
         import torch
 
         ids = [self._context_ids(p) for p in prompts]
+        if self.window:  # keep the end of a long prompt (bos first) so the answer fits the model's window
+            keep = max(2, self.window - params.max_new_tokens)
+            bos = self.tokenizer.bos_token_id
+            ids = [seq if len(seq) <= keep else
+                   (seq[:1] + seq[len(seq) - keep + 1:] if seq[0] == bos else seq[len(seq) - keep:]) for seq in ids]
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out: list[str] = [""] * len(ids)
         sample = params.temperature > 0

@@ -50,13 +50,12 @@ def _fmt(score: float | None, ci: list | None = None) -> str:
 
 def tier_table(summary: dict) -> Table:
     """The per-task, per-tier table of one summary."""
-    table = Table(title=f"{summary['model']}  ({summary['suite']}; median over prompts of the mean over languages, "
-                        "95% bootstrap CI)")
+    table = Table(title=f"{summary['model']}  ({summary['suite']}; median over prompts of the mean over languages; "
+                        "'all' with its 95% bootstrap CI; per-language and per-tier CIs in summary.json)")
     for col in ("task", "metric", "unseen", "langs", "high", "mid", "low", "all", "chance"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for name, t in summary["tasks"].items():
-        tiers = [_fmt(t["by_tier"].get(tier, {}).get("score"), t["by_tier"].get(tier, {}).get("ci"))
-                 for tier in ("high", "mid", "low")]
+        tiers = [_fmt(t["by_tier"].get(tier, {}).get("score")) for tier in ("high", "mid", "low")]
         table.add_row(name, t["metric"], "yes" if t["unseen_task"] else "no", str(len(t["by_language"])), *tiers,
                       _fmt(t["score"], t["ci"]), _fmt(t.get("chance")))
     overall = summary.get("by_tier", {})
