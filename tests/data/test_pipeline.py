@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -219,3 +220,26 @@ def test_files_source_split_by_file_across_tasks(corpus, built, tmp_path):
     assert sum(r["read"]["small"] for r in reports) == 320  # a one-file source is shared batch by batch
     for a, b in zip(P.shard_paths(built), P.shard_paths(tmp_path / "run"), strict=True):
         assert pq.read_table(a).equals(pq.read_table(b))
+
+
+def test_streaming_thresholds_are_exact(monkeypatch):
+    """The plan stage's windowed selection equals a full sort, also when a window misses (exact fallback)."""
+    from ayakit.data import mixture as M
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 4, 20000)
+    keys = M.record_keys(5, [f"k{i}" for i in range(20000)])
+    mask = rng.random(20000) < 0.9
+    counts = np.bincount(codes[mask], minlength=4)
+    wants = {0: 1, 1: 2000, 2: int(counts[2]) - 1, 3: 0}
+
+    def passes():
+        for s in range(0, 20000, 3000):
+            yield codes[s:s + 3000], keys[s:s + 3000], mask[s:s + 3000]
+
+    def exact(g, k):
+        return M.threshold(keys[mask & (codes == g)], k)
+
+    assert P.select_thresholds(passes, counts, wants) == {g: exact(g, k) for g, k in wants.items()}
+    monkeypatch.setattr(P, "_window", lambda n, k: (0, 1))  # every window misses
+    assert P.select_thresholds(passes, counts, wants) == {g: exact(g, k) for g, k in wants.items()}
