@@ -8,7 +8,8 @@ Mixing is global, so it is a hash-keyed scatter/gather: the plan stage counts wh
 caps and decides, per sampling group, how many whole passes and which records (the smallest mix keys) get
 one more copy; the scatter stage emits each copy keyed by hash(seed, id, copy) into the output shard that
 key selects; the gather stage sorts each shard by that key. Memory per task is bounded by a batch, a bucket's
-dedup keys or one output shard, never by the whole input (the plan stage holds 8 bytes per record).
+dedup keys (20 bytes per record of the bucket: raise data.tasks for more buckets) or one output shard; the plan
+stage streams the buckets several times and holds about 20 * sqrt(k) keys per sampling group.
 
 The read+filter tasks split a `files` source of several files by file; any other source is one stream every
 task reads, each keeping every tasks-th batch (the reading is repeated, the filtering is not).
