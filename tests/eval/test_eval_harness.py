@@ -199,3 +199,24 @@ def test_cli_runs_and_compares(tiny_models, shared_data, tmp_path):
                               "--markdown", str(tmp_path / "cmp.md")])
     assert res.exit_code == 0, res.output
     assert "xcopa" in (tmp_path / "cmp.md").read_text()
+
+
+def test_normalisation_is_per_utf8_byte_not_per_character():
+    from ayakit.eval.harness import normalized
+
+    thai = {"logprob": -12.0, "n_tokens": 3, "n_bytes": len("สวัสดี".encode("utf-8"))}  # 6 characters, 18 bytes
+    assert normalized(thai, "byte") == pytest.approx(-12.0 / 18)
+    assert normalized(thai, "token") == pytest.approx(-4.0)
+    assert normalized(thai, "none") == -12.0
+
+
+def test_normalisation_reuses_cached_loglikelihoods(shared_data, tmp_path):
+    backend = FakeBackend()
+    kwargs = dict(suite=None, tasks=["xcopa"], languages=["th"], prompts=1, max_items=6, data_dir=shared_data)
+    evaluate(backend, tmp_path, **kwargs)
+    scored = backend.scored
+    evaluate(backend, tmp_path, normalization="byte", **kwargs)
+    assert backend.scored == scored  # the raw log-likelihoods came from the cache
+    rows = [json.loads(x) for x in (tmp_path / "xcopa.jsonl").read_text().splitlines()]
+    for r in rows:
+        assert r["normalized"] == pytest.approx([ll / max(1, b) for ll, b in zip(r["loglikelihoods"], r["n_bytes"])])

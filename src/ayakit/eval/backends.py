@@ -160,6 +160,8 @@ class _HFBackend:
         self.model = model_obj.to(self.device).eval()
         # causal models see prompt + continuation in one window: never exceed the positions the model has
         self.window = getattr(self.model.config, "max_position_embeddings", None) if self.arch == "causal" else None
+        if self.window:
+            self.max_length = min(self.max_length, self.window)
         if score_eos is None:
             score_eos = convention == "ayakit" and (self.arch == "seq2seq" or self.trained_by_ayakit)
         self.score_eos = score_eos
