@@ -44,7 +44,7 @@ def build_cmd(
     overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. data.budget=5000 seed=7."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Run directory (default: runs/<recipe name>)."),
     executor: str = typer.Option(None, "--executor",
-                                 help="datatrove executor: local (default; recipe data.executor), slurm, or ray (the optional ray extra)."),
+                                 help="datatrove executor: local, slurm or ray (the optional ray extra); default: the recipe's data.executor (local)."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when the manifest matches the inputs."),
 ) -> None:
     """Build the mixture: sources -> filters -> dedup -> weighted sample -> parquet shards + stats.json."""
