@@ -105,7 +105,6 @@ def main() -> None:
 
     import pyarrow.parquet as pq
     import torch
-    from datasets import Dataset
     from transformers import (AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Seq2SeqTrainer,
                               Seq2SeqTrainingArguments)
 
@@ -160,7 +159,7 @@ def main() -> None:
         # (2) HF: the same initial weights, DataCollatorForSeq2Seq dynamic padding, one epoch, same batch in examples
         init = init_model(recipe, tok_dir, work / "init")
         hf_model = AutoModelForSeq2SeqLM.from_pretrained(init)
-        data = Dataset.from_dict({"input_ids": [e.source for e in enc_train], "labels": [e.target for e in enc_train]})
+        data = [{"input_ids": e.source, "labels": e.target} for e in enc_train]  # a map-style dataset
         hf_args = Seq2SeqTrainingArguments(
             output_dir=str(work / "hf"), per_device_train_batch_size=args.batch, num_train_epochs=1,
             learning_rate=args.lr, lr_scheduler_type="constant", optim="adamw_torch", weight_decay=0.0,

@@ -131,6 +131,23 @@ def _progress_columns() -> list[Any]:
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
 
 
+def choose_threads(requested: int | None, local_processes: int) -> int:
+    """torch threads: the recipe's, else the idle cores shared among this machine's training processes.
+
+    Oversubscribed OpenMP threads spin against each other: on a busy 2-core machine a step with 2 threads took
+    10x longer than with 1, so a busy machine (load average) gets fewer threads.
+    """
+    if requested:
+        return requested
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    idle = max(1, round(cores - busy)) if busy > 0.5 * cores else cores
+    return max(1, min(torch.get_num_threads(), idle // max(local_processes, 1) or 1))
+
+
 def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = None) -> Path:
     """Train on run_dir/data into run_dir/model (HF dir, ayakit.json, metrics.jsonl, tb/, checkpoints/); its path."""
     from accelerate import Accelerator
@@ -140,8 +157,6 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
     check_recipe(recipe)
     t = recipe.train
-    if t.threads:
-        torch.set_num_threads(t.threads)
     run_dir = Path(run_dir)
     table = read_mixture(run_dir)  # a missing or malformed mixture is an error before anything is built
     out = model_dir(run_dir)
@@ -155,6 +170,8 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     accelerator = Accelerator(mixed_precision=_mixed_precision(recipe), cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
     log = accelerator.print
+    threads = choose_threads(t.threads, accelerator.num_processes if accelerator.device.type == "cpu" else 1)
+    torch.set_num_threads(threads)
 
     tok_path = run_dir / "tokenizer"
     if main and not (tok_path / "tokenizer_config.json").is_file():
@@ -303,7 +320,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
         state = {k.removeprefix("model."): v for k, v in full_state.items()} if full_state else None
         _save_final(accelerator.unwrap_model(wrapper).model, tokenizer, meta, out, recipe, run_dir, state, {
             "steps": step, "total_steps": total_steps, "stopped_early": step < total_steps,
-            "final_train_loss": last_loss, "final_val_loss": last_val, "world_size": world,
+            "final_train_loss": last_loss, "final_val_loss": last_val, "world_size": world, "threads": threads,
             "rows_per_step": rows_per_step, "row_source_length": row_src, "row_target_length": row_tgt,
             "train_examples": len(train_set), "validation_examples": len(val_set),
             "packing": {"enabled": t.packing, "fill_rate": stats.fill_rate,
