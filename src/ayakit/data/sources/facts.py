@@ -324,7 +324,7 @@ def weekday_pick(language: str, seed: int = 0, n: int = 0) -> Facts:
     rng = _seeded(seed, language, "weekday_pick")
     out: Facts = []
     for d in days:
-        distractors = [m["native"] for m in rng.sample(mons, 3)]
+        distractors = _similar_length(d["native"], [m["native"] for m in mons], 3, rng)
         out.append(_choice_item(f"day{d['number']}", d["native"], distractors, rng,
                                 number=d["number"], english=d["english"]))
     return [item for item in out if item]
@@ -339,9 +339,16 @@ def month_pick(language: str, seed: int = 0, n: int = 0) -> Facts:
     out: Facts = []
     for m in mons:
         others = [o["native"] for o in mons if o["number"] != m["number"]]
-        out.append(_choice_item(f"month{m['number']}", m["native"], rng.sample(others, 3), rng,
+        out.append(_choice_item(f"month{m['number']}", m["native"], _similar_length(m["native"], others, 3, rng), rng,
                                 number=m["number"], english=m["english"]))
     return [item for item in out if item]
+
+
+def _similar_length(gold: str, pool: list[str], k: int, rng: random.Random) -> list[str]:
+    """k distractors drawn from the 2k of the pool closest in length to the gold answer, so that a model's bias
+    for short (or long) strings cannot pick the answer on its own."""
+    ranked = sorted(pool, key=lambda w: (abs(len(w) - len(gold)), rng.random()))
+    return rng.sample(ranked[: 2 * k], k)
 
 
 def _choice_item(key: str, gold: str, distractors: list[str], rng: random.Random, **extra: Any) -> dict[str, Any]:
