@@ -338,6 +338,11 @@ class HFCausalBackend(_HFBackend):
         return AutoModelForCausalLM.from_pretrained(spec, dtype=dtype)
 
     @functools.cached_property
+    def _keeps_logits(self) -> bool:
+        """Whether the model can compute logits for the last positions only (transformers' logits_to_keep)."""
+        return "logits_to_keep" in inspect.signature(self.model.forward).parameters
+
+    @functools.cached_property
     def _cache_kwarg(self) -> str:
         """transformers renamed `past_key_values` to `cache` in 5.x: use whichever this version takes."""
         params = inspect.signature(self.model.forward).parameters
@@ -373,36 +378,45 @@ class HFCausalBackend(_HFBackend):
         dtype = next(self.model.parameters()).dtype
         blocked = torch.finfo(dtype).min
         for group in _chunks(order, sizes, self.batch_size):
+            # rows are left-padded so that every position whose logits are needed (each context's last token and
+            # the choices) sits in the last `keep` columns: the model computes logits only there (logits_to_keep),
+            # which matters when the vocabulary is large and the context long (few-shot prompts)
             width = max(lengths[i] for i in group)
             ids = torch.full((len(group), width), self.pad_id, dtype=torch.long)
             pos = torch.zeros((len(group), width), dtype=torch.long)
             allow = torch.zeros((len(group), width, width), dtype=torch.bool)
             rows = []  # (group row, request, choice, prediction positions, targets)
+            first_needed = width
             for g, i in enumerate(group):
                 ctx, conts = encoded[i]
-                lc = len(ctx)
-                ids[g, :lc] = torch.tensor(ctx)
-                pos[g, :lc] = torch.arange(lc)
-                allow[g, :lc, :lc] = torch.ones(lc, lc, dtype=torch.bool).tril()
-                start = lc
+                lc, o = len(ctx), width - lengths[i]
+                ids[g, o:o + lc] = torch.tensor(ctx)
+                pos[g, o:o + lc] = torch.arange(lc)
+                allow[g, o:o + lc, o:o + lc] = torch.ones(lc, lc, dtype=torch.bool).tril()
+                first_needed = min(first_needed, o + lc - 1)
+                start = o + lc
                 for j, cont in enumerate(conts):
                     n = len(cont)
                     if n:
                         ids[g, start:start + n] = torch.tensor(cont)
                         pos[g, start:start + n] = torch.arange(lc, lc + n)
-                        allow[g, start:start + n, :lc] = True
+                        allow[g, start:start + n, o:o + lc] = True
                         allow[g, start:start + n, start:start + n] = torch.ones(n, n, dtype=torch.bool).tril()
                     # token k of the choice is predicted at the previous token: the context's last, then its own
-                    where = [lc - 1] + list(range(start, start + n - 1))
+                    where = [o + lc - 1] + list(range(start, start + n - 1))
                     rows.append((g, i, j, where[:n], cont))
                     start += n
             idle = ~allow.any(-1)
             allow[idle] = True  # padding rows attend everywhere (their outputs are unused): no empty softmax
             mask = torch.zeros((len(group), 1, width, width), dtype=dtype)
             mask.masked_fill_(~allow.unsqueeze(1), blocked)
+            keep = width - first_needed
+            extra = {"logits_to_keep": keep} if self._keeps_logits else {}
             with torch.inference_mode():
                 logits = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
-                                    use_cache=False).logits
+                                    use_cache=False, **extra).logits
+            shift = width - logits.shape[1]
+            rows = [(g, i, j, [p - shift for p in where], cont) for g, i, j, where, cont in rows]
             tlen = max(1, max((len(r[4]) for r in rows), default=1))
             sel_g = torch.zeros((len(rows), tlen), dtype=torch.long)
             sel_p = torch.zeros((len(rows), tlen), dtype=torch.long)
