@@ -49,7 +49,7 @@ def run_ayakit(root: Path, n: int, workers: int) -> dict:
     from ayakit.recipe import recipe_from_dict
 
     recipe = recipe_from_dict({"name": "bench", "seed": 1, "data": {
-        "budget": n, "shard_size": max(50_000, n // 8), "tasks": workers, "workers": workers,
+        "budget": n, "shard_size": 50_000, "tasks": workers, "workers": workers,
         "filters": {"langid": False, "dedup": "exact"},
         "sources": [{"name": k, "type": "files", "path": str(root / k), "weight": w} for k, w in WEIGHTS.items()],
     }})
@@ -84,17 +84,13 @@ def run_interleave(root: Path, n: int) -> dict:
     return {"wall": wall, "total": total, "shares": {k: v / total for k, v in counts.items()}}
 
 
-def one(method: str, n: int, workers: int) -> None:
-    """Child process: make the corpus, run one method, print JSON with peak RSS of this process tree."""
-    with tempfile.TemporaryDirectory(prefix="ayakit-bench-") as tmp:
-        root = Path(tmp)
-        make_corpus(root, n)
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        out = run_ayakit(root, n, workers) if method == "ayakit" else run_interleave(root, n)
-        out["rss_self_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        out["rss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        out["rss_after_corpus_mb"] = base / 1024
-        print(json.dumps(out))
+def one(method: str, n: int, workers: int, root: Path) -> None:
+    """Child process: run one method on a corpus made by another process, print JSON with this process tree's
+    peak RSS (ru_maxrss is a high-water mark inherited across fork: the corpus is not made here)."""
+    out = run_ayakit(root, n, workers) if method == "ayakit" else run_interleave(root, n)
+    out["rss_self_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["rss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps(out))
 
 
 def main() -> None:
@@ -102,10 +98,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--one", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs=3, metavar=("METHOD", "N", "DIR"), help=argparse.SUPPRESS)
+    ap.add_argument("--make", nargs=2, metavar=("N", "DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        one(args.one[0], int(args.one[1]), args.workers)
+        one(args.one[0], int(args.one[1]), args.workers, Path(args.one[2]))
+        return
+    if args.make:
+        make_corpus(Path(args.make[1]), int(args.make[0]))
         return
     total_w = sum(WEIGHTS.values())
     requested = {k: w / total_w for k, w in WEIGHTS.items()}
@@ -114,8 +114,10 @@ def main() -> None:
     for n in args.sizes:
         res = {}
         for method in ("ayakit", "interleave"):
-            proc = subprocess.run([sys.executable, __file__, "--one", method, str(n), "--workers", str(args.workers)],
-                                  capture_output=True, text=True, check=True)
+            with tempfile.TemporaryDirectory(prefix="ayakit-bench-") as tmp:
+                subprocess.run([sys.executable, __file__, "--make", str(n), tmp], check=True)
+                proc = subprocess.run([sys.executable, __file__, "--one", method, str(n), tmp,
+                                       "--workers", str(args.workers)], capture_output=True, text=True, check=True)
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             res[method] = r
             err = max(abs(r["shares"].get(k, 0) - v) for k, v in requested.items()) * 100

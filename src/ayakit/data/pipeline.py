@@ -320,12 +320,16 @@ class DedupStep(_Step):
         dedup = recipe.data.filters.dedup != "none"
         keep = None
         if dedup and files:
-            cols = pq.read_table(files, columns=["_dkey", "_src", "id"]) if len(files) == 1 else \
-                pa.concat_tables(pq.read_table(f, columns=["_dkey", "_src", "id"]) for f in files)
-            id_keys = np.concatenate([np.zeros(0, np.uint64)] + [M.record_keys(0, chunk.to_pylist())
-                                                                   for chunk in cols.column("id").chunks])
-            keep = F.first_of_duplicates(cols.column("_dkey").to_numpy(), cols.column("_src").to_numpy(), id_keys)
-            del cols
+            # 20 bytes per row of the bucket: dedup key, source index, id key (rows in the order written below)
+            dkeys, srcs, id_keys = [], [], []
+            for f in files:
+                for batch in pq.ParquetFile(f).iter_batches(batch_size=recipe.data.batch_size,
+                                                            columns=["_dkey", "_src", "id"]):
+                    dkeys.append(batch.column(0).to_numpy())
+                    srcs.append(batch.column(1).to_numpy())
+                    id_keys.append(M.record_keys(0, batch.column(2).to_pylist()))
+            keep = F.first_of_duplicates(np.concatenate(dkeys), np.concatenate(srcs), np.concatenate(id_keys))
+            del dkeys, srcs, id_keys
         removed: Counter = Counter()
         out = ctx.work / "dedup" / f"bucket-{rank:05d}.parquet"
         out.parent.mkdir(parents=True, exist_ok=True)
