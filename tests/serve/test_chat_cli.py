@@ -39,3 +39,19 @@ def test_help_renders() -> None:
     for command in ['serve', 'chat']:
         result = CliRunner().invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "--help" in result.output, result.output
+
+
+def test_serve_command_builds_the_app_from_its_options(tiny_seq2seq, monkeypatch) -> None:
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    result = CliRunner().invoke(app, ["serve", str(tiny_seq2seq), "--port", "8123", "--max-tokens", "8",
+                                      "--name", "demo-tiny", "--max-batch", "4", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert seen["port"] == 8123 and seen["host"] == "127.0.0.1"
+    with TestClient(seen["app"]) as http:
+        card = http.get("/v1/models").json()["data"][0]
+        assert card["id"] == "demo-tiny" and card["max_tokens"] == 8
+        assert http.post("/v1/completions", json={"prompt": "x", "max_tokens": 9}).status_code == 400
