@@ -56,14 +56,17 @@ def test_gradient_accumulation_matches_a_bigger_batch(tmp_path: Path, th, exampl
 
     from ayakit.train.loop import train
 
-    runs = []
+    runs, losses = [], []
     for name, settings in (("big", {"batch_size": 4, "grad_accum": 1}), ("accum", {"batch_size": 2, "grad_accum": 2})):
         run = th.write_mixture(tmp_path / name, examples)
         shutil.copytree(tokenizer_dir, run / "tokenizer")
         train(th.micro_recipe(steps=3, **settings), run)
         runs.append(load_file(str(run / "model" / "model.safetensors")))
+        losses.append([r["loss"] for r in _metrics(run) if r["split"] == "train"])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    # Adam turns float-rounding differences of near-zero gradients into up to 2 lr of movement: 1e-4 of slack
     for name in runs[0]:
-        assert torch.allclose(runs[0][name], runs[1][name], atol=1e-5), name
+        assert torch.allclose(runs[0][name], runs[1][name], atol=1e-4), name
 
 
 def test_loss_normalisation_sequence_versus_token(run_dir: Path, th) -> None:

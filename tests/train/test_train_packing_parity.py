@@ -136,3 +136,39 @@ def test_pack_rows_respects_both_capacities_and_keeps_every_example() -> None:
     assert all(sum(a[i] for i in r) <= 64 and sum(b[i] for i in r) <= 20 for r in rows)
     fill = sum(a) / (64 * len(rows))
     assert fill > 0.8, fill
+
+
+@pytest.mark.parametrize("mode", ["sequence", "token"])
+def test_accumulated_and_sharded_gradients_equal_the_global_mean(mode: str) -> None:
+    """The loop's recipe (global denominator, backward of local sum x world / denominator) gives the gradient of
+    the mean over the whole global batch, however it is split into micro-batches or processes."""
+    from ayakit.train.loss import backward_scale, local_weight
+
+    sources, targets = _examples(12, seed=4)
+    model = _model("seq2seq")
+    wrapper = PackedLM(model, "seq2seq")
+    rows = epoch_rows(sources, targets, "seq2seq", True, 24, 12, seed=0, epoch=0)
+    assert len(rows) >= 4
+
+    ref = _unpacked_losses(model, "seq2seq", sources, targets)
+    if mode == "sequence":
+        ref.mean().backward()
+    else:
+        n = torch.tensor([len(t) for t in targets], dtype=torch.float32)
+        ((ref * n).sum() / n.sum()).backward()
+    expected = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+
+    world = 2  # two "processes", each with two micro-batches of uneven sizes
+    shards = [[rows[:1], rows[1:3]], [rows[3:4], rows[4:]]]
+    batches = [[collate(r, sources, targets, "seq2seq", PAD, PAD, mode)[0] for r in shard] for shard in shards]
+    total = sum(float(local_weight(b)) for b in batches)  # what accelerator.reduce(sum) returns
+    per_process = []
+    for shard in batches:
+        for b in shard:
+            (wrapper(b) * backward_scale(total, world)).backward()
+        per_process.append({k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
+        model.zero_grad()
+    for name, g in expected.items():
+        averaged = sum(p[name] for p in per_process) / world  # what DDP's all-reduce does
+        assert torch.allclose(averaged, g, atol=1e-6, rtol=1e-4), name
