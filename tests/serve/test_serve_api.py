@@ -174,3 +174,15 @@ def test_causal_model_limits_and_empty_prompt(tiny_causal) -> None:
         assert ok.status_code == 200 and ok.json()["usage"]["completion_tokens"] <= 3  # bos alone is a prompt
         over = http.post("/v1/completions", json={"prompt": "the cat " * 300, "max_tokens": 500})
         assert over.status_code == 400 and over.json()["error"]["code"] == "context_length_exceeded"
+
+
+def test_api_key_guards_v1_only(engine) -> None:
+    from fastapi.testclient import TestClient
+
+    from ayakit.serve.app import create_app
+
+    with TestClient(create_app(engine, api_key="s3cret")) as http:
+        denied = http.get("/v1/models")
+        assert denied.status_code == 401 and denied.json()["error"]["code"] == "invalid_api_key"
+        assert http.get("/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert http.get("/health").status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -145,8 +146,8 @@ def _completion_logprobs(tokens: list[TokenInfo], offset: int, prompt: list[Toke
     return out
 
 
-def create_app(engine: Engine, limits: ServeLimits | None = None) -> FastAPI:
-    """The FastAPI app serving one model with dynamic batching."""
+def create_app(engine: Engine, limits: ServeLimits | None = None, api_key: str | None = None) -> FastAPI:
+    """The FastAPI app serving one model with dynamic batching; with api_key, /v1/* needs `Bearer <api_key>`."""
     limits = limits or ServeLimits()
     batcher = Batcher(engine, max_batch=limits.max_batch, max_wait_ms=limits.max_wait_ms)
     max_prompt = min(limits.max_prompt_tokens or engine.info.max_prompt_tokens, engine.info.max_prompt_tokens)
@@ -275,6 +276,15 @@ def create_app(engine: Engine, limits: ServeLimits | None = None) -> FastAPI:
             logprobs = _completion_logprobs(result.tokens, len(prompt) if req.echo else 0, prompt_infos)
         return CompletionResponse(id=rid, created=created, model=model_name, usage=_usage(result), choices=[
             CompletionChoice(index=0, text=text, finish_reason=result.finish_reason, logprobs=logprobs)])
+
+    if api_key:
+        @app.middleware("http")
+        async def _auth(request: Request, call_next: Any) -> Any:
+            if request.url.path.startswith("/v1/") and \
+                    not secrets.compare_digest(request.headers.get("authorization", ""), f"Bearer {api_key}"):
+                return error_response(401, "missing or wrong API key (send Authorization: Bearer <key>)",
+                                      code="invalid_api_key")
+            return await call_next(request)
 
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     return app

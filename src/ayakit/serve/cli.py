@@ -23,6 +23,8 @@ def serve_cmd(
     device: str = typer.Option(None, help="torch device (default: cuda when present, else cpu)."),
     dtype: str = typer.Option(None, help="Weights dtype, e.g. bfloat16 (default: as saved)."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    api_key: str = typer.Option(None, envvar="AYAKIT_API_KEY", help="Require `Authorization: Bearer <key>` on "
+                                                                    "/v1/* (default: $AYAKIT_API_KEY; none: open)."),
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API, batching concurrent requests dynamically."""
     import uvicorn
@@ -34,19 +36,24 @@ def serve_cmd(
     limits = ServeLimits(max_batch=max_batch, max_wait_ms=max_wait_ms, max_prompt_tokens=max_prompt_tokens,
                          max_tokens=max_tokens, max_body_bytes=max_body_bytes)
     Console(stderr=True).print(f"serving [bold]{engine.info.name}[/] ({engine.arch}) on http://{host}:{port}/v1")
-    uvicorn.run(create_app(engine, limits), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(engine, limits, api_key=api_key), host=host, port=port, log_level=log_level)
 
 
 def stream_url(url: str, messages: list[dict], max_tokens: int, temperature: float,
-               timeout: float = 600.0) -> Iterator[str]:
+               timeout: float = 600.0, api_key: str | None = None) -> Iterator[str]:
     """Text pieces of a streamed chat completion from an OpenAI-compatible server."""
+    import os
+
     import httpx
 
+    key = api_key or os.environ.get("AYAKIT_API_KEY") or os.environ.get("OPENAI_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     base = url.rstrip("/")
     base = base if base.endswith("/v1") else base + "/v1"
     body = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature, "stream": True}
     try:
-        yield from _stream_events(httpx.stream("POST", f"{base}/chat/completions", json=body, timeout=timeout), url)
+        yield from _stream_events(httpx.stream("POST", f"{base}/chat/completions", json=body, timeout=timeout,
+                                               headers=headers), url)
     except httpx.HTTPError as exc:
         raise RuntimeError(f"{url}: {exc}") from None
 
