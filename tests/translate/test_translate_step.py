@@ -204,3 +204,17 @@ def test_recipe_source_by_name(tiny_nllb, tmp_path) -> None:
     missing = CliRunner().invoke(app, ["translate", "nope", "--recipe", str(recipe), "--model", str(tiny_nllb),
                                        "--to", "swh", "--out", str(out)])
     assert missing.exit_code != 0 and "calendar" in str(missing.exception)
+
+
+def test_a_line_cut_short_is_redone(source_file, tmp_path) -> None:
+    examples = read_examples(source_file, "eng")
+    settings = TranslateSettings(targets=["swa"], source_language="eng", batch_size=2)
+    out = tmp_path / "o"
+    translate_examples(examples, Phrasebook(), settings, out)
+    progress = out / "progress" / "swa.jsonl"
+    lines = progress.read_text().splitlines(keepends=True)
+    progress.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # interrupted mid-write
+    again = Phrasebook()
+    counts = translate_examples(examples, again, settings, out)
+    assert again.calls == 1 and counts["swa"]["processed"] == len(examples)
+    assert len((out / "audit.jsonl").read_text().splitlines()) == len(examples)

@@ -293,12 +293,10 @@ def translate_examples(examples: list[Example], translator: Translator, settings
                         "use another --out or pass --restart")
     write_json_atomic(state_file, {"fingerprint": key, "settings": vars(settings), "model": translator.name})
     counts: dict[str, Any] = {}
+    audit: list[dict] = []
     for target in settings.targets:
-        counts[target] = _translate_language(examples, translator, settings, out, target, progress)
-    audit = []
-    for target in settings.targets:
-        audit += [json.loads(line) for line in _progress_path(out, target).read_text(encoding="utf-8").splitlines()
-                  if line.strip()]
+        counts[target], rows = _translate_language(examples, translator, settings, out, target, progress)
+        audit += rows
     write_text_atomic(out / "audit.jsonl", "".join(json.dumps({k: v for k, v in r.items() if k != "example"},
                                                                 ensure_ascii=False) + "\n" for r in audit))
     outputs = {}
@@ -320,17 +318,30 @@ def _progress_path(out: Path, target: str) -> Path:
     return out / "progress" / f"{target}.jsonl"
 
 
-def _translate_language(examples: list[Example], translator: Translator, settings: TranslateSettings, out: Path,
-                        target: str, progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
-    path = _progress_path(out, target)
+def _read_progress(path: Path) -> dict[str, dict]:
+    """Finished rows by source id; a last line cut short by an interruption is cut off (that example is redone)."""
     done: dict[str, dict] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-                done[row["source_id"]] = row
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut short by an interruption: that example is redone
+    if not path.is_file():
+        return done
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        path.write_bytes(data)
+    for line in data.decode("utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            done[row["source_id"]] = row
+        except (json.JSONDecodeError, KeyError):
+            continue
+    return done
+
+
+def _translate_language(examples: list[Example], translator: Translator, settings: TranslateSettings, out: Path,
+                        target: str, progress: Callable[[str, int, int], None] | None
+                        ) -> tuple[dict[str, Any], list[dict]]:
+    path = _progress_path(out, target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = _read_progress(path)
     kept_per_dataset: dict[str, int] = {}
     for row in done.values():
         if row["kept"]:
@@ -341,7 +352,6 @@ def _translate_language(examples: list[Example], translator: Translator, setting
     if progress:
         progress(target, finished, total)
     cap = settings.cap
-    pending: list[Example] = []
 
     def full(dataset: str) -> bool:
         return cap is not None and kept_per_dataset.get(dataset, 0) >= cap
@@ -377,8 +387,9 @@ def _translate_language(examples: list[Example], translator: Translator, setting
     for r in rows:
         for reason in r["reasons"]:
             reasons[reason] = reasons.get(reason, 0) + 1
-    return {"processed": len(rows), "kept": sum(r["kept"] for r in rows), "dropped": reasons,
-            "kept_per_dataset": dict(sorted(kept_per_dataset.items()))}
+    counts = {"processed": len(rows), "kept": sum(r["kept"] for r in rows), "dropped": reasons,
+              "kept_per_dataset": dict(sorted(kept_per_dataset.items()))}
+    return counts, rows
 
 
 def _translate_batch(batch: list[Example], translator: Translator, settings: TranslateSettings,
