@@ -70,3 +70,17 @@ def test_summary_per_language_and_all_invalid() -> None:
     assert s["languages"]["eng"]["win"] == 1.0
     swh = s["languages"]["swh"]
     assert swh["valid"] == 0 and swh["win"] is None and swh["unparseable_verdicts"] == 4
+
+
+def test_cache_survives_a_line_cut_short(tmp_path) -> None:
+    from ayakit.eval.judge import JsonlCache
+
+    path = tmp_path / "c.jsonl"
+    cache = JsonlCache(path)
+    cache.put("k1", "first")
+    cache.put("k2", "second")
+    path.write_text(path.read_text()[:-9])  # the last write was interrupted
+    again = JsonlCache(path)
+    assert again.get("k1") == "first" and again.get("k2") is None
+    again.put("k3", "third")
+    assert JsonlCache(path).get("k3") == "third" and JsonlCache(path).get("k1") == "first"

@@ -271,7 +271,11 @@ class JsonlCache:
         self.data: dict[str, Any] = {}
         self._lock = threading.Lock()
         if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            data = path.read_bytes()
+            if data and not data.endswith(b"\n"):  # a line cut short by an interruption: drop it
+                data = data[: data.rfind(b"\n") + 1]
+                path.write_bytes(data)
+            for line in data.decode("utf-8").splitlines():
                 try:
                     row = json.loads(line)
                     self.data[row["key"]] = row["value"]
