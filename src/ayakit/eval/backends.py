@@ -254,6 +254,40 @@ def _scores(logits: Any, targets: Any, mask: Any) -> tuple[Any, Any]:
     return (picked * mask).sum(-1), greedy.all(-1)
 
 
+def _logits_at(model: Any, rows: Any, cols: Any, **inputs: Any) -> Any:
+    """Logits at the (row, position) pairs only, shape (pairs, vocab).
+
+    The output layer gets just those hidden states (a forward pre-hook on it), so padding and context positions
+    never pay for the vocabulary projection, whatever the architecture adds around it (scaling, biases, caps)."""
+    head = model.get_output_embeddings()
+    if head is None:
+        return model(**inputs).logits[rows, cols]
+
+    def pick(module: Any, args: tuple) -> tuple:
+        return (args[0][rows, cols], *args[1:])
+
+    handle = head.register_forward_pre_hook(pick)
+    try:
+        logits = model(**inputs).logits
+    finally:
+        handle.remove()
+    if logits.dim() != 2 or logits.shape[0] != len(rows):  # an architecture that reshapes around its head
+        return model(**inputs).logits[rows, cols]
+    return logits
+
+
+def _flat_scores(logits: Any, targets: Any, row_of: Any, n_rows: int) -> tuple[Any, Any]:
+    """Per-row summed log-probabilities and all-argmax flags from flat (token, vocab) logits."""
+    import torch
+
+    logits = logits.float()
+    token_lp = (logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)).double()
+    sums = torch.zeros(n_rows, dtype=torch.float64, device=logits.device).index_add_(0, row_of, token_lp)
+    misses = torch.zeros(n_rows, dtype=torch.long, device=logits.device).index_add_(
+        0, row_of, (logits.argmax(-1) != targets).long())
+    return sums, misses == 0
+
+
 class HFSeq2SeqBackend(_HFBackend):
     """An encoder-decoder model: each context is encoded once and all its choices scored in one decoder batch."""
 
@@ -304,11 +338,15 @@ class HFSeq2SeqBackend(_HFBackend):
             with torch.inference_mode():
                 enc = self.model.get_encoder()(input_ids=src.to(self.device), attention_mask=src_mask.to(self.device))
                 hidden = enc.last_hidden_state.index_select(0, index)
-                out = self.model(encoder_outputs=(hidden,), attention_mask=src_mask.to(self.device).index_select(0, index),
-                                 decoder_input_ids=dec_in.to(self.device), use_cache=False)
                 # no decoder mask: targets are right-padded and the decoder is causal, so padding never reaches
-                # a real position
-                logprob, greedy = _scores(out.logits, target.to(self.device), tmask.to(self.device))
+                # a real position; logits only at the real target positions
+                r_idx, c_idx = tmask.nonzero(as_tuple=True)
+                logits = _logits_at(self.model, r_idx.to(self.device), c_idx.to(self.device),
+                                    encoder_outputs=(hidden,),
+                                    attention_mask=src_mask.to(self.device).index_select(0, index),
+                                    decoder_input_ids=dec_in.to(self.device), use_cache=False)
+                logprob, greedy = _flat_scores(logits, target[r_idx, c_idx].to(self.device), r_idx.to(self.device),
+                                               len(rows))
             for r, (_, i, j) in enumerate(rows):
                 results[i].append(LogLik(float(logprob[r]), len(conts[r]), len(texts[i][j].encode("utf-8")),
                                          bool(greedy[r])))
@@ -336,11 +374,6 @@ class HFCausalBackend(_HFBackend):
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM.from_pretrained(spec, dtype=dtype)
-
-    @functools.cached_property
-    def _keeps_logits(self) -> bool:
-        """Whether the model can compute logits for the last positions only (transformers' logits_to_keep)."""
-        return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     @functools.cached_property
     def _cache_kwarg(self) -> str:
@@ -378,22 +411,19 @@ class HFCausalBackend(_HFBackend):
         dtype = next(self.model.parameters()).dtype
         blocked = torch.finfo(dtype).min
         for group in _chunks(order, sizes, self.batch_size):
-            # rows are left-padded so that every position whose logits are needed (each context's last token and
-            # the choices) sits in the last `keep` columns: the model computes logits only there (logits_to_keep),
-            # which matters when the vocabulary is large and the context long (few-shot prompts)
+            # logits are computed only where a choice token is predicted (each context's last token and the
+            # choices), which matters when the vocabulary is large and the context long (few-shot prompts)
             width = max(lengths[i] for i in group)
             ids = torch.full((len(group), width), self.pad_id, dtype=torch.long)
             pos = torch.zeros((len(group), width), dtype=torch.long)
             allow = torch.zeros((len(group), width, width), dtype=torch.bool)
             rows = []  # (group row, request, choice, prediction positions, targets)
-            first_needed = width
             for g, i in enumerate(group):
                 ctx, conts = encoded[i]
                 lc, o = len(ctx), width - lengths[i]
                 ids[g, o:o + lc] = torch.tensor(ctx)
                 pos[g, o:o + lc] = torch.arange(lc)
                 allow[g, o:o + lc, o:o + lc] = torch.ones(lc, lc, dtype=torch.bool).tril()
-                first_needed = min(first_needed, o + lc - 1)
                 start = o + lc
                 for j, cont in enumerate(conts):
                     n = len(cont)
@@ -410,25 +440,19 @@ class HFCausalBackend(_HFBackend):
             allow[idle] = True  # padding rows attend everywhere (their outputs are unused): no empty softmax
             mask = torch.zeros((len(group), 1, width, width), dtype=dtype)
             mask.masked_fill_(~allow.unsqueeze(1), blocked)
-            keep = width - first_needed
-            extra = {"logits_to_keep": keep} if self._keeps_logits else {}
-            with torch.inference_mode():
-                logits = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
-                                    use_cache=False, **extra).logits
-            shift = width - logits.shape[1]
-            rows = [(g, i, j, [p - shift for p in where], cont) for g, i, j, where, cont in rows]
-            tlen = max(1, max((len(r[4]) for r in rows), default=1))
-            sel_g = torch.zeros((len(rows), tlen), dtype=torch.long)
-            sel_p = torch.zeros((len(rows), tlen), dtype=torch.long)
-            target = torch.full((len(rows), tlen), self.pad_id, dtype=torch.long)
-            tmask = torch.zeros((len(rows), tlen), dtype=torch.bool)
+            flat_r, flat_g, flat_p, flat_t = [], [], [], []
             for r, (g, _, _, where, cont) in enumerate(rows):
-                n = len(cont)
-                sel_g[r] = g
-                if n:
-                    sel_p[r, :n], target[r, :n], tmask[r, :n] = torch.tensor(where), torch.tensor(cont), True
-            picked = logits[sel_g.to(dev), sel_p.to(dev)]
-            logprob, greedy = _scores(picked, target.to(dev), tmask.to(dev))
+                flat_r += [r] * len(cont)
+                flat_g += [g] * len(cont)
+                flat_p += where
+                flat_t += cont
+            row_of = torch.tensor(flat_r, dtype=torch.long, device=dev)
+            with torch.inference_mode():
+                logits = _logits_at(self.model, torch.tensor(flat_g, dtype=torch.long, device=dev),
+                                    torch.tensor(flat_p, dtype=torch.long, device=dev), input_ids=ids.to(dev),
+                                    attention_mask=mask.to(dev), position_ids=pos.to(dev), use_cache=False)
+                logprob, greedy = _flat_scores(logits, torch.tensor(flat_t, dtype=torch.long, device=dev), row_of,
+                                               len(rows))
             for r, (_, i, j, _, cont) in enumerate(rows):
                 results[i].append(LogLik(float(logprob[r]), len(cont), len(texts[i][j].encode("utf-8")),
                                          bool(greedy[r])))

@@ -301,7 +301,8 @@ def evaluate(model: str | Backend, out_dir: Path, suite: str | None = "aya-mini"
     write_manifest(out_dir, "eval", inputs={"model": model_fp, "suite": suite, "tasks": [t.name for t in chosen],
                                             "languages": langs, "prompts": prompts, "max_items": max_items,
                                             "normalization": normalization, "num_fewshot": num_fewshot,
-                                            "seed": seed, "data_dir": str(data_dir) if data_dir else None},
+                                            "seed": seed, "max_new_tokens": max_new_tokens,
+                                            "data_dir": str(data_dir) if data_dir else None},
                    outputs={"summary.json": len(summary["tasks"]), **outputs})
     return summary
 
