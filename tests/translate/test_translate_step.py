@@ -148,14 +148,13 @@ def test_interrupted_run_resumes_without_redoing_work(source_file, tmp_path) -> 
 
 
 def test_hf_model_by_flores_codes_and_cli(tiny_nllb, source_file, tmp_path) -> None:
-    from ayakit.serve.engine import GenRequest, SamplingParams
+    from ayakit.features import encode_source
 
     tr = HFTranslator(str(tiny_nllb), max_new_tokens=8, device="cpu")
     assert tr.mode_for("swa") == "nllb" and tr.mode_for("fr") == "nllb" and tr.mode_for("zho") == "prompt"
-    forced = tr.engine.tokenizer.convert_tokens_to_ids("swh_Latn")
-    res = tr.engine.run([GenRequest(tr.engine.encode_prompt("Where is the library?"), SamplingParams(max_tokens=4))],
-                        forced_bos_token_id=forced)
-    assert res[0].tokens[0].id == forced  # the target language code is the first generated token
+    forced = tr.tokenizer.convert_tokens_to_ids("swh_Latn")
+    prompt = encode_source(tr.tokenizer, "Where is the library?", "seq2seq", 64)
+    assert tr.generate_ids([prompt], forced_bos_token_id=forced)[0][0] == forced  # the target code comes first
     assert len(tr.translate(["Where is the library?", "How are you?"], "eng", "swa")) == 2
 
     out = tmp_path / "cli"

@@ -26,7 +26,7 @@ import json
 import random
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -154,29 +154,49 @@ class Translator(Protocol):
         ...
 
 
+def _fill(template: str, values: dict[str, str]) -> str:
+    """Replace {name} placeholders in one pass (placeholders inside the values stay as they are)."""
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
+
+
 @dataclass
 class HFTranslator:
-    """Any HF model dir: FLORES language codes when the vocabulary has them ("nllb"), else a prompt ("prompt")."""
+    """Any HF model dir: FLORES language codes when the vocabulary has them ("nllb"), else a prompt ("prompt").
+
+    Prompts are tokenised as in training (ayakit.features.encode_source), except that a tokenizer with
+    `src_lang` (NLLB's) adds its own source-language code; decoding is greedy, batched.
+    """
 
     model: str
     mode: str = "auto"  # auto | nllb | prompt
     max_new_tokens: int = 256
     device: str | None = None
     name: str = ""
-    engine: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        from ayakit.serve.engine import Engine
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-        if self.engine is None:
-            self.engine = Engine(self.model, device=self.device)
-        self.name = self.name or Path(self.model).name
         if self.mode not in ("auto", "nllb", "prompt"):
             raise DataError(f"translation mode {self.mode!r}: use auto, nllb or prompt")
+        path = Path(self.model)
+        if not path.is_dir():
+            raise FileNotFoundError(f"translation model {path} is not a model directory")
+        config = AutoConfig.from_pretrained(path)
+        meta = json.loads((path / "ayakit.json").read_text(encoding="utf-8")) if (path / "ayakit.json").is_file() \
+            else {}
+        self.arch = meta.get("arch") or ("seq2seq" if config.is_encoder_decoder else "causal")
+        self.max_source = int(meta.get("max_source_length") or getattr(config, "max_position_embeddings", 0)
+                              or 1024)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        cls = AutoModelForSeq2SeqLM if self.arch == "seq2seq" else AutoModelForCausalLM
+        self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.hf = cls.from_pretrained(path).to(self.device).eval()
+        self.name = self.name or path.name
 
     def flores_token(self, language: str) -> str | None:
         """The language's FLORES-200 code when it is a token of this model's vocabulary."""
-        tok = self.engine.tokenizer
+        tok = self.tokenizer
         for code in get_language(language).flores:
             tid = tok.convert_tokens_to_ids(code)
             if tid is not None and tid != tok.unk_token_id:
@@ -190,11 +210,10 @@ class HFTranslator:
         return "nllb" if self.flores_token(target) else "prompt"
 
     def translate(self, texts: list[str], source: str, target: str) -> list[tuple[str, bool]]:
-        """Greedy translations of sentences in one batch."""
-        from ayakit.serve.engine import GenRequest, SamplingParams
+        """Greedy translations of sentences in one batch, each with whether it holds an unknown token."""
+        from ayakit.features import encode_source
 
-        eng = self.engine
-        tok = eng.tokenizer
+        tok = self.tokenizer
         kwargs: dict[str, Any] = {}
         if self.mode_for(target) == "nllb":
             src_code, tgt_code = self.flores_token(source), self.flores_token(target)
@@ -203,19 +222,36 @@ class HFTranslator:
             kwargs["forced_bos_token_id"] = tok.convert_tokens_to_ids(tgt_code)
             if hasattr(tok, "src_lang") and src_code:
                 tok.src_lang = src_code  # NLLB tokenizers prefix the source code themselves
-                ids = [tok(t, truncation=True, max_length=eng.info.max_prompt_tokens)["input_ids"] for t in texts]
+                ids = [tok(t, truncation=True, max_length=self.max_source)["input_ids"] for t in texts]
             else:
-                ids = [eng.encode_prompt(t) for t in texts]
+                ids = [encode_source(tok, t, self.arch, self.max_source) for t in texts]
         else:
-            template = rules()["prompt"]
             names = {"source": get_language(source).name, "target": get_language(target).name}
-            ids = [eng.encode_prompt(template.replace("{source}", names["source"])
-                                     .replace("{target}", names["target"]).replace("{text}", t)) for t in texts]
-        reqs = [GenRequest(i, SamplingParams(max_tokens=min(self.max_new_tokens, 2 * len(i) + 16), temperature=0))
-                for i in ids]
-        results = eng.run(reqs, **kwargs)
+            ids = [encode_source(tok, _fill(rules()["prompt"], {**names, "text": t}), self.arch, self.max_source)
+                   for t in texts]
+        generated = self.generate_ids(ids, **kwargs)
         unk = tok.unk_token_id
-        return [(r.text.strip(), unk is not None and any(t.id == unk for t in r.tokens)) for r in results]
+        return [(tok.decode(g, skip_special_tokens=True).strip(), unk is not None and unk in g) for g in generated]
+
+    def generate_ids(self, ids: list[list[int]], **kwargs: Any) -> list[list[int]]:
+        """Generated token ids per prompt (padding and the decoder's start token removed)."""
+        import torch
+
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        width = max(len(i) for i in ids)
+        batch = torch.full((len(ids), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(batch)
+        for row, seq in enumerate(ids):
+            span = slice(width - len(seq), width) if self.arch == "causal" else slice(0, len(seq))
+            batch[row, span] = torch.tensor(seq)
+            mask[row, span] = 1
+        with torch.inference_mode():
+            out = self.hf.generate(input_ids=batch.to(self.device), attention_mask=mask.to(self.device),
+                                   max_new_tokens=min(self.max_new_tokens, 2 * width + 16), do_sample=False,
+                                   num_beams=1, pad_token_id=pad, **kwargs)
+        out = out[:, width:] if self.arch == "causal" else out[:, 1:]
+        specials = {pad, self.tokenizer.eos_token_id}
+        return [[t for t in row.tolist() if t not in specials] for row in out]
 
 
 # --- the step --------------------------------------------------------------------------------------------------
