@@ -10,6 +10,9 @@ Filters, each recorded per example: an output with an unknown token (`<unk>`) is
 whose length, normalised by the target script's density, is far from the source's. Per (dataset, language),
 at most `cap` examples are kept, from a different random order per language.
 
+Input: a JSONL / Parquet / CSV / TSV file or folder (read by the `files` reader), or with --recipe any named
+source of a recipe (embedded, hub, ...); rows not in the --from language are skipped.
+
 Output in OUT:
 - data/<lang>.parquet: kept examples in EXAMPLE_SCHEMA with kind "translated", language = target, dataset /
   task / template / license / split of the original, source = --source-name. Point a recipe's `files` source
