@@ -381,9 +381,15 @@ def answers_for(spec: str, items: list[PromptItem], params: Any, cache_dir: Path
         from ayakit.eval.backends import load_backend
 
         backend = load_backend(spec, batch_size=batch_size)
+        remote = spec.startswith(("http://", "https://"))
         for start in range(0, len(missing), batch_size):
             chunk = missing[start:start + batch_size]
-            texts = backend.generate([items[i].prompt for i in chunk], params)
+            prompts = [items[i].prompt for i in chunk]
+            if remote:  # one request per prompt, in flight together, so a batching server batches them
+                with ThreadPoolExecutor(len(prompts)) as pool:
+                    texts = [t for out in pool.map(lambda p: backend.generate([p], params), prompts) for t in out]
+            else:
+                texts = backend.generate(prompts, params)
             for i, text in zip(chunk, texts):
                 store.put(keys[i], text)
             if progress:
