@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import resource
 import shutil
 import time
 from collections.abc import Callable
@@ -267,7 +270,7 @@ def run_recipe(recipe: Recipe, run_dir: Path, force: str | None = None, progress
     own_progress = progress is None
     progress = progress or make_progress(console)
     active = [s for s in STAGES if s.enabled(recipe)]
-    with progress if own_progress else _nullcontext():
+    with progress if own_progress else contextlib.nullcontext():
         overall = progress.add_task(f"[bold]{recipe.name}", total=len(active))
         for stage in STAGES:
             if not stage.enabled(recipe):
@@ -288,6 +291,8 @@ def run_recipe(recipe: Recipe, run_dir: Path, force: str | None = None, progress
             resume = stage.name not in forced and _started_with(run_dir, stage.name) == inputs_fp
             if stage.name == "train" and not resume:
                 _clear(run_dir, stage.output)  # never resume from checkpoints of other settings
+            # the old record no longer describes the output once the stage starts rewriting it
+            (_state(run_dir, stage.name) / MANIFEST).unlink(missing_ok=True)
             write_json_atomic(_state(run_dir, stage.name) / "started.json",
                               {"inputs_fingerprint": inputs_fp, "started_at": time.time()})
             before = set(progress.task_ids)
@@ -316,16 +321,12 @@ def run_recipe(recipe: Recipe, run_dir: Path, force: str | None = None, progress
 
 def _cpu_seconds() -> float:
     """CPU time of this process and its finished children (data workers): the work a stage did, whatever the load."""
-    import resource
-
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _quiet_libraries() -> None:
     """Library progress bars (weights loading) would tear the run's one display apart."""
-    import os
-
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         from transformers.utils import logging as hf_logging
@@ -333,14 +334,6 @@ def _quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
     except ImportError:
         pass
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def prepare(recipe_path: Path, overrides: list[str] | tuple[str, ...] = (), data_dir: Path | None = None) -> Recipe:

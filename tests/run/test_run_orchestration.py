@@ -97,3 +97,13 @@ def test_deleted_output_is_redone(tmp_path: Path, calls: list) -> None:
 def test_unknown_force_stage(tmp_path: Path, calls: list) -> None:
     with pytest.raises(RecipeError, match="no such stage"):
         _run(tmp_path, force="nope")
+
+
+def test_a_stage_that_failed_midway_is_not_taken_for_finished(tmp_path: Path, calls: list) -> None:
+    _run(tmp_path)
+    calls.fail.add("eval")
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, eval={"prompts": 2})  # eval starts rewriting eval/trained, then dies
+    calls.clear()
+    _run(tmp_path)  # back to the first settings: the half-rewritten evaluations must be redone
+    assert [c[0] for c in calls] == ["baseline", "eval", "report"]
