@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import typer
@@ -88,6 +89,10 @@ def run_cmd(
                                            "UTF-8 byte; never per character)."),
     num_fewshot: int = typer.Option(0, "--num-fewshot", min=0, help="k-shot exemplars from a task's train split."),
     seed: int = typer.Option(0, "--seed", help="Seed for item sampling, few-shot exemplars, sampling, bootstrap."),
+    convention: str = typer.Option("ayakit", "--convention",
+                                   help="How HF models score choices: ayakit (as the trainer tokenises: eos after "
+                                        "seq2seq continuations) or lm-eval (lm-evaluation-harness's convention, for "
+                                        "numbers comparable with it)."),
 ) -> None:
     """Evaluate MODEL on a suite; write <task>.jsonl, summary.json and a manifest; print a per-tier table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -96,6 +101,8 @@ def run_cmd(
 
     if normalization not in ("none", "token", "byte"):
         raise typer.BadParameter(f"{normalization!r}: use none, token or byte", param_hint="--normalization")
+    if convention not in ("ayakit", "lm-eval"):
+        raise typer.BadParameter(f"{convention!r}: use ayakit or lm-eval", param_hint="--convention")
     out = out or _default_out(model)
     console = Console()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -107,7 +114,12 @@ def run_cmd(
                 ids[name] = bar.add_task(name, total=total)
             bar.update(ids[name], completed=done, total=total)
 
-        summary = evaluate(model, out, suite=suite, tasks=_split(tasks),
+        from ayakit.eval.backends import load_backend
+
+        backend: Any = model
+        if convention != "ayakit" and not model.startswith(("http://", "https://")):
+            backend = load_backend(model, batch_size=batch_size, convention=convention)
+        summary = evaluate(backend, out, suite=suite, tasks=_split(tasks),
                            languages=_split(languages), prompts=prompts, max_items=max_items, batch_size=batch_size,
                            normalization=normalization, num_fewshot=num_fewshot, data_dir=data_dir, seed=seed,
                            progress=progress)
