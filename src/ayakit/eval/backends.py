@@ -269,9 +269,11 @@ def _logits_at(model: Any, rows: Any, cols: Any, **inputs: Any) -> Any:
     handle = head.register_forward_pre_hook(pick)
     try:
         logits = model(**inputs).logits
+    except (RuntimeError, IndexError, ValueError):  # an architecture that reshapes after its head
+        logits = None
     finally:
         handle.remove()
-    if logits.dim() != 2 or logits.shape[0] != len(rows):  # an architecture that reshapes around its head
+    if logits is None or logits.dim() != 2 or logits.shape[0] != len(rows):
         return model(**inputs).logits[rows, cols]
     return logits
 
