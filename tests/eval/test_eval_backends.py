@@ -174,3 +174,14 @@ def test_openai_without_prompt_logprobs_says_so():
     b = OpenAIBackend("http://s", client=_echo_server([], logprobs=False))
     with pytest.raises(BackendError, match="no prompt logprobs"):
         b.loglikelihood([("a", [" b"])])
+
+
+@pytest.mark.parametrize("arch", ["seq2seq", "causal"])
+def test_scores_without_the_output_layer_hook_are_the_same(tiny_models, monkeypatch, arch):
+    path = tiny_models[0] if arch == "seq2seq" else tiny_models[1]
+    hooked = load_backend(str(path)).loglikelihood(REQUESTS[:2])
+    plain = load_backend(str(path))
+    monkeypatch.setattr(plain.model, "get_output_embeddings", lambda: None)
+    for a, b in zip(hooked, plain.loglikelihood(REQUESTS[:2])):
+        for x, y in zip(a, b):
+            assert x.logprob == pytest.approx(y.logprob, abs=1e-4) and x.is_greedy == y.is_greedy
