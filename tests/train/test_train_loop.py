@@ -130,3 +130,12 @@ def test_cli_train_prints_one_line_errors(tmp_path: Path, monkeypatch, capsys, t
     with pytest.raises(SystemExit):
         cli.main()
     assert "no recipe at" in capsys.readouterr().err
+
+
+def test_unpacked_training_pads_each_example_alone(run_dir: Path, th) -> None:
+    from ayakit.train.loop import train
+
+    out = train(th.micro_recipe(steps=2, packing=False), run_dir)
+    stats = json.loads((out / "manifest.json").read_text())["packing"]
+    assert stats["enabled"] is False and stats["examples_per_row"] == 1.0
+    assert stats["fill_rate"] < 0.9  # padding to the batch's longest example wastes slots
