@@ -185,3 +185,15 @@ def test_scores_without_the_output_layer_hook_are_the_same(tiny_models, monkeypa
     for a, b in zip(hooked, plain.loglikelihood(REQUESTS[:2])):
         for x, y in zip(a, b):
             assert x.logprob == pytest.approx(y.logprob, abs=1e-4) and x.is_greedy == y.is_greedy
+
+
+def test_lengths_come_from_the_trainers_ayakit_json(tiny_models, tmp_path):
+    import shutil
+
+    model = shutil.copytree(tiny_models[0], tmp_path / "m")
+    (model / "ayakit.json").write_text(json.dumps({"arch": "seq2seq", "max_source_length": 6,
+                                                   "max_target_length": 3}))
+    b = load_backend(str(model))
+    assert len(b._context_ids("The man turned on the faucet and the water flowed")) == 6
+    ll = b.loglikelihood([("x", ["The toilet filled with water."])])[0][0]
+    assert ll.n_tokens == 3  # truncated as the trainer truncates targets, eos last

@@ -105,6 +105,15 @@ def detect_arch(model: str | Path) -> str:
     return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
 
 
+def _ayakit_meta(model: str | Path) -> dict:
+    """The ayakit.json of a model ayakit saved (arch, training lengths), else {}."""
+    path = Path(model) / AYAKIT_MODEL_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise BackendError(f"{path}: not valid JSON ({exc})") from None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
@@ -130,7 +139,7 @@ class _HFBackend:
     arch = ""
 
     def __init__(self, model: str | Path, batch_size: int = 32, device: str | None = None,
-                 max_length: int = 1024, convention: str = "ayakit", score_eos: bool | None = None,
+                 max_length: int | None = None, convention: str = "ayakit", score_eos: bool | None = None,
                  dtype: str = "float32", threads: int | None = None, model_obj: Any = None,
                  tokenizer: Any = None) -> None:
         import torch
@@ -141,7 +150,10 @@ class _HFBackend:
             torch.set_num_threads(threads)
         self.spec = str(model)
         self.batch_size = batch_size
-        self.max_length = max_length
+        meta = _ayakit_meta(model)
+        # the trainer's lengths when ayakit trained the model (scored as trained), else max_length or 1024
+        self.max_length = max_length or meta.get("max_source_length") or 1024
+        self.max_target = max_length or meta.get("max_target_length") or 1024
         self.convention = convention
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.trained_by_ayakit = (Path(model) / AYAKIT_MODEL_FILE).is_file()
@@ -174,7 +186,8 @@ class _HFBackend:
     def describe(self) -> dict:
         """What decides this backend's scores (the cache key's model part)."""
         return {"backend": type(self).__name__, "arch": self.arch, "model": _model_digest(self.spec),
-                "convention": self.convention, "score_eos": self.score_eos, "max_length": self.max_length}
+                "convention": self.convention, "score_eos": self.score_eos, "max_length": self.max_length,
+                "max_target": self.max_target}
 
     # tokenisation ------------------------------------------------------------------------------------------
     def _split_space(self, context: str, continuation: str) -> tuple[str, str]:
@@ -188,7 +201,7 @@ class _HFBackend:
         return encode_source(self.tokenizer, context, self.arch, self.max_length)
 
     def _continuation_ids(self, context: str, continuation: str) -> list[int]:
-        return encode_target(self.tokenizer, continuation, self.max_length, add_eos=self.score_eos)
+        return encode_target(self.tokenizer, continuation, self.max_target, add_eos=self.score_eos)
 
     def _encode_requests(self, requests: list[tuple[str, list[str]]]) -> list[tuple[list[int], list[list[int]]]]:
         out = []
@@ -388,7 +401,7 @@ class HFCausalBackend(_HFBackend):
             big = 10**9
             whole = encode_target(self.tokenizer, context + continuation, big, add_eos=False)
             ctx = encode_target(self.tokenizer, context, big, add_eos=False)
-            return whole[len(ctx):][: self.max_length]
+            return whole[len(ctx):][: self.max_target]
         return super()._continuation_ids(context, continuation)
 
     def loglikelihood(self, requests: list[tuple[str, list[str]]]) -> list[list[LogLik]]:
