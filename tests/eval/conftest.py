@@ -24,6 +24,6 @@ def _one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(tiny T5 dir, tiny Llama dir), random weights, byte-level BPE tokenizer; built locally."""
-    from tiny_models import build_models
+    from eval_tiny_models import build_models
 
     return build_models(tmp_path_factory.mktemp("tiny-models"))
