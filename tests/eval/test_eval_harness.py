@@ -220,3 +220,42 @@ def test_normalisation_reuses_cached_loglikelihoods(shared_data, tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "xcopa.jsonl").read_text().splitlines()]
     for r in rows:
         assert r["normalized"] == pytest.approx([ll / max(1, b) for ll, b in zip(r["loglikelihoods"], r["n_bytes"])])
+
+
+def test_sampled_generation_resumes_identically(tiny_models, tmp_path, monkeypatch):
+    import ayakit.eval.harness as H
+    from ayakit.eval.backends import load_backend
+
+    monkeypatch.setattr(H, "GEN_CHUNK", 2)
+    short = classmethod(lambda cls: cls(max_new_tokens=12, temperature=0.9, top_p=0.8))  # the paper's, shorter
+    monkeypatch.setattr(H.GenerationParams, "paper_open_ended", short)
+    rows = [{"id": i, "inputs": f"Write {i} words about the sea", "targets": "The sea", "language": "fra"}
+            for i in range(6)]
+    _write_jsonl(tmp_path / "data/CohereForAI/aya_evaluation_suite/dolly_human_edited/test.jsonl", rows)
+    kwargs = dict(suite=None, tasks=["dolly-human-edited"], data_dir=tmp_path / "data", batch_size=1)
+    causal = load_backend(str(tiny_models[1]), batch_size=1)
+    full = evaluate(causal, tmp_path / "full", **kwargs)
+
+    class Interrupted:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def describe(self) -> dict:
+            return causal.describe()
+
+        def loglikelihood(self, requests):
+            return causal.loglikelihood(requests)
+
+        def generate(self, prompts, params):
+            self.calls += 1
+            if self.calls > 1:
+                raise KeyboardInterrupt
+            return causal.generate(prompts, params)
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(Interrupted(), tmp_path / "resumed", **kwargs)
+    resumed = evaluate(causal, tmp_path / "resumed", **kwargs)
+    assert resumed["tasks"] == full["tasks"]
+    a = (tmp_path / "full" / "dolly-human-edited.jsonl").read_text()
+    assert a == (tmp_path / "resumed" / "dolly-human-edited.jsonl").read_text()
+    assert len({json.loads(x)["prediction"] for x in a.splitlines()}) > 1  # really sampled text

@@ -14,6 +14,7 @@ import sqlite3
 import statistics
 from collections.abc import Callable
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ TIERS = ("high", "mid", "low")
 N_RESAMPLES = 1000  # for mean metrics (vectorised)
 N_RESAMPLES_CORPUS = 200  # for corpus metrics (chrF++, spBLEU): one sacrebleu score per resample
 CHUNK = 256  # items per backend call between cache commits
+GEN_CHUNK = 16  # at least this many prompts per generation call between cache commits
 
 Progress = Callable[[str, int, int], None]
 
@@ -120,19 +122,24 @@ def _run_choice(backend: Backend, items: list[EvalItem], keys: list[str], cache:
 
 def _run_generation(backend: Backend, items: list[EvalItem], keys: list[str], params: GenerationParams,
                     cache: ResultCache, progress: Progress | None, name: str, batch: int) -> dict[str, Any]:
+    """Chunks are fixed over the whole item list and committed whole, each sampled with its own seed: a resumed
+    run regenerates exactly the missing chunks, with the same prompts and seeds, so sampled outputs are identical."""
     done = cache.get_many(keys)
-    todo = [i for i, k in enumerate(keys) if k not in done]
+    step = max(batch * 2, GEN_CHUNK)
+    count = sum(k in done for k in keys)
     if progress:
-        progress(name, len(keys) - len(todo), len(keys))
-    step = max(batch * 2, 16)
-    for start in range(0, len(todo), step):
-        part = todo[start:start + step]
-        outs = backend.generate([items[i].inputs for i in part], params)
-        fresh = {keys[i]: out for i, out in zip(part, outs)}
+        progress(name, count, len(keys))
+    for chunk, start in enumerate(range(0, len(keys), step)):
+        part = [i for i in range(start, min(start + step, len(keys)))]
+        if all(keys[i] in done for i in part):
+            continue
+        outs = backend.generate([items[i].inputs for i in part], replace(params, seed=params.seed + chunk))
+        fresh = {keys[i]: out for i, out in zip(part, outs) if keys[i] not in done}
         cache.put_many(fresh)
         done.update(fresh)
+        count += len(fresh)
         if progress:
-            progress(name, len(keys) - len(todo) + start + len(part), len(keys))
+            progress(name, count, len(keys))
     return done
 
 
