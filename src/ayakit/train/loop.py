@@ -23,6 +23,7 @@ from ayakit.train.dataset import Encoded, mixture_fingerprint, read_mixture, spl
 from ayakit.train.loss import backward_scale, local_weight, mean_loss
 from ayakit.train.model import build_model, check_recipe, save_model
 from ayakit.train.packing import PAD_MULTIPLE, PackedLM, PackStats, collate, epoch_rows
+from ayakit.train.schedule import Schedule, make_lambda_scheduler, steps_that_fit
 from ayakit.train.tokenizer import build_tokenizer, load_tokenizer
 
 METRICS = "metrics.jsonl"
@@ -104,14 +105,10 @@ def make_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimi
     return Adafactor(groups, lr=t.lr, scale_parameter=False, relative_step=False, warmup_init=False)
 
 
-def make_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
-    """Warm-up then constant, linear or cosine decay."""
-    from transformers import get_scheduler
-
+def make_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, total_steps: int) -> tuple[Any, Schedule]:
+    """Warm-up then constant, linear or cosine decay; the Schedule's horizon can move (train.max_minutes)."""
     t = recipe.train
-    name = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[t.schedule]
-    return get_scheduler(name, optimizer, num_warmup_steps=min(t.warmup_steps, total_steps),
-                         num_training_steps=total_steps)
+    return make_lambda_scheduler(optimizer, t.schedule, t.warmup_steps, total_steps)
 
 
 def _mixed_precision(recipe: Recipe) -> str:
@@ -198,7 +195,8 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     if t.compile:
         wrapper = torch.compile(wrapper)
     optimizer = make_optimizer(recipe, model)
-    scheduler = make_scheduler(recipe, optimizer, total_steps)
+    planned_steps = total_steps
+    scheduler, schedule = make_scheduler(recipe, optimizer, total_steps)
     wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
     accelerator.register_for_checkpointing(scheduler)
 
@@ -213,6 +211,10 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             start_step = found.step
             history.update(found.state.get("history", {}))
             stats = PackStats(**found.state.get("pack_stats", {"rows": 0, "examples": 0, "tokens": 0, "slots": 0}))
+            if found.state.get("planned_steps") == planned_steps:
+                total_steps = schedule.total  # restored with the scheduler: the horizon may have been fitted
+            else:  # the recipe now asks for another length: its plan wins
+                schedule.total = total_steps
             log(f"resuming from {found.path} (step {start_step} of {total_steps})")
     if main:
         _prepare_outputs(out, fresh=start_step == 0, step=start_step)
@@ -233,6 +235,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     window_tokens, window_start = 0, time.monotonic()
     last_loss = last_val = None
     step = start_step
+    loop_start, next_fit = time.monotonic(), start_step + 10
     wrapper.train()
     try:
         while step < total_steps:
@@ -290,6 +293,20 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             if task is not None:
                 progress.update(task, completed=step)
 
+            if deadline is not None and step >= next_fit and step < total_steps:
+                # fit the schedule's horizon to the time budget, so the decay ends at the deadline
+                pace = (time.monotonic() - loop_start) / (step - start_step)
+                fit = steps_that_fit(step, pace, deadline - time.monotonic(), planned_steps)
+                fit = int(accelerator.reduce(torch.tensor([fit], device=accelerator.device), reduction="min").item()) \
+                    if world > 1 else fit
+                if fit != total_steps:
+                    if fit < planned_steps and total_steps == planned_steps:
+                        log(f"train.max_minutes={t.max_minutes}: {planned_steps} steps do not fit; the schedule now "
+                            f"ends at step {fit} (re-measured as training goes)")
+                    schedule.total = total_steps = fit
+                    if task is not None:
+                        progress.update(task, total=total_steps)
+                next_fit = step * 2
             stop = deadline is not None and time.monotonic() > deadline
             if world > 1 and deadline is not None:  # every process must agree to stop at the same step
                 flag = accelerator.reduce(torch.tensor([float(stop)], device=accelerator.device), reduction="max")
@@ -302,7 +319,8 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
                     _append_jsonl(metrics_path, {"step": step, "val_loss": last_val, "split": "validation"})
                     writer.add_scalar("validation/loss", last_val, step)
             if step % t.checkpoint_every == 0 or final:
-                state = {"rows_consumed": step * rows_per_step, "total_steps": total_steps, "history": history,
+                state = {"rows_consumed": step * rows_per_step, "total_steps": total_steps,
+                         "planned_steps": planned_steps, "history": history,
                          "pack_stats": vars(stats).copy(), "world_size": world}
                 ckpt.save_checkpoint(accelerator, ckpt_root, step, state, t.keep_checkpoints)
             if stop:
@@ -319,7 +337,8 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     if main:
         state = {k.removeprefix("model."): v for k, v in full_state.items()} if full_state else None
         _save_final(accelerator.unwrap_model(wrapper).model, tokenizer, meta, out, recipe, run_dir, state, {
-            "steps": step, "total_steps": total_steps, "stopped_early": step < total_steps,
+            "steps": step, "total_steps": total_steps, "planned_steps": planned_steps,
+            "stopped_early": step < planned_steps,
             "final_train_loss": last_loss, "final_val_loss": last_val, "world_size": world, "threads": threads,
             "rows_per_step": rows_per_step, "row_source_length": row_src, "row_target_length": row_tgt,
             "train_examples": len(train_set), "validation_examples": len(val_set),
