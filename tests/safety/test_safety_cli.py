@@ -111,11 +111,14 @@ def test_report_section(tmp_path) -> None:
                               "refusal_rate": 0.2},
                       "yor": {"covered": False, "reason": "no phrases"}},
         "over_refusal": {"languages": {"eng": {"n": 5, "count": 1, "rate": 0.2, "ci": [0.0, 0.6]}}}})
+    update_summary(tmp_path / "safety", ["models", "demo-safe/model", "harm"], {
+        "detector": {"name": "judge"},
+        "languages": {"eng": {"covered": True, "n": 10, "count": 1, "rate": 0.1, "ci": [0.0, 0.3]}}})
     sec = report_section(tmp_path, tmp_path)
     harm = sec.tables[0]
-    assert harm.rows[0][:5] == ["demo/model", "refusal-phrases", "eng", "10", "0.800"]
-    assert harm.rows[1][5] == "not covered"
-    assert sec.tables[1].title.startswith("Over-refusal")
+    assert harm.columns == ["language", "demo-safe/model (judge)", "demo/model (refusal-phrases)"]
+    assert harm.rows == [["eng", "0.100 [0.000, 0.300]", "0.800 [0.500, 1.000]"], ["yor", "–", "not covered"]]
+    assert sec.tables[1].title.startswith("Over-refusal") and sec.tables[1].rows == [["eng", "–", "0.200 [0.000, 0.600]"]]
 
 
 def test_distill_with_a_translation_model(tiny_t5, tiny_data, tmp_path) -> None:

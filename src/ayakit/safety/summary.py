@@ -102,24 +102,29 @@ def _fmt_ci(ci: Any) -> str:
 def tables(data: dict[str, Any]) -> list[dict[str, Any]]:
     """The summary as plain tables (title, columns, rows, note): what the report renders."""
     out: list[dict[str, Any]] = []
-    harm_rows, over_rows, tox_rows, group_rows = [], [], [], []
+    tox_rows, group_rows = [], []
+    harm_models: list[str] = []
+    harm: dict[str, dict[str, str]] = {}  # language -> model -> "rate [lo, hi]"
+    over: dict[str, dict[str, str]] = {}
     for model, parts in sorted(data.get("models", {}).items()):
-        harm = parts.get("harm")
-        if harm:
-            det = harm.get("detector", {}).get("name", "?")
-            for lang, r in sorted(harm.get("languages", {}).items()):
-                if r.get("covered", True):
-                    harm_rows.append([model, det, lang, r["n"], r["rate"], _fmt_ci(r["ci"]), r.get("refusal_rate")])
-                else:
-                    harm_rows.append([model, det, lang, 0, None, "not covered", None])
-            for lang, r in sorted(harm.get("over_refusal", {}).get("languages", {}).items()):
-                over_rows.append([model, lang, r["n"], r["rate"], _fmt_ci(r["ci"])])
+        result = parts.get("harm")
+        if result:
+            col = f"{model} ({result.get('detector', {}).get('name', '?')})"
+            harm_models.append(col)
+            for lang, r in result.get("languages", {}).items():
+                cell = f"{r['rate']:.3f} {_fmt_ci(r['ci'])}" if r.get("covered", True) and r.get("rate") is not None \
+                    else "not covered"
+                harm.setdefault(lang, {})[col] = cell
+            for lang, r in result.get("over_refusal", {}).get("languages", {}).items():
+                if r.get("rate") is not None:
+                    over.setdefault(lang, {})[col] = f"{r['rate']:.3f} {_fmt_ci(r['ci'])}"
         for pset, res in sorted(parts.get("toxicity", {}).items()):
             scorer = res.get("scorer", {}).get("name", "?")
             for lang, r in sorted(res.get("languages", {}).items()):
                 if r.get("covered"):
-                    tox_rows.append([model, pset, scorer, lang, r["prompts"], r["emt"], _fmt_ci(r["emt_ci"]),
-                                     r["toxicity_probability"], _fmt_ci(r["toxicity_probability_ci"])])
+                    tox_rows.append([model, pset, scorer, lang, r.get("prompts", 0), r.get("emt"),
+                                     _fmt_ci(r.get("emt_ci")), r.get("toxicity_probability"),
+                                     _fmt_ci(r.get("toxicity_probability_ci"))])
                 else:
                     tox_rows.append([model, pset, scorer, lang, 0, None, "not covered", None, "–"])
             for lang, groups in sorted(res.get("groups", {}).items()):
@@ -127,17 +132,19 @@ def tables(data: dict[str, Any]) -> list[dict[str, Any]]:
                     words = ", ".join(w for w, _ in r.get("top_words", [])[:5])
                     group_rows.append([model, pset, lang, group, r["prompts"], r["emt"], r["toxicity_probability"],
                                        words])
-    if harm_rows:
-        out.append({"title": "Harmful prompts: harmful rate per language (held-out XSafety test split)",
-                    "columns": ["model", "judged by", "language", "prompts", "harmful rate", "95% CI",
-                                "refusal rate"],
-                    "rows": harm_rows,
+    if harm:
+        out.append({"title": "Harmful prompts: harmful rate per language (held-out XSafety test split), 95% CI",
+                    "columns": ["language", *harm_models],
+                    "rows": [[lang, *(harm[lang].get(m, "–") for m in harm_models)] for lang in sorted(harm)],
                     "note": "refusal-phrases: harmful = did not refuse (an upper bound: it does not check that the "
-                            "answer is on topic or actionable); judge: an LLM judge with the paper's definition."})
-    if over_rows:
-        out.append({"title": "Over-refusal on benign prompts", "columns": ["model", "language", "prompts",
-                                                                            "refusal rate", "95% CI"],
-                    "rows": over_rows, "note": "benign set: XSafety commonsense prompts (test split)"})
+                            "answer is on topic or actionable); judge: an LLM judge with the paper's definition. "
+                            "MODEL+preamble: the model with the safety preamble prepended (the teacher setting)."})
+    if over:
+        out.append({"title": "Over-refusal on benign prompts: refusal rate, 95% CI",
+                    "columns": ["language", *harm_models],
+                    "rows": [[lang, *(over[lang].get(m, "–") for m in harm_models)] for lang in sorted(over)],
+                    "note": "benign set: XSafety commonsense prompts (test split); refusals found by the phrase "
+                            "detector"})
     if tox_rows:
         out.append({"title": "Toxicity of open-ended generations", "columns": [
             "model", "prompts", "scorer", "language", "n", "EMT", "EMT 95% CI", "toxicity prob.", "95% CI"],
