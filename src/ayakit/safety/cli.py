@@ -86,10 +86,13 @@ def toxicity_cmd(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Generation batch size."),
 ) -> None:
     """Toxicity of open-ended continuations: expected maximum toxicity and toxicity probability per language."""
+    from ayakit.errors import DataError
     from ayakit.safety.scorers import load_scorer
     from ayakit.safety.summary import model_label, update_summary
-    from ayakit.safety.toxicity import ToxicityConfig, run_toxicity
+    from ayakit.safety.toxicity import PROMPT_SETS, ToxicityConfig, run_toxicity
 
+    if prompts not in PROMPT_SETS:
+        raise DataError(f"unknown prompt set {prompts!r}; choose one of {', '.join(PROMPT_SETS)}")
     data = _data_dir(data_dir)
     dest = _out(model, out)
     sc = load_scorer(scorer, data, classifier, perspective_url, qps, _langs(classifier_languages))
