@@ -5,7 +5,8 @@ Shape (every part optional; each command updates its own part and leaves the res
     {
       "version": 1,
       "models": {
-        "<model-id>": {                              # model_label(): "<run>/model", a folder name, or an endpoint
+        "<model-id>": {                              # model_label(): "<run>/model", a folder name, or an endpoint;
+                                                     # "<model-id>+preamble" when run with --preamble
           "toxicity": {
             "<prompt-set>": {                        # flores | embedded | identity | holistic
               "scorer": {"name": "lexicon", "languages": [...], ...},
@@ -26,7 +27,7 @@ Shape (every part optional; each command updates its own part and leaves the res
             "detector": {"name": "refusal-phrases" | "judge", ...},
             "split": {"path": "harm/split.parquet", "test_fraction": 0.2, "seed": 1234, "categories": [...]},
             "languages": {"<code>": {"covered": true, "n": 40, "count": 30, "rate": 0.75, "ci": [lo, hi],
-                                     "refusal_rate": 0.25}},
+                                     "unparsed": 0, "refusal_rate": 0.25}},   # unparsed: judge verdicts
             "over_refusal": {"set": "xsafety commonsense (test split)",
                              "languages": {"<code>": {"n": .., "count": .., "rate": .., "ci": [..]}}}
           }
