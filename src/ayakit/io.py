@@ -105,3 +105,20 @@ def manifest_matches(directory: str | Path, inputs: dict[str, Any]) -> bool:
         return read_json(path).get("inputs_fingerprint") == fingerprint(inputs)
     except (json.JSONDecodeError, OSError):
         return False
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file; a bad line is a DataError naming file and line."""
+    from ayakit.errors import DataError
+
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{n}: expected a JSON object per line")
+            yield n, row

@@ -10,7 +10,6 @@ in; "invalid" (the judge's reply could not be read) counts as no verdict.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from ayakit import languages as L
 from ayakit.annotate.models import ACTIVITIES, Item, Pair, utcnow
 from ayakit.errors import DataError
 from ayakit.records import example_id
+from ayakit.io import iter_jsonl
 
 PAIR_COLUMNS = ("id", "language", "prompt", "model_a", "model_b", "answer_a", "answer_b")
 EXAMPLE_COLUMNS = ("inputs", "targets", "language")
@@ -73,17 +73,8 @@ def read_rows(path: Path) -> Iterator[tuple[str, dict]]:
         return
     if path.suffix not in (".jsonl", ".json"):
         raise DataError(f"{path}: expected a .jsonl or .parquet file")
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object")
-            yield f"{path}:{n}", row
+    for n, row in iter_jsonl(path):
+        yield f"{path}:{n}", row
 
 
 def _require(where: str, row: dict, columns: tuple[str, ...]) -> None:

@@ -31,7 +31,7 @@ import typer
 import yaml
 
 from ayakit.errors import DataError
-from ayakit.io import fingerprint, write_json_atomic, write_manifest, write_text_atomic
+from ayakit.io import fingerprint, iter_jsonl, write_json_atomic, write_manifest, write_text_atomic
 from ayakit.languages import get as get_language
 from ayakit.records import example_id
 
@@ -207,27 +207,18 @@ def load_prompt_file(path: Path, default_language: str | None = None) -> list[Pr
     if not path.is_file():
         raise FileNotFoundError(f"prompt file {path} does not exist")
     items = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object")
-            text = row.get("prompt", row.get("inputs"))
-            if not isinstance(text, str) or not text.strip():
-                raise DataError(f"{path}:{n}: no `prompt` (or `inputs`) text")
-            lang = row.get("language") or default_language
-            if not lang:
-                raise DataError(f"{path}:{n}: no `language` (or pass a single --languages code)")
-            try:
-                code = get_language(str(lang)).code
-            except Exception as exc:  # noqa: BLE001 - UnknownLanguageError names the closest codes
-                raise DataError(f"{path}:{n}: {exc}") from None
-            items.append(PromptItem(str(row.get("id") or example_id("judge", code, text)), code, text))
+    for n, row in iter_jsonl(path):
+        text = row.get("prompt", row.get("inputs"))
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{path}:{n}: no `prompt` (or `inputs`) text")
+        lang = row.get("language") or default_language
+        if not lang:
+            raise DataError(f"{path}:{n}: no `language` (or pass a single --languages code)")
+        try:
+            code = get_language(str(lang)).code
+        except Exception as exc:  # noqa: BLE001 - UnknownLanguageError names the closest codes
+            raise DataError(f"{path}:{n}: {exc}") from None
+        items.append(PromptItem(str(row.get("id") or example_id("judge", code, text)), code, text))
     if not items:
         raise DataError(f"{path}: no prompts")
     return items

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from ayakit.errors import DataError
+from ayakit.io import iter_jsonl
 
 BASELINE, TRAINED = "baseline", "trained"
 
@@ -45,17 +46,9 @@ def _json(path: Path) -> Any:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Lines of a JSONL file; a bad line is an error naming the file and line."""
-    rows = []
     if not path.is_file():
-        return rows
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{i}: not valid JSON: {exc.msg}") from None
-    return rows
+        return []
+    return [row for _, row in iter_jsonl(path)]
 
 
 def load_run(run_dir: str | Path) -> RunArtifacts:

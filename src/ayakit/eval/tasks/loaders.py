@@ -16,6 +16,7 @@ from typing import Any
 
 from ayakit import languages as L
 from ayakit.errors import DataError
+from ayakit.io import iter_jsonl
 
 LOADERS: dict[str, Callable[..., dict[str, LangData]]] = {}
 
@@ -62,19 +63,7 @@ def _need_dir(data_dir: Path | None, sub: str, task: str) -> Path:
 
 def read_jsonl(path: Path) -> list[dict]:
     """Rows of a JSONL file; a bad line is a DataError naming the file and line."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object per line")
-            rows.append(row)
-    return rows
+    return [row for _, row in iter_jsonl(path)]
 
 
 def _field(row: dict, key: str, where: str) -> Any:
