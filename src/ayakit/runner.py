@@ -533,6 +533,6 @@ def ablate_cmd(
     t0 = time.perf_counter()
     index = run_ablation(ab, runs_dir, overrides or [], data_dir, force, console)
     console.print(f"\n[bold]ablation finished in {time.perf_counter() - t0:.0f} s[/]")
-    console.print(comparison_text(index.parent), highlight=False)
+    console.print(comparison_text(index.parent), highlight=False, soft_wrap=True)
     console.print(f"report: {index}")
     console.print(f"markdown: {index.with_name('report.md')}")
