@@ -66,6 +66,7 @@ def test_comparison_marks_winners(tmp_path: Path, fake_run: Path) -> None:
     assert comp["tasks"][0] == "xcopa_mini"  # held-out tasks first
     assert comp["winners"]["xcopa_mini"] == ["b-heavy"] and comp["winners"]["cldr_month"] == ["a-heavy"]
     assert comp["winners"]["heldout_avg"] == ["b-heavy"]
+    assert all(comp["winners"][f"tier:{t}"] == [] for t in comp["tiers"])  # identical tier scores: no winner
     assert UNTRAINED_ROW in comp["rows"] and UNTRAINED_ROW not in sum(comp["winners"].values(), [])
     md = (tmp_path / "out" / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| b-heavy"))

@@ -23,7 +23,8 @@ def _winners(values: dict[str, float | None], nd: int = 3) -> list[str]:
     if len(present) < 2:
         return []
     best = max(present.values())
-    return [k for k, v in present.items() if v == best]
+    winners = [k for k, v in present.items() if v == best]
+    return [] if len(winners) == len(present) else winners  # a column where all tie has no winner
 
 
 def compare(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -65,7 +66,7 @@ def comparison_tables(comp: dict[str, Any]) -> list[Table]:
             if v in comp["winners"].get(n, []):
                 bold.add((i, j))
     results = Table("Results per task", ["variant", *cols, f"held-out avg ({comp['metric']})"], rows, bold=bold,
-                    note="† held-out (unseen) task. Bold: the best variant in the column (ties all bold); "
+                    note="† held-out (unseen) task. Bold: the best variant in the column (ties all bold, none when all tie); "
                          "the untrained row is context, never a winner.")
     rows, bold = [], set()
     for i, v in enumerate(names):
