@@ -95,14 +95,33 @@ def row_lengths(recipe: Recipe, arch: str, data: Encoded) -> tuple[int, int]:
 def make_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimizer:
     """Adafactor (the paper: fixed lr 3e-4, no relative step) or AdamW; no weight decay on norms and biases."""
     t = recipe.train
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    embedding = _scaled_embedding(recipe, model)
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2 and p is not embedding]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if t.optimizer == "adamw":
+        if embedding is not None:
+            # T5 initialises its (tied) embedding with std 1, not d_model^-0.5 like the other weights, because
+            # Adafactor scales each update by the parameter's RMS. AdamW's steps have a fixed size, so that table
+            # would move sqrt(d_model) times slower than the rest relative to its scale and a from-scratch model
+            # learns its output layer far too slowly (demo: val loss 4.22 after 193 steps; 4.13 after 38 with this).
+            groups.append({"params": [embedding], "weight_decay": t.weight_decay,
+                           "lr": t.lr * model.config.d_model ** 0.5})
         return torch.optim.AdamW(groups, lr=t.lr, betas=(0.9, 0.999), eps=1e-8)
+    if embedding is not None:
+        groups[0]["params"].append(embedding)
     from transformers.optimization import Adafactor
 
     return Adafactor(groups, lr=t.lr, scale_parameter=False, relative_step=False, warmup_init=False)
+
+
+def _scaled_embedding(recipe: Recipe, model: torch.nn.Module) -> torch.nn.Parameter | None:
+    """The embedding table of a T5 model built from a preset (std-1 init); None otherwise (pretrained, causal)."""
+    config = getattr(model, "config", None)
+    if recipe.model.name_or_path or not getattr(config, "scale_decoder_outputs", False):
+        return None
+    weight = model.get_input_embeddings().weight
+    return weight if weight.requires_grad else None
 
 
 def make_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, total_steps: int) -> tuple[Any, Schedule]:
