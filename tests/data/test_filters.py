@@ -154,3 +154,10 @@ def test_minhash_near_dedup_of_cjk_text(tmp_path):
     stats = P.load_stats(tmp_path / "run")
     assert stats["filters"]["minhash_dedup"] == {"removed": 3, "by_language": {"zho": 3}}
     assert stats["available"]["s"]["s"] == 23
+
+
+def test_langid_survives_control_characters_and_surrogates():
+    from ayakit.data.langid import detect_cld2
+
+    assert detect_cld2("Bonjour tout le monde, comment allez-vous\x85 aujourd'hui \x01 ?").code == "fra"
+    assert detect_cld2("hello \ud800 world, this is a sentence written in plain English").code == "eng"

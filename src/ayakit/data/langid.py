@@ -96,9 +96,11 @@ def detect_cld2(text: str) -> Detection:
 
     try:
         reliable, _, details = pycld2.detect(text)
-    except pycld2.error:
-        # pycld2 refuses some invalid UTF-8 (lone surrogates); drop them and retry once
-        reliable, _, details = pycld2.detect(text.encode("utf-8", "ignore").decode("utf-8"))
+    except (pycld2.error, UnicodeEncodeError):
+        # pycld2 calls lone surrogates and most C0/C1 control characters invalid UTF-8: drop them and retry once
+        cleaned = text.encode("utf-8", "ignore").decode("utf-8")  # drops lone surrogates
+        cleaned = "".join(ch if ch.isprintable() or ch in "\t\n" else " " for ch in cleaned)
+        reliable, _, details = pycld2.detect(cleaned)
     label = details[0][1] if details else "un"
     return Detection(label_code(label), label, bool(reliable) and label != "un")
 
