@@ -270,6 +270,17 @@ def _accuracy(prediction: str, gold: str, language: str) -> float:
     return float(prediction == gold)
 
 
+def _script_share(prediction: str, gold: str, language: str) -> float:
+    """Share of the prediction's letters written in the reference's main script (0 for an answer without letters)."""
+    from ayakit.data.sources.facts import text_script
+
+    want = text_script(gold)
+    letters = [ch for ch in prediction if ch.isalpha()]
+    if not want or not letters:
+        return 0.0
+    return sum(text_script(ch) == want for ch in letters) / len(letters)
+
+
 def _chrf():
     from sacrebleu.metrics import CHRF
 
@@ -301,6 +312,7 @@ METRICS: dict[str, Callable[[], Metric]] = {
     "rougeL": lambda: MeanMetric("rougeL", _rouge_l),
     "rougeLsum": lambda: MeanMetric("rougeLsum", _rouge_lsum),
     "chrf++": lambda: SacreMetric("chrf++", _chrf),
+    "script_share": lambda: MeanMetric("script_share", _script_share),
     "spbleu": lambda: SacreMetric("spbleu", _bleu_none, _spm_pieces),
 }
 

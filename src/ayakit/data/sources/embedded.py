@@ -49,6 +49,8 @@ class Family:
     kind: str
     license: str
     heldout: bool
+    metric: str | None = None  # held-out families: the eval metric when not the default (accuracy / chrF++)
+    max_new_tokens: int | None = None  # held-out generation families: the answer length to generate
 
 
 @functools.cache
@@ -59,7 +61,8 @@ def families() -> dict[str, Family]:
     for f in cat["families"]:
         out[f["name"]] = Family(name=f["name"], description=f["description"], facts=f["facts"],
                                 dataset=f["dataset"], kind=f["kind"], license=cat["licenses"][f["dataset"]],
-                                heldout=bool(f["heldout"]))
+                                heldout=bool(f["heldout"]), metric=f.get("metric"),
+                                max_new_tokens=f.get("max_new_tokens"))
     return out
 
 
@@ -181,6 +184,9 @@ def heldout_items(language: str, n_prompts: int = 5, max_items: int | None = Non
     code = get(language).code
     out: list[EvalItem] = []
     for family in heldout_families():
+        fam = families()[family]
+        meta = {"family": family} | {k: v for k, v in (("metric", fam.metric), ("max_new_tokens", fam.max_new_tokens))
+                                     if v is not None}
         temps = load_templates(family)[:n_prompts]
         records = family_facts(family, code, seed=seed)
         if max_items is not None and len(records) > max_items:
@@ -195,9 +201,8 @@ def heldout_items(language: str, n_prompts: int = 5, max_items: int | None = Non
                     continue
                 if choices is not None:
                     out.append(EvalItem(id=item_id, task=family, language=code, prompt_id=tpl.id, inputs=inputs,
-                                        targets=[targets], choices=choices, gold=rec["gold"],
-                                        meta={"family": family}))
+                                        targets=[targets], choices=choices, gold=rec["gold"], meta=dict(meta)))
                 else:
                     out.append(EvalItem(id=item_id, task=f"{family}-gen", language=code, prompt_id=tpl.id,
-                                        inputs=inputs, targets=[targets], meta={"family": family}))
+                                        inputs=inputs, targets=[targets], meta=dict(meta)))
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import random
+import unicodedata
 from collections.abc import Callable
 from datetime import date, timedelta
 from importlib import resources
@@ -344,6 +345,66 @@ def month_pick(language: str, seed: int = 0, n: int = 0) -> Facts:
     return [item for item in out if item]
 
 
+def text_script(text: str) -> str:
+    """The Unicode script most of a text's letters belong to (first word of their Unicode names: LATIN, CJK...)."""
+    counts: dict[str, int] = {}
+    for ch in text:
+        if ch.isalpha():
+            name = unicodedata.name(ch, "")
+            if name:
+                counts[name.split()[0]] = counts.get(name.split()[0], 0) + 1
+    return max(counts, key=counts.get) if counts else ""
+
+
+@functools.cache
+def _calendar_names() -> dict[str, dict[str, tuple[str, str]]]:
+    """key (month1..12, day1..7) -> language -> (native name, its script), over every registry language."""
+    from ayakit.languages import languages
+
+    out: dict[str, dict[str, tuple[str, str]]] = {}
+    for lang in languages():
+        for rec in months(lang.code) + weekdays(lang.code):
+            out.setdefault(rec["key"], {})[lang.code] = (rec["native"], text_script(rec["native"]))
+    return out
+
+
+def _language_pick(language: str, seed: int, same_script: bool) -> Facts:
+    """One item per month and weekday: its name in `language` among the SAME fact in 3 other languages."""
+    code = get(language).code
+    family = "language_pick_same" if same_script else "language_pick_script"
+    rng = _seeded(seed, code, family)
+    names = _calendar_names()
+    out: Facts = []
+    for rec in months(code) + weekdays(code):
+        gold, script = names[rec["key"]][code]
+        pool = sorted({name for other, (name, scr) in names[rec["key"]].items()
+                       if other != code and name != gold and (scr == script) == same_script})
+        if len(pool) < 3:
+            continue
+        item = _choice_item(rec["key"], gold, _similar_length(gold, pool, 3, rng), rng,
+                            english=rec["english"], script=script)
+        if item:
+            out.append(item)
+    return out
+
+
+def language_pick_script(language: str, seed: int = 0, n: int = 0) -> Facts:
+    """Language fidelity across scripts: a month or weekday name in the language among the same name in 3
+    languages written in other scripts."""
+    return _language_pick(language, seed, same_script=False)
+
+
+def language_pick_same(language: str, seed: int = 0, n: int = 0) -> Facts:
+    """Language fidelity within a script: the name among the same name in 3 other languages of the same script
+    (empty for a language whose script too few others share)."""
+    return _language_pick(language, seed, same_script=True)
+
+
+def calendar_names(language: str, seed: int = 0, n: int = 0) -> Facts:
+    """The 12 month and 7 weekday names of a language (with their English names), for generation tasks."""
+    return months(language) + weekdays(language) if months(language) and weekdays(language) else []
+
+
 def _similar_length(gold: str, pool: list[str], k: int, rng: random.Random) -> list[str]:
     """k distractors drawn from the 2k of the pool closest in length to the gold answer, so that a model's bias
     for short (or long) strings cannot pick the answer on its own."""
@@ -363,5 +424,6 @@ def _choice_item(key: str, gold: str, distractors: list[str], rng: random.Random
 EXTRACTORS: dict[str, Callable[..., Facts]] = {
     f.__name__: f for f in (months, weekdays, month_or_weekday, countries, language_names, decimals, dates,
                             currencies, units, relative_times, lists, number_words, dialogue_turns,
-                            weekday_pick, month_pick)
+                            weekday_pick, month_pick, language_pick_script, language_pick_same,
+                            calendar_names)
 }
