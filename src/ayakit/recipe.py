@@ -159,7 +159,7 @@ class EvalConfig(Strict):
     num_fewshot: int = Field(0, ge=0)
     batch_size: int = Field(32, gt=0)
     normalization: Literal["none", "token", "byte"] = "none"
-    max_new_tokens: int = Field(64, gt=0)
+    max_new_tokens: int | None = Field(None, gt=0)  # caps every generation task; None keeps each task's own
     baseline: bool = True  # evaluate the untrained model too
 
 
