@@ -318,11 +318,12 @@ def comparison_section(art: RunArtifacts, out: Path) -> Section | None:
         b = (base.get("tasks", {}).get(name) or {}).get("score")
         a = t.get("score")
         delta = a - b if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
-        rows.append([name, "yes" if t.get("unseen_task") else "no", fmt(b, nd), fmt(a, nd),
-                     f"{delta:+.{nd}f}" if delta is not None else "–"])
+        rows.append([name, t.get("metric", "–"), fmt(t.get("chance"), nd), "yes" if t.get("unseen_task") else "no",
+                     fmt(b, nd), fmt(a, nd), f"{delta:+.{nd}f}" if delta is not None else "–"])
         if delta is not None and delta > 0:
-            bold.add((i, 4))
-    sec.tables.append(Table("Per task", ["task", "held-out", "untrained", "trained", "delta"], rows, bold=bold))
+            bold.add((i, 6))
+    sec.tables.append(Table("Per task", ["task", "metric", "chance", "held-out", "untrained", "trained", "delta"],
+                            rows, bold=bold))
     b_t, a_t = by_tier(base), by_tier(trained)
     tiers = [t for t in TIER_ORDER if t in a_t or t in b_t] + [t for t in a_t if t not in TIER_ORDER]
     b_all, a_all = overall(base), overall(trained)
