@@ -58,9 +58,10 @@ def test_delta_and_winner_marked_in_comparison(fake_run: Path) -> None:
     table = md.split("### Per task")[1].split("###")[0]
     row = next(line for line in table.splitlines() if line.startswith("| xcopa_mini"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    before, after = float(cells[2]), float(cells[3])
-    assert cells[4].strip("*") == f"{after - before:+.1f}"
-    assert cells[4].startswith("**") == (after > before)
+    assert cells[1] == "accuracy"
+    before, after = float(cells[4]), float(cells[5])
+    assert cells[6].strip("*") == f"{after - before:+.1f}"
+    assert cells[6].startswith("**") == (after > before)
 
 
 def test_partial_run_and_safety_extension(tmp_path: Path) -> None:
