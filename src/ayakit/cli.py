@@ -48,7 +48,7 @@ class LazyGroup(typer.core.TyperGroup):
                 or obj.registered_callback else typer.main.get_command(obj)
         else:
             sub = typer.Typer(add_completion=False)
-            sub.command(name=name, help=help_text)(obj)
+            sub.command(name=name, help=None if obj.__doc__ else help_text)(obj)  # the docstring explains more
             cmd = typer.main.get_command(sub)
         cmd.name = name
         if not cmd.help:
