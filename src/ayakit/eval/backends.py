@@ -410,16 +410,21 @@ class HFCausalBackend(_HFBackend):
             return self._packed(requests)
         return self._cached(requests)
 
-    def _packed(self, requests: list[tuple[str, list[str]]]) -> list[list[LogLik]]:
-        import torch
-
+    def _prepare(self, requests: list[tuple[str, list[str]]]) -> tuple[list, list[list[str]], list[list[LogLik]],
+                                                                        list[int]]:
+        """Encoded requests, continuation texts (for byte counts), empty results and choices per request."""
         encoded = self._encode_requests(requests)
         texts = [[self._split_space(ctx, c)[1] for c in conts] for ctx, conts in requests]
         for k, (ctx, _) in enumerate(encoded):
             if not ctx:
                 raise BackendError(f"request {k}: empty context and the tokenizer has no bos token to condition on")
         results: list[list[LogLik]] = [[] for _ in requests]
-        sizes = [max(1, len(conts)) for _, conts in encoded]
+        return encoded, texts, results, [max(1, len(conts)) for _, conts in encoded]
+
+    def _packed(self, requests: list[tuple[str, list[str]]]) -> list[list[LogLik]]:
+        import torch
+
+        encoded, texts, results, sizes = self._prepare(requests)
         lengths = [len(ctx) + sum(len(c) for c in conts) for ctx, conts in encoded]
         order = sorted(range(len(encoded)), key=lambda i: -lengths[i])
         dev = self.device
@@ -476,13 +481,7 @@ class HFCausalBackend(_HFBackend):
     def _cached(self, requests: list[tuple[str, list[str]]]) -> list[list[LogLik]]:
         import torch
 
-        encoded = self._encode_requests(requests)
-        texts = [[self._split_space(ctx, c)[1] for c in conts] for ctx, conts in requests]
-        for k, (ctx, _) in enumerate(encoded):
-            if not ctx:
-                raise BackendError(f"request {k}: empty context and the tokenizer has no bos token to condition on")
-        results: list[list[LogLik]] = [[] for _ in requests]
-        sizes = [max(1, len(conts)) for _, conts in encoded]
+        encoded, texts, results, sizes = self._prepare(requests)
         order = sorted(range(len(encoded)),
                        key=lambda i: (-len(encoded[i][0]), -max((len(c) for c in encoded[i][1]), default=0)))
         for group in _chunks(order, sizes, self.batch_size):
