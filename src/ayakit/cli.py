@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("ayakit.train.cli:train_cmd", "Finetune a seq2seq or decoder model on a mixture."),
     "eval": ("ayakit.eval.cli:app", "Evaluate a model per language and resource tier; compare runs."),
     "run": ("ayakit.runner:run_cmd", "Run a recipe end to end: data, tokenizer, baseline, train, eval, report."),
-    "ablate": ("ayakit.runner:ablate_cmd", "Train recipe variants under one budget and compare them."),
+    "ablate": ("ayakit.ablate:ablate_cmd", "Train recipe variants under one budget and compare them."),
     "report": ("ayakit.report.cli:report_cmd", "Write the HTML and Markdown report of a run."),
     "serve": ("ayakit.serve.cli:serve_cmd", "Serve a model over an OpenAI-compatible HTTP API."),
     "chat": ("ayakit.serve.cli:chat_cmd", "Chat with a model in the terminal, streaming tokens."),

@@ -1,4 +1,4 @@
-"""`ayakit run` and `ayakit ablate`: the stages in order, each skipped when its inputs have not changed."""
+"""`ayakit run`: the stages in order, each skipped when its inputs have not changed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, Task,
                            TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
@@ -21,7 +20,7 @@ from rich.text import Text
 
 from ayakit.io import (MANIFEST, file_sha256, fingerprint, read_json, write_json_atomic, write_manifest,
                        write_text_atomic)
-from ayakit.recipe import Recipe, RecipeError, apply_override, load_recipe, parse_override, recipe_from_dict
+from ayakit.recipe import Recipe, RecipeError, load_recipe
 
 STATE_DIR = "stages"  # runs/<name>/stages/<stage>/manifest.json: what each stage last finished with
 STAGE_NAMES = ("data", "tokenizer", "baseline", "train", "eval", "report")
@@ -368,171 +367,3 @@ def run_cmd(
     t0 = time.perf_counter()
     result = run_recipe(rec, run_dir or Path("runs") / rec.name, force=force, console=console)
     print_summary(result, console, time.perf_counter() - t0)
-
-
-# --------------------------------------------------------------------------------------------------- ablations
-
-
-@dataclass
-class Variant:
-    """One arm of an ablation: a name, a description, its overrides on the base recipe."""
-
-    name: str
-    description: str
-    overrides: list[str]
-    recipe: Path | None = None  # a whole recipe of its own instead of the ablation's base
-
-
-@dataclass
-class Ablation:
-    """A base recipe, overrides every variant shares, and the variants."""
-
-    name: str
-    description: str
-    base: Path | None
-    overrides: list[str]
-    variants: list[Variant]
-    compare: list[str] = field(default_factory=list)  # recipe keys shown beside the results (e.g. source weights)
-
-
-def _override_list(value: Any, where: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, dict):
-        return [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
-                for k, v in value.items()]
-    if isinstance(value, list) and all(isinstance(x, str) for x in value):
-        return list(value)
-    raise RecipeError(f"{where}: overrides are a list of 'key=value' strings or a mapping of key: value")
-
-
-def load_ablation(path: Path) -> Ablation:
-    """Read an ablation file; the base recipe path is relative to the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"ablation file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
-    unknown = set(data) - {"name", "description", "base", "overrides", "variants", "compare"}
-    if unknown:
-        raise RecipeError(f"{path}: unknown keys {sorted(unknown)} (expected name, description, base, overrides, "
-                          "variants, compare)")
-    for key in ("name", "variants"):
-        if key not in data:
-            raise RecipeError(f"{path}: missing key {key!r}")
-    variants = []
-    for i, v in enumerate(data["variants"] or []):
-        if not isinstance(v, dict) or "name" not in v:
-            raise RecipeError(f"{path}: variants[{i}] needs a name")
-        unknown = set(v) - {"name", "description", "overrides", "recipe"}
-        if unknown:
-            raise RecipeError(f"{path}: variants[{i}]: unknown keys {sorted(unknown)}")
-        if "recipe" not in v and "base" not in data:
-            raise RecipeError(f"{path}: variants[{i}] names no recipe and the file has no base")
-        variants.append(Variant(str(v["name"]), str(v.get("description", "")),
-                                _override_list(v.get("overrides"), f"{path}: variants[{i}].overrides"),
-                                (path.parent / v["recipe"]).resolve() if v.get("recipe") else None))
-    if len(variants) < 2:
-        raise RecipeError(f"{path}: an ablation needs at least two variants")
-    names = [v.name for v in variants]
-    if len(set(names)) != len(names):
-        raise RecipeError(f"{path}: duplicate variant names {names}")
-    base = (path.parent / data["base"]).resolve() if data.get("base") else None
-    return Ablation(str(data["name"]), str(data.get("description", "")), base,
-                    _override_list(data.get("overrides"), f"{path}: overrides"), variants,
-                    [str(k) for k in data.get("compare") or []])
-
-
-def variant_recipes(ab: Ablation, extra: list[str] | None = None, data_dir: Path | None = None) -> dict[str, Recipe]:
-    """Each variant's recipe; an error when variants differ in budget, seed or training length."""
-    recipes = {}
-    for i, v in enumerate(ab.variants):
-        source = v.recipe or ab.base
-        data = yaml.safe_load(source.read_text(encoding="utf-8")) if source and source.is_file() else None
-        if not isinstance(data, dict):
-            raise RecipeError(f"ablation {ab.name}, variant {v.name}: recipe {source} is missing or not a mapping")
-        for text in [*ab.overrides, *v.overrides, *(extra or []),
-                     *([f"data_dir={Path(data_dir).expanduser().resolve()}"] if data_dir else [])]:
-            keys, value = parse_override(text)
-            apply_override(data, keys, value)
-        data["name"] = f"{ab.name}-{v.name}"
-        if i > 0:  # the untrained model is context, not a variant: evaluate it once, with the first variant
-            data.setdefault("eval", {})["baseline"] = False
-        recipes[v.name] = recipe_from_dict(data, where=f"ablation {ab.name}, variant {v.name}")
-    same = ("seed", "data.budget", "train.steps", "train.epochs", "train.max_minutes", "train.batch_size")
-    for key in same:
-        values = {name: _get(r.model_dump(mode="json"), key) for name, r in recipes.items()}
-        if len({repr(x) for x in values.values()}) > 1:
-            raise RecipeError(f"ablation {ab.name}: variants differ in {key} ({values}); an ablation compares "
-                              "variants under one budget and seed")
-    return recipes
-
-
-def _get(d: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if isinstance(d, list):
-            d = next((x for x in d if isinstance(x, dict) and x.get("name") == part), None)
-        elif isinstance(d, dict):
-            d = d.get(part)
-        else:
-            return None
-    return d
-
-
-def run_ablation(ab: Ablation, runs_dir: Path, extra: list[str] | None = None, data_dir: Path | None = None,
-                 force: str | None = None, console: Console | None = None) -> Path:
-    """Run every variant (each a full run under runs_dir/<ablation>/<variant>) and write the comparison report."""
-    from ayakit.report.ablation import build_ablation_report
-
-    console = console or Console()
-    recipes = variant_recipes(ab, extra, data_dir)
-    root = Path(runs_dir) / ab.name
-    progress = make_progress(console)
-    with progress:
-        top = progress.add_task(f"[bold]ablation {ab.name}", total=len(recipes))
-        for name, rec in recipes.items():
-            progress.console.print(f"[bold]variant {name}[/]")
-            before = set(progress.task_ids)
-            run_recipe(rec, root / name, force=force, progress=progress, console=console)
-            for task_id in set(progress.task_ids) - before:
-                progress.remove_task(task_id)
-            progress.advance(top)
-    return build_ablation_report(ab, {name: root / name for name in recipes}, root)
-
-
-def ablate_cmd(
-    ablation: Path = typer.Argument(..., help="The ablation YAML: a base recipe, shared overrides and variants "
-                                    "(e.g. recipes/ablations/demo-weightings.yaml)."),
-    overrides: list[str] = typer.Argument(None, help="key=value overrides applied to every variant."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Runs go to RUNS_DIR/<ablation name>/<variant>."),
-    force: str = typer.Option(None, "--force", help=f"Redo this stage and later ones in every variant "
-                              f"({', '.join(STAGE_NAMES)})."),
-    data_dir: Path = typer.Option(None, "--data-dir", help="Public data directory (default: recipe data_dir, "
-                                  "else $AYAKIT_DATA_DIR)."),
-    base: Path = typer.Option(None, "--base", help="Use this base recipe instead of the file's (e.g. "
-                              "recipes/demo-smoke.yaml for a quick check of the same variants)."),
-    only: list[str] = typer.Option(None, "--only", help="Run only these variants (repeat the option); the "
-                                   "comparison shows those."),
-) -> None:
-    """Train recipe variants under one budget and seed, then compare them paper-style (one row per variant, one
-    column per task, winners marked) in RUNS_DIR/<ablation>/report.md and index.html."""
-    from ayakit.report.ablation import comparison_text
-
-    console = Console()
-    ab = load_ablation(ablation)
-    if base is not None:
-        ab.base = Path(base).resolve()
-    if only:
-        unknown = set(only) - {v.name for v in ab.variants}
-        if unknown:
-            raise RecipeError(f"--only {sorted(unknown)}: no such variant in {ablation} "
-                              f"(variants: {', '.join(v.name for v in ab.variants)})")
-        ab.variants = [v for v in ab.variants if v.name in only]
-    t0 = time.perf_counter()
-    index = run_ablation(ab, runs_dir, overrides or [], data_dir, force, console)
-    console.print(f"\n[bold]ablation finished in {time.perf_counter() - t0:.0f} s[/]")
-    console.print(comparison_text(index.parent), highlight=False, soft_wrap=True)
-    console.print(f"report: {index}")
-    console.print(f"markdown: {index.with_name('report.md')}")

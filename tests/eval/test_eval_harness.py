@@ -10,7 +10,6 @@ import pytest
 
 from ayakit.errors import DataError
 from ayakit.eval.backends import GenerationParams, LogLik
-from ayakit.eval.compare import compare_table, find_summaries
 from ayakit.eval.harness import evaluate
 from ayakit.eval.tasks import UnknownTaskError, get_task
 
@@ -162,28 +161,6 @@ def test_few_shot_prefix_comes_from_the_train_split(shared_data):
     items, _ = get_task("sib200").items(languages=["fra"], n_prompts=1, max_items=1, num_fewshot=2,
                                         data_dir=shared_data)
     assert items[0].inputs.count("Topic classification:") == 3 and items[0].meta["fewshot"] == 2
-
-
-def test_compare_marks_winners_per_task_and_tier(tmp_path):
-    def summary(a: float, b: float) -> dict:
-        return {"model": "m", "tasks": {
-            "xcopa": {"unseen_task": True, "score": a, "by_tier": {"high": {"score": a}, "low": {"score": a - 1}}},
-            "flores-x-eng": {"unseen_task": False, "score": b, "by_tier": {"mid": {"score": b}}}}}
-
-    for name, (a, b) in {"aya": (60.0, 20.0), "mt0x": (55.0, 25.0)}.items():
-        d = tmp_path / "runs" / name / "eval" / "model"
-        d.mkdir(parents=True)
-        (d / "summary.json").write_text(json.dumps(summary(a, b)))
-    found = find_summaries([tmp_path / "runs" / "aya", tmp_path / "runs" / "mt0x"])
-    assert list(found) == ["aya/model", "mt0x/model"]
-    per_task, per_tier = compare_table(found)
-    assert per_task.columns[:2] == ["xcopa", "flores-x-eng"]
-    win = per_task.winners()
-    assert win[0] == {"aya/model"} and win[1] == {"mt0x/model"}
-    assert "xcopa HR" in per_tier.columns and "xcopa MR" not in per_tier.columns
-    assert "**60.0**" in per_task.to_markdown()
-    with pytest.raises(DataError, match="no summary.json"):
-        find_summaries([tmp_path / "nothing"])
 
 
 def test_cli_runs_and_compares(tiny_models, shared_data, tmp_path):

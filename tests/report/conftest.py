@@ -37,6 +37,18 @@ def _summary(model: str, seed: int, lift: float) -> dict:
             "by_tier": {}, "notes": ["fixture"]}
 
 
+def write_item_rows(eval_dir: Path, summary: dict, seed: int, n: int = 20) -> None:
+    """Per-item rows (<task>.jsonl) whose accuracy per language is close to the summary's score."""
+    rng = random.Random(seed)
+    for task, t in summary["tasks"].items():
+        rows = []
+        for code, v in t["by_language"].items():
+            for i in range(n):
+                ok = float(rng.random() * 100 < v["score"])
+                rows.append({"id": f"{code}-{i}", "language": code, "prompt_id": "p0", "stats": {t["metric"]: [ok]}})
+        (eval_dir / f"{task}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
 def write_fake_run(run_dir: Path) -> Path:
     """A run directory with recipe, data stats, fertility, metrics and two eval summaries."""
     (run_dir / "data").mkdir(parents=True)
@@ -67,7 +79,9 @@ def write_fake_run(run_dir: Path) -> Path:
     for model, seed, lift in (("baseline", 1, 10.0), ("trained", 2, 50.0)):
         d = run_dir / "eval" / model
         d.mkdir(parents=True)
-        (d / "summary.json").write_text(json.dumps(_summary(model, seed, lift)), encoding="utf-8")
+        summary = _summary(model, seed, lift)
+        (d / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+        write_item_rows(d, summary, seed)
     return run_dir
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from ayakit.recipe import RecipeError
 from ayakit.report.ablation import UNTRAINED_ROW, build_ablation_report, comparison_text
-from ayakit.runner import load_ablation, variant_recipes
+from ayakit.ablate import load_ablation, plan_ablation, variant_recipes
 
 
 def _ablation_file(tmp_path: Path, second_budget: int | None = None) -> Path:
@@ -50,30 +50,57 @@ def test_bad_ablation_files(tmp_path: Path) -> None:
         load_ablation(bad)
 
 
-def test_comparison_marks_winners(tmp_path: Path, fake_run: Path) -> None:
+def _set_items(eval_dir: Path, task: str, correct: float) -> None:
+    rows = [json.loads(x) for x in (eval_dir / f"{task}.jsonl").read_text().splitlines()]
+    for i, r in enumerate(rows):
+        r["stats"]["accuracy"] = [float(i % 100 < correct * 100)]
+    (eval_dir / f"{task}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_comparison_marks_only_significant_winners(tmp_path: Path, fake_run: Path) -> None:
     import shutil
 
     ab = load_ablation(_ablation_file(tmp_path))
     runs = {"a-heavy": fake_run, "b-heavy": tmp_path / "b"}
     shutil.copytree(fake_run, runs["b-heavy"])
-    summary = runs["b-heavy"] / "eval" / "trained" / "summary.json"
-    s = json.loads(summary.read_text())
-    s["tasks"]["xcopa_mini"]["score"] = 99.0  # b wins the held-out task
-    s["tasks"]["cldr_month"]["score"] = 1.0  # a wins the seen one
-    summary.write_text(json.dumps(s))
+    a_eval, b_eval = (runs[v] / "eval" / "trained" for v in runs)
+    _set_items(a_eval, "xcopa_mini", 0.3)
+    _set_items(b_eval, "xcopa_mini", 0.9)  # b clearly wins the held-out task
+    _set_items(b_eval, "cldr_month", 0.0)
+    _set_items(a_eval, "cldr_month", 0.0)
+    rows = [json.loads(x) for x in (b_eval / "cldr_month.jsonl").read_text().splitlines()]
+    rows[0]["stats"]["accuracy"] = [1.0]  # one item of 120: a tie, though b is ahead
+    (b_eval / "cldr_month.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     index = build_ablation_report(ab, runs, tmp_path / "out")
     comp = json.loads((tmp_path / "out" / "comparison.json").read_text())
-    assert comp["tasks"][0] == "xcopa_mini"  # held-out tasks first
-    assert comp["winners"]["xcopa_mini"] == ["b-heavy"] and comp["winners"]["cldr_month"] == ["a-heavy"]
-    assert comp["winners"]["heldout_avg"] == ["b-heavy"]
-    assert all(comp["winners"][f"tier:{t}"] == [] for t in comp["tiers"])  # identical tier scores: no winner
-    assert UNTRAINED_ROW in comp["rows"] and UNTRAINED_ROW not in sum(comp["winners"].values(), [])
+    rows = {r["key"]: r for r in comp["rows"]}
+    assert comp["rows"][0]["key"] == "xcopa_mini"  # held-out tasks first
+    assert rows["xcopa_mini"]["winner"] == "b-heavy"
+    assert rows["cldr_month"]["best"] == "b-heavy" and rows["cldr_month"]["winner"] is None
+    assert comp["untrained"]["xcopa_mini"] is not None  # context row from the baseline eval
     md = (tmp_path / "out" / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| b-heavy"))
-    assert "**99.0**" in row and "**1.0**" not in row
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1].startswith("**") and "**" not in cells[2]  # xcopa_mini bold; the cldr_month tie is not
     text = comparison_text(tmp_path / "out")
-    assert "99.0*" in text.splitlines()[-1]
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "best, significant" in text and "best, not significant" in text and UNTRAINED_ROW in text
     assert index.is_file() and (tmp_path / "out" / "ablation_tasks.png").is_file()
+
+
+def test_plan_shares_one_tokenizer_and_repeats_seeds(tmp_path: Path) -> None:
+    ab = load_ablation(_ablation_file(tmp_path))
+    plan = plan_ablation(ab, tmp_path / "runs", seeds=3)
+    assert plan.seeds == [1234, 1235, 1236] and plan.shared is not None
+    for name, runs in plan.runs.items():
+        assert [r.seed for r, _ in runs] == plan.seeds
+        assert [d.name for _, d in runs] == ["seed-1234", "seed-1235", "seed-1236"]
+        assert {r.tokenizer.pretrained for r, _ in runs} == {str((tmp_path / "runs" / "ab" / "_shared" /
+                                                                  "tokenizer").resolve())}
+    assert [s.weight for s in plan.shared.data.sources] == [1.0, 1.0]  # the base mixture, no variant's weights
+    single = plan_ablation(ab, tmp_path / "runs", seeds=1, shared_tokenizer=False)
+    assert single.shared is None and all(r.tokenizer.pretrained is None for rs in single.runs.values() for r, _ in rs)
+    assert [d.name for _, d in single.runs["a-heavy"]] == ["a-heavy"]
 
 
 def test_shipped_ablation_files_load_with_one_budget() -> None:

@@ -131,18 +131,24 @@ def run_cmd(
 
 @app.command("compare")
 def compare_cmd(
-    dirs: list[Path] = typer.Argument(..., help="Directories holding summary.json, or run directories (their "
-                                                "eval/*/summary.json)."),
-    markdown: Path = typer.Option(None, "--markdown", help="Also write the tables as Markdown to this file."),
+    dirs: list[Path] = typer.Argument(..., help="Directories holding summary.json and <task>.jsonl, or run "
+                                                "directories (their eval/*/)."),
+    markdown: Path = typer.Option(None, "--markdown", help="Also write the comparison as Markdown to this file."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resamples."),
+    width: int = typer.Option(80, "--width", min=40, help="Terminal columns the table must fit."),
 ) -> None:
-    """Models side by side per task (the paper's Table 5) and per resource tier (Table 7); winners marked."""
-    from ayakit.eval.compare import compare_table, find_summaries
+    """Models side by side per task (the paper's Table 5), per resource tier (Table 7) and overall.
+
+    Each difference is a paired bootstrap on the items both models answered, with its 95% interval; a model is
+    marked the winner (*) only where it is significantly better than every other. Tasks, languages or items that
+    not every model has are left out of the comparison and listed as warnings.
+    """
+    from ayakit.eval.compare import compare_dirs, to_markdown, to_text
     from ayakit.io import write_text_atomic
 
-    tables = compare_table(find_summaries(dirs))
-    console = Console()
-    for table in tables:
-        console.print(table.to_rich())
+    comp = compare_dirs(dirs, seed=seed)
+    console = Console(width=max(width, 40))
+    console.print(to_text(comp, width), highlight=False, soft_wrap=True)
     if markdown:
-        write_text_atomic(markdown, "\n".join(t.to_markdown() for t in tables))
+        write_text_atomic(markdown, to_markdown(comp))
         console.print(f"written: {markdown}")

@@ -1,89 +1,77 @@
-"""The paper-style comparison of ablation variants (Tables 5 and 7): one row per variant, one column per task."""
+"""The paper-style comparison of ablation variants (Tables 5 and 7): one row per variant, one column per task, each
+difference to the best variant with a paired bootstrap interval; a winner only where it is significant."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
+from ayakit.eval.compare import Comparison, compare_sides, context_scores, to_text
+from ayakit.eval.significance import load_eval
 from ayakit.io import read_json, write_json_atomic, write_manifest, write_text_atomic
 from ayakit.report import plots
-from ayakit.report.artifacts import BASELINE, TRAINED, load_run
 from ayakit.report.model import Figure, Report, Section, Table
 from ayakit.report.render import to_html, to_markdown
-from ayakit.report.scores import TIER_ORDER, by_tier, digits, metric_name, overall, tasks
-from ayakit.report.sections import _counts, fmt, pct
+from ayakit.report.sections import _counts, pct
 
 COMPARISON = "comparison.json"
 UNTRAINED_ROW = "(untrained)"
 
 
-def _winners(values: dict[str, float | None], nd: int = 3) -> list[str]:
-    """The rows with the best (highest) value at the shown precision, ties included; none for fewer than two rows."""
-    present = {k: round(v, nd) for k, v in values.items() if v is not None}
-    if len(present) < 2:
-        return []
-    best = max(present.values())
-    winners = [k for k, v in present.items() if v == best]
-    return [] if len(winners) == len(present) else winners  # a column where all tie has no winner
+def _cell(score: float | None, ci: Any = None) -> str:
+    if score is None:
+        return "–"
+    return f"{score:.1f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
 
 
-def compare(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Scores per variant and task, the held-out average, per-tier averages and the winners of each column."""
-    task_names: list[str] = []
-    for s in summaries.values():
-        for name in tasks(s):
-            if name not in task_names:
-                task_names.append(name)
-    ref = next(iter(summaries.values()), {})
-    unseen = {n for n, t in tasks(ref).items() if t.get("unseen_task")}
-    task_names.sort(key=lambda n: (n not in unseen, n))
-    rows = {}
-    for variant, s in summaries.items():
-        rows[variant] = {"tasks": {n: (tasks(s).get(n) or {}).get("score") for n in task_names},
-                         "heldout_avg": overall(s, heldout=True), "by_tier": by_tier(s, heldout=True)}
-    trained = [v for v in rows if v != UNTRAINED_ROW]
-    nd = digits(ref)
-    winners = {n: _winners({v: rows[v]["tasks"][n] for v in trained}, nd) for n in task_names}
-    winners["heldout_avg"] = _winners({v: rows[v]["heldout_avg"] for v in trained}, nd)
-    tiers = [t for t in TIER_ORDER if any(t in rows[v]["by_tier"] for v in rows)]
-    for t in tiers:
-        winners[f"tier:{t}"] = _winners({v: rows[v]["by_tier"].get(t) for v in trained}, nd)
-    return {"tasks": task_names, "unseen": sorted(unseen), "tiers": tiers, "digits": digits(ref),
-            "metrics": {n: (tasks(ref).get(n) or {}).get("metric", "score") for n in task_names},
-            "metric": metric_name(ref) if ref else "score", "rows": rows, "winners": winners}
+def comparison_tables(comp: Comparison, untrained: dict[str, float | None] | None = None) -> list[Table]:
+    """Scores per task and average (winners in bold), the differences to the best, and the per-tier scores."""
+    task_rows = [r for r in comp.rows if not r.key.startswith("tier:")]
+    tier_rows = [r for r in comp.rows if r.key.startswith("tier:")]
+    tables = []
+    for title, rows, note in (
+            ("Results per task", task_rows, "† held-out (unseen) task. Score [95% interval over items"
+             + (" and seeds" if max(comp.seeds.values()) > 1 else "") + "]; bold: significantly better than every "
+             "other variant (paired bootstrap; none where the intervals of the differences include 0). The untrained "
+             "row is context, never a winner."),
+            ("Held-out score by resource tier", tier_rows, "Mean over held-out tasks of each task's score on the "
+             "tier's languages; bold as above.")):
+        if not rows:
+            continue
+        cols = ["variant", *[f"{r.label}{' †' if r.unseen else ''} ({r.metric})" for r in rows]]
+        body, bold = [], set()
+        if untrained:
+            body.append([UNTRAINED_ROW, *[_cell(untrained.get(r.key)) for r in rows]])
+        for name in comp.sides:
+            i = len(body)
+            body.append([name, *[_cell(r.cells[name].score, r.cells[name].ci) if name in r.cells else "–"
+                                 for r in rows]])
+            bold |= {(i, j) for j, r in enumerate(rows, 1) if r.winner == name}
+        tables.append(Table(title, cols, body, note=note, bold=bold))
+    cols = ["variant", *[r.label for r in comp.rows]]
+    body = []
+    for name in comp.sides:
+        cells = []
+        for r in comp.rows:
+            c = r.cells.get(name)
+            if c is None:
+                cells.append("–")
+            elif c.delta is None:
+                cells.append("best" + (" (significant)" if r.winner == name else ""))
+            else:
+                cells.append(f"{c.delta:+.1f} [{c.delta_ci[0]:+.1f}, {c.delta_ci[1]:+.1f}]")
+        body.append([name, *cells])
+    tables.append(Table("Difference to the best variant", cols, body,
+                        note="Paired bootstrap on the items every variant answered: 95% interval of each variant "
+                             "minus the best. An interval that includes 0 is a tie at this sample size."))
+    return tables
 
 
-def comparison_tables(comp: dict[str, Any]) -> list[Table]:
-    """The results table (tasks + held-out average) and the per-tier table, winners in bold."""
-    names = list(comp["rows"])
-    nd = comp.get("digits", 3)
-    cols = [f"{n}{' †' if n in comp['unseen'] else ''} ({comp['metrics'][n]})" for n in comp["tasks"]]
-    rows, bold = [], set()
-    for i, v in enumerate(names):
-        r = comp["rows"][v]
-        rows.append([v, *[fmt(r["tasks"][n], nd) for n in comp["tasks"]], fmt(r["heldout_avg"], nd)])
-        for j, n in enumerate([*comp["tasks"], "heldout_avg"], start=1):
-            if v in comp["winners"].get(n, []):
-                bold.add((i, j))
-    results = Table("Results per task", ["variant", *cols, f"held-out avg ({comp['metric']})"], rows, bold=bold,
-                    note="† held-out (unseen) task. Bold: the best variant in the column (ties all bold, none when all tie); "
-                         "the untrained row is context, never a winner.")
-    rows, bold = [], set()
-    for i, v in enumerate(names):
-        r = comp["rows"][v]
-        rows.append([v, *[fmt(r["by_tier"].get(t), nd) for t in comp["tiers"]]])
-        for j, t in enumerate(comp["tiers"], start=1):
-            if v in comp["winners"].get(f"tier:{t}", []):
-                bold.add((i, j))
-    tiers = Table("Held-out score by resource tier", ["variant", *[f"{t}-resource" for t in comp["tiers"]]], rows,
-                  bold=bold, note="Mean over held-out tasks of each task's per-tier score.")
-    return [results, tiers]
-
-
-def _mixture_table(run_dirs: dict[str, Path]) -> Table | None:
+def _mixture_table(run_dirs: dict[str, list[Path]]) -> Table | None:
     kinds: dict[str, dict[str, float]] = {}
-    for v, d in run_dirs.items():
-        stats_path = d / "data" / "stats.json"
+    for v, dirs in run_dirs.items():
+        stats_path = dirs[0] / "data" / "stats.json"
         if stats_path.is_file():
             kinds[v] = _counts(read_json(stats_path), "kind")
     if not kinds:
@@ -94,62 +82,79 @@ def _mixture_table(run_dirs: dict[str, Path]) -> Table | None:
                  note="The paper's groups: human annotated, templated, translated.")
 
 
-def build_ablation_report(ablation: Any, run_dirs: dict[str, Path], out_dir: Path) -> Path:
-    """Write out_dir/{comparison.json, report.md, index.html, *.png}; returns index.html."""
+def _sides(run_dirs: dict[str, list[Path]], which: str, notes: list[str]) -> dict[str, list]:
+    out = {}
+    for v, dirs in run_dirs.items():
+        runs = [load_eval(d / "eval" / which) for d in dirs if (d / "eval" / which / "summary.json").is_file()]
+        if len(runs) < len(dirs):
+            notes.append(f"{v}: {len(dirs) - len(runs)} of {len(dirs)} runs have no {which} evaluation")
+        if runs:
+            out[v] = runs
+    return out
+
+
+def build_ablation_report(ablation: Any, run_dirs: dict[str, list[Path] | Path], out_dir: Path,
+                          notes: list[str] | None = None) -> Path:
+    """Write out_dir/{comparison.json, report.md, index.html, *.png}; run_dirs: variant -> its runs (one per
+    seed). Returns index.html."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summaries: dict[str, dict[str, Any]] = {}
-    first = next(iter(run_dirs.values()))
-    base = load_run(first).evals.get(BASELINE)
-    if base:
-        summaries[UNTRAINED_ROW] = base
-    for v, d in run_dirs.items():
-        trained = load_run(d).evals.get(TRAINED)
-        if trained:
-            summaries[v] = trained
-    comp = compare(summaries)
-    comp["name"] = ablation.name
-    comp["variants"] = {v.name: {"description": v.description, "overrides": v.overrides,
-                                 "run_dir": str(run_dirs[v.name])} for v in ablation.variants}
+    run_dirs = {v: [Path(d) for d in (ds if isinstance(ds, list) else [ds])] for v, ds in run_dirs.items()}
+    notes = list(notes or [])
+    comp = compare_sides(_sides(run_dirs, "trained", notes))
+    first = next(iter(run_dirs))
+    baseline = _sides({first: run_dirs[first]}, "baseline", [])
+    untrained = context_scores(baseline[first], comp) if baseline else None
+    data = comp.to_dict()
+    data.update(name=ablation.name, untrained=untrained, notes=notes,
+                variants={v.name: {"description": v.description, "overrides": v.overrides,
+                                   "run_dirs": [str(d) for d in run_dirs.get(v.name, [])]}
+                          for v in ablation.variants if v.name in run_dirs})
     sec = Section("comparison", "Comparison", paragraphs=[ablation.description] if ablation.description else [])
-    sec.tables = comparison_tables(comp)
-    win = comp["winners"].get("heldout_avg") or []
-    if win:
-        sec.paragraphs.append(f"Best held-out average: {', '.join(win)}.")
-    trained_rows = [v for v in comp["rows"] if v != UNTRAINED_ROW]
-    if comp["tasks"] and trained_rows:
+    sec.paragraphs += notes + [f"warning: {w}" for w in comp.warnings]
+    sec.tables = comparison_tables(comp, untrained)
+    avg = next((r for r in comp.rows if r.key == "heldout_avg"), None) or next(
+        (r for r in comp.rows if r.key == "avg"), None)
+    if avg is not None:
+        sec.paragraphs.append(f"Best {avg.label}: {avg.winner} (significant)." if avg.winner else
+                              f"No variant is significantly best on the {avg.label} (highest: {avg.best}).")
+    task_rows = [r for r in comp.rows if not r.key.startswith("tier:") and r.tasks and len(r.tasks) == 1]
+    if task_rows:
+        series = {v: [r.cells[v].score or 0.0 for r in task_rows] for v in comp.sides}
+        if untrained:
+            series = {UNTRAINED_ROW: [untrained.get(r.key) or 0.0 for r in task_rows], **series}
         sec.figures.append(Figure(plots.grouped_bars(
-            out_dir / "ablation_tasks.png", comp["tasks"],
-            {v: [comp["rows"][v]["tasks"][n] or 0.0 for n in comp["tasks"]] for v in comp["rows"]},
-            ylabel=f"score ({comp['metric']})", title=f"{ablation.name}: score per task and variant",
-            xlabel="task").name, "Each variant's score per task."))
+            out_dir / "ablation_tasks.png", [r.key for r in task_rows], series, ylabel="score",
+            title=f"{ablation.name}: score per task and variant", xlabel="task").name, "Each variant's score per task."))
     variants = Section("variants", "Variants", tables=[Table(
-        "What each variant changes", ["variant", "description", "overrides", "run"],
-        [[v.name, v.description, "; ".join(v.overrides), str(run_dirs[v.name])] for v in ablation.variants])])
+        "What each variant changes", ["variant", "description", "overrides", "runs"],
+        [[v.name, v.description, "; ".join(v.overrides), ", ".join(str(d) for d in run_dirs.get(v.name, []))]
+         for v in ablation.variants])])
     mix = _mixture_table(run_dirs)
     if mix:
         variants.tables.append(mix)
+    seeds = max(comp.seeds.values())
     report = Report(title=f"ayakit ablation: {ablation.name}",
-                    subtitle=f"{len(ablation.variants)} variants"
-                    + (f" of {ablation.base.name}" if ablation.base else "") + ", one budget and seed",
-                    headline=comparison_text(None, comp).splitlines(), sections=[sec, variants])
-    write_json_atomic(out_dir / COMPARISON, comp)
+                    subtitle=f"{len(comp.sides)} variants" + (f" of {ablation.base.name}" if ablation.base else "")
+                    + f", one budget, {seeds} seed{'s' if seeds > 1 else ''} each",
+                    headline=to_text(comp).splitlines(), sections=[sec, variants])
+    write_json_atomic(out_dir / COMPARISON, data)
     index = write_text_atomic(out_dir / "index.html", to_html(report))
     write_text_atomic(out_dir / "report.md", to_markdown(report))
-    write_manifest(out_dir, "ablation", inputs={"variants": comp["variants"]},
+    write_manifest(out_dir, "ablation", inputs={"variants": data["variants"]},
                    outputs={"index.html": "index.html", "report.md": "report.md", "comparison": COMPARISON})
     return index
 
 
-def comparison_text(out_dir: Path | None, comp: dict[str, Any] | None = None) -> str:
-    """The comparison as a fixed-width text table for the terminal (winners marked with *)."""
-    comp = comp or read_json(Path(out_dir) / COMPARISON)
-    cols = [*comp["tasks"], "heldout_avg"]
-    header = ["variant", *[c + (" †" if c in comp["unseen"] else "") for c in comp["tasks"]], "held-out avg"]
-    lines = [header]
-    for v, r in comp["rows"].items():
-        vals = [*(r["tasks"][n] for n in comp["tasks"]), r["heldout_avg"]]
-        lines.append([v, *[fmt(x, comp.get("digits", 3)) + ("*" if v in comp["winners"].get(c, []) else " ")
-                           for x, c in zip(vals, cols)]])
-    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines)
+def comparison_text(out_dir: Path, width: int = 80) -> str:
+    """The comparison for the terminal (fits `width` columns; winners marked with *), with the untrained row."""
+    data = read_json(Path(out_dir) / COMPARISON)
+    comp = Comparison.from_dict(data)
+    text = to_text(comp, width)
+    untrained = data.get("untrained") or {}
+    if untrained:
+        shown = ", ".join(f"{r.key} {untrained[r.key]:.1f}" for r in comp.rows if untrained.get(r.key) is not None)
+        text += "\n\n" + "\n".join(textwrap.wrap(f"{UNTRAINED_ROW}: {shown}", width))
+    for note in data.get("notes") or []:
+        text += "\n" + "\n".join(textwrap.wrap(f"note: {note}", width))
+    return text
