@@ -230,7 +230,7 @@ def compare_sides(sides: dict[str, Side], seed: int = 0) -> Comparison:
         row = _row("heldout_avg", "held-out tasks, mean", "score", aligned, unseen, None, seed)
         if row:
             rows.append(row)
-    if len(ordered) > 1:
+    if len(ordered) > 1 and len(unseen) < len(ordered):
         row = _row("avg", "all tasks, mean", "score", aligned, ordered, None, seed)
         if row:
             rows.append(row)
@@ -260,7 +260,8 @@ def _verdict(row: Row, name: str) -> str:
     if name == row.winner:
         return "best, significant"
     if name == row.best:
-        return "best, not significant"
+        tied = any(c.delta == 0 for n, c in row.cells.items() if n != name)
+        return "tied for best" if tied else "best, not significant"
     return ""
 
 
