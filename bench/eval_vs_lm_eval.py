@@ -216,7 +216,7 @@ def main() -> None:
         for arch in ("seq2seq", "causal"):
             from lm_eval.models.huggingface import HFLM
 
-            from ayakit.eval.backends import load_backend
+            from ayakit.models import load_backend
 
             ours = load_backend(str(models[arch]), batch_size=args.batch_size, convention="lm-eval")
             lm = HFLM(pretrained=str(models[arch]), backend=arch, device="cpu", dtype="float32",

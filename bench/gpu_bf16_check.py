@@ -74,7 +74,9 @@ def parity(device: str) -> dict:
     import torch.nn.functional as F
     from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
-    from ayakit.train.packing import PackedLM, collate, pack_rows
+    from ayakit.models.packed import collate
+    from ayakit.models.packed_lm import PackedLM
+    from ayakit.train.packing import pack_rows
 
     rng = random.Random(1)
     src = [[rng.randrange(4, 200) for _ in range(rng.randint(2, 30))] + [1] for _ in range(64)]

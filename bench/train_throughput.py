@@ -108,7 +108,7 @@ def main() -> None:
     from transformers import (AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Seq2SeqTrainer,
                               Seq2SeqTrainingArguments)
 
-    from ayakit.features import encode
+    from ayakit.models.encoding import encode
     from ayakit.recipe import recipe_from_dict
     from ayakit.train.dataset import is_validation
     from ayakit.train.loop import train

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ayakit.errors import DataError
-from ayakit.eval.backends import GenerationParams, LogLik
+from ayakit.models import GenerationParams, LogLik
 from ayakit.eval.harness import evaluate
 from ayakit.eval.tasks import UnknownTaskError, get_task
 
@@ -203,7 +203,7 @@ def test_normalisation_reuses_cached_loglikelihoods(shared_data, tmp_path):
 
 def test_sampled_generation_resumes_identically(tiny_models, tmp_path, monkeypatch):
     import ayakit.eval.harness as H
-    from ayakit.eval.backends import load_backend
+    from ayakit.models import load_backend
 
     monkeypatch.setattr(H, "GEN_CHUNK", 2)
     short = classmethod(lambda cls: cls(max_new_tokens=12, temperature=0.9, top_p=0.8))  # the paper's, shorter

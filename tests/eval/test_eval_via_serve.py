@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ayakit.eval.backends import GenerationParams, OpenAIBackend, load_backend
+from ayakit.models import GenerationParams, load_backend
+from ayakit.models.openai import OpenAIBackend
 
 
 def test_openai_backend_on_ayakit_serve_matches_the_local_model(tiny_models):

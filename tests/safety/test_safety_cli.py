@@ -101,7 +101,7 @@ def test_clear_errors(tiny_t5, tmp_path, monkeypatch) -> None:
 
 
 def test_report_section(tmp_path) -> None:
-    from ayakit.safety.report import report_section
+    from ayakit.report.safety import safety_section as report_section
     from ayakit.safety.summary import update_summary
 
     assert report_section(tmp_path, tmp_path) is None

@@ -143,7 +143,8 @@ def test_echo_logprobs_match_the_eval_backend(tiny_causal) -> None:
     """D's OpenAIBackend scores through `echo`; it must agree with scoring the model in-process."""
     from fastapi.testclient import TestClient
 
-    from ayakit.eval.backends import HFCausalBackend, OpenAIBackend
+    from ayakit.models.hf import HFCausalBackend
+    from ayakit.models.openai import OpenAIBackend
     from ayakit.serve.app import create_app
     from ayakit.serve.engine import Engine
 

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from ayakit.errors import DataError
-from ayakit.features import encode
+from ayakit.models.encoding import encode
 from ayakit.recipe import RecipeError, recipe_from_dict
 
 

@@ -8,7 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ayakit.train.packing import PackedLM, collate, epoch_rows, pack_rows
+from ayakit.models.packed import collate
+from ayakit.models.packed_lm import PackedLM
+from ayakit.train.packing import epoch_rows, pack_rows
 
 VOCAB = 50
 PAD, EOS, BOS = 0, 1, 3

@@ -10,7 +10,7 @@ import pytest
 import sentencepiece as spm
 import torch
 
-from ayakit.features import encode
+from ayakit.models.encoding import encode
 from ayakit.recipe import RecipeError, recipe_from_dict
 
 

@@ -148,7 +148,7 @@ def test_interrupted_run_resumes_without_redoing_work(source_file, tmp_path) -> 
 
 
 def test_hf_model_by_flores_codes_and_cli(tiny_nllb, source_file, tmp_path) -> None:
-    from ayakit.features import encode_source
+    from ayakit.models.encoding import encode_source
 
     tr = HFTranslator(str(tiny_nllb), max_new_tokens=8, device="cpu")
     assert tr.mode_for("swa") == "nllb" and tr.mode_for("fr") == "nllb" and tr.mode_for("zho") == "prompt"

@@ -166,7 +166,7 @@ def _fill(template: str, values: dict[str, str]) -> str:
 class HFTranslator:
     """Any HF model dir: FLORES language codes when the vocabulary has them ("nllb"), else a prompt ("prompt").
 
-    Prompts are tokenised as in training (ayakit.features.encode_source), except that a tokenizer with
+    Prompts are tokenised as in training (ayakit.models.encoding.encode_source), except that a tokenizer with
     `src_lang` (NLLB's) adds its own source-language code; decoding is greedy, batched.
     """
 
@@ -177,24 +177,19 @@ class HFTranslator:
     name: str = ""
 
     def __post_init__(self) -> None:
-        import torch
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+        from ayakit.models import load
 
         if self.mode not in ("auto", "nllb", "prompt"):
             raise DataError(f"translation mode {self.mode!r}: use auto, nllb or prompt")
         path = Path(self.model)
         if not path.is_dir():
             raise FileNotFoundError(f"translation model {path} is not a model directory")
-        config = AutoConfig.from_pretrained(path)
-        meta = json.loads((path / "ayakit.json").read_text(encoding="utf-8")) if (path / "ayakit.json").is_file() \
-            else {}
-        self.arch = meta.get("arch") or ("seq2seq" if config.is_encoder_decoder else "causal")
-        self.max_source = int(meta.get("max_source_length") or getattr(config, "max_position_embeddings", 0)
-                              or 1024)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        cls = AutoModelForSeq2SeqLM if self.arch == "seq2seq" else AutoModelForCausalLM
-        self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.hf = cls.from_pretrained(path).to(self.device).eval()
+        self.lm = load(path, device=self.device)
+        self.arch = self.lm.arch
+        self.max_source = self.lm.max_source_length or self.lm.positions or 1024
+        self.tokenizer = self.lm.tokenizer
+        self.hf = self.lm.model
+        self.device = str(self.lm.device)
         self.name = self.name or path.name
 
     def flores_token(self, language: str) -> str | None:
@@ -214,7 +209,7 @@ class HFTranslator:
 
     def translate(self, texts: list[str], source: str, target: str) -> list[tuple[str, bool]]:
         """Greedy translations of sentences in one batch, each with whether it holds an unknown token."""
-        from ayakit.features import encode_source
+        from ayakit.models.encoding import encode_source
 
         tok = self.tokenizer
         kwargs: dict[str, Any] = {}
@@ -237,24 +232,14 @@ class HFTranslator:
         return [(tok.decode(g, skip_special_tokens=True).strip(), unk is not None and unk in g) for g in generated]
 
     def generate_ids(self, ids: list[list[int]], **kwargs: Any) -> list[list[int]]:
-        """Generated token ids per prompt (padding and the decoder's start token removed)."""
-        import torch
+        """Generated token ids per prompt (one greedy batch; padding, the start token and eos removed)."""
+        from ayakit.models import GenerationParams
+        from ayakit.models.generation import generate
 
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         width = max(len(i) for i in ids)
-        batch = torch.full((len(ids), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(batch)
-        for row, seq in enumerate(ids):
-            span = slice(width - len(seq), width) if self.arch == "causal" else slice(0, len(seq))
-            batch[row, span] = torch.tensor(seq)
-            mask[row, span] = 1
-        with torch.inference_mode():
-            out = self.hf.generate(input_ids=batch.to(self.device), attention_mask=mask.to(self.device),
-                                   max_new_tokens=min(self.max_new_tokens, 2 * width + 16), do_sample=False,
-                                   num_beams=1, pad_token_id=pad, **kwargs)
-        out = out[:, width:] if self.arch == "causal" else out[:, 1:]
-        specials = {pad, self.tokenizer.eos_token_id}
-        return [[t for t in row.tolist() if t not in specials] for row in out]
+        params = GenerationParams(max_new_tokens=min(self.max_new_tokens, 2 * width + 16))
+        return generate(self.hf, self.arch, ids, params, pad_id=self.lm.pad_id, batch_size=None,
+                        eos_ids={self.tokenizer.eos_token_id} - {None}, **kwargs)
 
 
 # --- the step --------------------------------------------------------------------------------------------------

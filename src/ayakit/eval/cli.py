@@ -114,7 +114,7 @@ def run_cmd(
                 ids[name] = bar.add_task(name, total=total)
             bar.update(ids[name], completed=done, total=total)
 
-        from ayakit.eval.backends import load_backend
+        from ayakit.models import load_backend
 
         backend: Any = model
         if convention != "ayakit" and not model.startswith(("http://", "https://")):

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from ayakit import languages as L
-from ayakit.eval.backends import Backend, GenerationParams, LogLik, backend_name, load_backend, model_fingerprint
 from ayakit.eval.metrics import get_metric, spbleu_unavailable_reason
 from ayakit.eval.tasks import Task, chance, language_tier, resolve
 from ayakit.io import fingerprint, write_json_atomic, write_manifest, write_text_atomic
+from ayakit.models import Backend, GenerationParams, LogLik, load_backend
+from ayakit.models.backend import backend_name, model_fingerprint
 from ayakit.records import EvalItem
 
 NORMALIZATIONS = ("none", "token", "byte")

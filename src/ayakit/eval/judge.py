@@ -369,7 +369,7 @@ def answers_for(spec: str, items: list[PromptItem], params: Any, cache_dir: Path
     if progress:
         progress(len(items) - len(missing))
     if missing:
-        from ayakit.eval.backends import load_backend
+        from ayakit.models import load_backend
 
         backend = load_backend(spec, batch_size=batch_size)
         remote = spec.startswith(("http://", "https://"))
@@ -481,7 +481,7 @@ def judge_cmd(
     from rich.progress import Progress
     from rich.table import Table
 
-    from ayakit.eval.backends import GenerationParams
+    from ayakit.models import GenerationParams
 
     codes = [get_language(c.strip()).code for c in languages.split(",") if c.strip()]
     if prompts is not None:

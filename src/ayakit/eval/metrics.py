@@ -22,6 +22,8 @@ from typing import Protocol
 import numpy as np
 import yaml
 
+from ayakit.stats import bootstrap_ci  # noqa: F401 - moved to ayakit.stats (safety uses it too); re-exported
+
 
 @functools.lru_cache(maxsize=1)
 def _rules() -> dict:
@@ -339,19 +341,3 @@ def spbleu(predictions: list[str], references: list[str]) -> float:
     """Corpus spBLEU (FLORES-200 SentencePiece, then BLEU); ValueError saying why when it cannot be computed."""
     m = get_metric("spbleu")
     return m.aggregate(np.array([m.item_stats(p, [r], "") for p, r in zip(predictions, references)]))
-
-
-# --- bootstrap -----------------------------------------------------------------------------------------------------
-
-
-def bootstrap_ci(stats: np.ndarray, aggregate: Callable[[np.ndarray], float], n_resamples: int = 1000,
-                 seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
-    """A percentile bootstrap (1 - alpha) confidence interval over items (rows), deterministic for a seed."""
-    stats = np.asarray(stats, dtype=float)
-    if len(stats) == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(stats), size=(n_resamples, len(stats)))
-    values = np.array([aggregate(stats[row]) for row in idx])
-    lo, hi = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return (float(lo), float(hi))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -16,9 +14,6 @@ from ayakit.report.scores import TIER_ORDER, by_tier, digits, metric_name, overa
 
 # Stages that contribute their own section: "module:function(run_dir: Path, out_dir: Path) -> Section | None".
 # A missing module is skipped; the stage's summary.json is then shown as generic tables.
-EXTENSIONS = {"safety": "ayakit.safety.report:report_section"}
-
-
 def fmt(value: Any, digits: int = 3) -> str:
     """A number for a table cell; '–' for missing."""
     if isinstance(value, bool):
@@ -368,26 +363,15 @@ def generic_section(sec_id: str, title: str, summary: dict[str, Any]) -> Section
 
 
 def extension_sections(art: RunArtifacts, out: Path) -> list[Section]:
-    """Sections contributed by later stages (safety); a stage's own renderer when installed, else a generic one."""
-    found = []
-    for name, target in EXTENSIONS.items():
-        module_name, attr = target.split(":")
-        func: Callable | None = None
-        try:
-            func = getattr(importlib.import_module(module_name), attr, None)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not module_name.startswith(exc.name):
-                raise  # the stage's module exists but is broken: say so
-            func = None
-        if func is not None:
-            sec = func(art.run_dir, out)
-            if sec is not None:
-                found.append(sec)
-                continue
-        summary = getattr(art, name, None)
-        if isinstance(summary, dict):
-            found.append(generic_section(name, name.capitalize(), summary))
-    return found
+    """Sections of the stages after training (safety): their own tables, else the summary shown generically."""
+    from ayakit.report.safety import safety_section
+
+    sec = safety_section(art.run_dir, out)
+    if sec is not None:
+        return [sec]
+    if isinstance(art.safety, dict):
+        return [generic_section("safety", "Safety", art.safety)]
+    return []
 
 
 # The order of the report: what a reader asks first comes first; the long recipe comes last.

@@ -48,7 +48,7 @@ def _langs(value: str | None) -> list[str] | None:
 
 
 def _backend(spec: str, batch_size: int):
-    from ayakit.eval.backends import load_backend
+    from ayakit.models import load_backend
 
     return load_backend(spec, batch_size=batch_size)
 
@@ -148,7 +148,7 @@ def harm_cmd(
 ) -> None:
     """Harmful rate on held-out XSafety prompts per language, and over-refusal on benign prompts."""
     from ayakit.errors import DataError
-    from ayakit.eval.backends import load_backend
+    from ayakit.models import load_backend
     from ayakit.safety.harm import HarmConfig, LLMJudge, RefusalDetector, evaluate_harm
     from ayakit.safety.summary import model_label, update_summary
     from ayakit.safety.xsafety import load_split, write_split, xsafety_facts

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from ayakit import languages as L
-from ayakit.eval.backends import Backend, GenerationParams
+from ayakit.models import Backend, GenerationParams
 from ayakit.io import atomic_path, write_manifest
 from ayakit.errors import DataError
 from ayakit.records import Example, example_id, examples_to_table

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from ayakit import languages as L
-from ayakit.eval.backends import Backend, GenerationParams
+from ayakit.models import Backend, GenerationParams
 from ayakit.io import atomic_path, write_json_atomic, write_manifest
 from ayakit.safety import refusals
 from ayakit.safety.metrics import rate_summary

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ayakit.eval.metrics import bootstrap_ci
+from ayakit.stats import bootstrap_ci
 from ayakit.safety.scorers import TOXIC_THRESHOLD
 
 

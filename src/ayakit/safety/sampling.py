@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ayakit.eval.backends import Backend, GenerationParams
+from ayakit.models import Backend, GenerationParams
 
 
 def progress() -> Progress:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ayakit import languages as L
 from ayakit.errors import DataError
-from ayakit.eval.backends import Backend, GenerationParams
+from ayakit.models import Backend, GenerationParams
 from ayakit.io import atomic_path, write_json_atomic, write_manifest
 from ayakit.safety import bias
 from ayakit.safety.metrics import toxicity_summary

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 from collections.abc import Callable
@@ -10,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ayakit.features import encode_source
-
-DEFAULT_MAX_PROMPT_TOKENS = 1024
+from ayakit.models import load, read_meta
+from ayakit.models.encoding import encode_source
+from ayakit.models.loading import detect_arch, positions, prompt_limit
 
 
 @dataclass
@@ -81,32 +80,15 @@ class ModelInfo:
 
 def read_arch(model_dir: Path, config: Any) -> str:
     """The architecture from ayakit.json when ayakit trained the model, else from the HF config."""
-    meta = model_dir / "ayakit.json"
-    if meta.is_file():
-        arch = json.loads(meta.read_text(encoding="utf-8")).get("arch")
-        if arch in ("seq2seq", "causal"):
-            return arch
-    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+    return detect_arch(model_dir, config)
 
 
 def _max_prompt_tokens(model_dir: Path, tokenizer: Any, config: Any) -> int:
-    meta = model_dir / "ayakit.json"
-    if meta.is_file():
-        value = json.loads(meta.read_text(encoding="utf-8")).get("max_source_length")
-        if isinstance(value, int) and value > 1:
-            return value
-    for attr in ("n_positions", "max_position_embeddings"):
-        if isinstance(getattr(config, attr, None), int):
-            return getattr(config, attr)
-    limit = getattr(tokenizer, "model_max_length", None)
-    return limit if isinstance(limit, int) and 1 < limit < 1_000_000 else DEFAULT_MAX_PROMPT_TOKENS
+    return prompt_limit(read_meta(model_dir), config, tokenizer)
 
 
 def _positions(config: Any) -> int | None:
-    for attr in ("n_positions", "max_position_embeddings"):
-        if isinstance(getattr(config, attr, None), int):
-            return getattr(config, attr)
-    return None
+    return positions(config)
 
 
 class _RowState:
@@ -180,19 +162,15 @@ class Engine:
 
     def __init__(self, model_dir: str | Path, device: str | None = None, dtype: str | None = None,
                  name: str | None = None) -> None:
-        import torch
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-
         path = Path(model_dir)
         if not path.is_dir():
             raise FileNotFoundError(f"model directory {path} does not exist")
-        config = AutoConfig.from_pretrained(path)
-        self.arch = read_arch(path, config)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        cls = AutoModelForSeq2SeqLM if self.arch == "seq2seq" else AutoModelForCausalLM
-        kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = cls.from_pretrained(path, **kwargs).to(self.device).eval()
+        lm = load(path, device=device, dtype=dtype)
+        config = lm.model.config
+        self.arch = lm.arch
+        self.tokenizer = lm.tokenizer
+        self.device = str(lm.device)
+        self.model = lm.model
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id
@@ -206,7 +184,7 @@ class Engine:
         self._lock = threading.Lock()
 
     def encode_prompt(self, text: str, max_len: int | None = None) -> list[int]:
-        """Prompt ids exactly as in training (ayakit.features.encode_source)."""
+        """Prompt ids exactly as in training (ayakit.models.encoding.encode_source)."""
         return encode_source(self.tokenizer, text, self.arch, max_len or self.info.max_prompt_tokens)
 
     def run(self, requests: list[GenRequest], **generate_kwargs: Any) -> list[Completion]:

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ayakit.errors import DataError
-from ayakit.features import encode
 from ayakit.io import fingerprint
+from ayakit.models.encoding import encode
 from ayakit.records import EXAMPLE_FIELDS
 
 NEEDED = ("inputs", "targets", "language", "id", "split")
@@ -78,7 +78,7 @@ class Encoded:
 
 def split_and_encode(table: pa.Table, tokenizer: Any, arch: str, max_source: int, max_target: int,
                      validation_fraction: float, validation_max: int) -> tuple[Encoded, Encoded]:
-    """(train, validation) encoded through ayakit.features; `split == "test"` rows are never trained on."""
+    """(train, validation) encoded through ayakit.models.encoding; `split == "test"` rows are never trained on."""
     cols = table.to_pydict()
     train = Encoded([], [], [])
     val = Encoded([], [], [])

@@ -17,12 +17,14 @@ from typing import Any
 import torch
 
 from ayakit.io import write_manifest
+from ayakit.models.packed import PAD_MULTIPLE, PackStats, collate
+from ayakit.models.packed_lm import PackedLM
 from ayakit.recipe import Recipe, RecipeError
 from ayakit.train import checkpoint as ckpt
 from ayakit.train.dataset import Encoded, mixture_fingerprint, read_mixture, split_and_encode
 from ayakit.train.loss import backward_scale, local_weight, mean_loss
 from ayakit.train.model import build_model, check_recipe, save_model
-from ayakit.train.packing import PAD_MULTIPLE, PackedLM, PackStats, collate, epoch_rows
+from ayakit.train.packing import epoch_rows
 from ayakit.train.schedule import Schedule, make_lambda_scheduler, steps_that_fit
 from ayakit.train.tokenizer import build_tokenizer, load_tokenizer
 

@@ -11,11 +11,10 @@ from typing import Any
 
 import yaml
 
-from ayakit.io import read_json, write_json_atomic, write_manifest
+from ayakit.io import write_manifest
+from ayakit.models import META_FILE, arch_impl, detect_arch, read_meta, save_meta
 from ayakit.recipe import Recipe, RecipeError
 from ayakit.train.tokenizer import load_tokenizer
-
-AYAKIT_JSON = "ayakit.json"
 
 
 @lru_cache(maxsize=1)
@@ -48,9 +47,10 @@ def check_recipe(recipe: Recipe) -> None:
     if t.max_source_length < 2 or t.max_target_length < 2:
         raise RecipeError("train.max_source_length and train.max_target_length must be at least 2 "
                           "(one token and end-of-sequence)")
+    joint = arch_impl(m.arch).JOINT  # prompt and target in one sequence
     if t.pack_source_length is not None and t.pack_source_length < t.max_source_length + (
-            t.max_target_length if m.arch == "causal" else 0):
-        need = "max_source_length + max_target_length" if m.arch == "causal" else "max_source_length"
+            t.max_target_length if joint else 0):
+        need = "max_source_length + max_target_length" if joint else "max_source_length"
         raise RecipeError(f"train.pack_source_length={t.pack_source_length} is shorter than {need}")
     if t.pack_target_length is not None and t.pack_target_length < t.max_target_length:
         raise RecipeError(f"train.pack_target_length={t.pack_target_length} is shorter than "
@@ -91,35 +91,21 @@ def build_model(recipe: Recipe, tokenizer: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def _from_preset(arch: str, fields: dict[str, Any], tokenizer: Any, recipe: Recipe) -> Any:
-    ids = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+    positions = recipe.train.pack_source_length or (recipe.train.max_source_length
+                                                    + recipe.train.max_target_length)
     try:
-        if arch == "seq2seq":
-            from transformers import T5Config, T5ForConditionalGeneration
-
-            cfg = T5Config(vocab_size=len(tokenizer), feed_forward_proj="gated-gelu", tie_word_embeddings=True,
-                           decoder_start_token_id=tokenizer.pad_token_id, is_encoder_decoder=True,
-                           **ids, **fields)
-            return T5ForConditionalGeneration(cfg)
-        from transformers import LlamaConfig, LlamaForCausalLM
-
-        positions = recipe.train.pack_source_length or (recipe.train.max_source_length
-                                                        + recipe.train.max_target_length)
-        fields.setdefault("max_position_embeddings", max(positions, 2048))
-        cfg = LlamaConfig(vocab_size=len(tokenizer), tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                          **ids, **fields)
-        return LlamaForCausalLM(cfg)
+        return arch_impl(arch).build(fields, tokenizer, positions)
     except (TypeError, ValueError) as exc:
         raise RecipeError(f"model.overrides / preset gave an impossible config: {exc}") from None
 
 
 def _load_pretrained(name_or_path: str, overrides: dict[str, Any]) -> tuple[Any, str]:
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+    from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(name_or_path, **overrides)
-        if getattr(config, "is_encoder_decoder", False):
-            return AutoModelForSeq2SeqLM.from_pretrained(name_or_path, config=config), "seq2seq"
-        return AutoModelForCausalLM.from_pretrained(name_or_path, config=config), "causal"
+        arch = detect_arch(name_or_path, config)
+        return arch_impl(arch).auto_class().from_pretrained(name_or_path, config=config), arch
     except (OSError, ValueError) as exc:
         raise RecipeError(f"model.name_or_path={name_or_path!r} cannot be loaded: {str(exc).splitlines()[0]}") \
             from None
@@ -136,10 +122,7 @@ def save_model(model: Any, tokenizer: Any, meta: dict[str, Any], out_dir: Path, 
     gen = model.generation_config
     gen.eos_token_id = tokenizer.eos_token_id
     gen.pad_token_id = tokenizer.pad_token_id
-    if meta["arch"] == "seq2seq":
-        gen.decoder_start_token_id = model.config.decoder_start_token_id
-    elif tokenizer.bos_token_id is not None:
-        gen.bos_token_id = tokenizer.bos_token_id
+    arch_impl(meta["arch"]).finish_generation_config(gen, model, tokenizer)
     gen.max_new_tokens = recipe.train.max_target_length
     from transformers.utils import logging as hf_logging
 
@@ -151,7 +134,7 @@ def save_model(model: Any, tokenizer: Any, meta: dict[str, Any], out_dir: Path, 
         if bar:
             hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(out_dir)
-    write_json_atomic(out_dir / AYAKIT_JSON, meta)
+    save_meta(out_dir, meta)
     return out_dir
 
 
@@ -175,7 +158,7 @@ def init_model(recipe: Recipe, tokenizer_path: Path, out_dir: Path) -> Path:
 
 def model_info(model_dir: Path) -> dict[str, Any]:
     """The ayakit.json of a saved model (arch, lengths, preset)."""
-    path = Path(model_dir) / AYAKIT_JSON
-    if not path.is_file():
-        raise FileNotFoundError(f"{model_dir} has no {AYAKIT_JSON}: not a model ayakit saved")
-    return read_json(path)
+    meta = read_meta(model_dir)
+    if not meta:
+        raise FileNotFoundError(f"{model_dir} has no {META_FILE}: not a model ayakit saved")
+    return meta

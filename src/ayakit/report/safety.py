@@ -1,4 +1,4 @@
-"""The report's safety section, built from run_dir/safety/summary.json (see summary.py for its shape)."""
+"""The report's safety section, built from run_dir/safety/summary.json (see ayakit/safety/summary.py for its shape)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ayakit.errors import DataError
+from ayakit.report.model import Section, Table
 from ayakit.safety.summary import SUMMARY, tables
 
 
@@ -20,10 +21,8 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def report_section(run_dir: Path, out_dir: Path):
+def safety_section(run_dir: Path, out_dir: Path) -> Section | None:
     """A Section with the harm, over-refusal, toxicity, identity-group and distillation tables; None without results."""
-    from ayakit.report.model import Section, Table
-
     path = Path(run_dir) / "safety" / SUMMARY
     if not path.is_file():
         return None

@@ -1,4 +1,4 @@
-"""Backends: exact scores (vs a plain forward pass), batch-size independence, generation, the HTTP backend."""
+"""HF and OpenAI-compatible engines: exact scores (vs a plain forward pass), batch-size independence, generation, the HTTP backend."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import httpx
 import pytest
 import torch
 
-from ayakit.eval.backends import (BackendError, GenerationParams, HFCausalBackend, HFSeq2SeqBackend, OpenAIBackend,
-                                  detect_arch, load_backend, model_fingerprint)
-from ayakit.features import encode_source, encode_target
+from ayakit.models import BackendError, GenerationParams, detect_arch, load_backend
+from ayakit.models.backend import model_fingerprint
+from ayakit.models.encoding import encode_source, encode_target
+from ayakit.models.hf import HFCausalBackend, HFSeq2SeqBackend
+from ayakit.models.openai import OpenAIBackend
 
 REQUESTS = [
     ("The man turned on the faucet. What happened as a result?", ["The toilet filled with water.", "Water flowed."]),
@@ -31,8 +33,10 @@ def backends(tiny_models):
 def test_arch_from_ayakit_json(tiny_models):
     s2s, causal = tiny_models
     assert detect_arch(s2s) == "seq2seq" and detect_arch(causal) == "causal"
-    assert isinstance(load_backend(str(s2s)), HFSeq2SeqBackend)
-    assert isinstance(load_backend(str(causal)), HFCausalBackend)
+    assert load_backend(str(s2s)).arch == "seq2seq" and load_backend(str(causal)).arch == "causal"
+    assert HFSeq2SeqBackend(str(s2s)).arch == "seq2seq" and HFCausalBackend(str(causal)).arch == "causal"
+    with pytest.raises(BackendError, match="is a causal model, not seq2seq"):
+        HFSeq2SeqBackend(str(causal))
 
 
 @pytest.mark.parametrize("arch", ["seq2seq", "causal"])

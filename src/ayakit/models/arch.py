@@ -1,0 +1,69 @@
+"""The architecture table: each supported architecture is one module implementing `Arch`; nothing else branches on it."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Protocol
+
+
+class Arch(Protocol):
+    """What an architecture module provides (seq2seq.py, causal.py)."""
+
+    NAME: str
+    JOINT: bool  # prompt and target share one sequence (causal), so a row's length is their sum
+    PAD_SIDE: str  # where generation pads prompts: "left" (causal, every prompt ends where decoding starts)
+
+    def auto_class(self) -> Any:
+        """The transformers Auto class that loads this architecture."""
+        ...
+
+    def build(self, fields: dict[str, Any], tokenizer: Any, positions: int) -> Any:
+        """A randomly initialised model from preset/override config fields."""
+        ...
+
+    def encode_source(self, tokenizer: Any, text: str, max_len: int) -> list[int]:
+        """Model input ids of a prompt, exactly as the trainer builds them."""
+        ...
+
+    def collate(self, rows: list[list[int]], sources: list[list[int]], targets: list[list[int]], pad_id: int,
+                decoder_start_id: int | None, loss_normalization: str) -> tuple[dict[str, Any], Any]:
+        """Tensors of a batch of packed rows and its PackStats."""
+        ...
+
+    def hidden_states(self, model: Any, batch: dict[str, Any], dtype: Any) -> Any:
+        """Final hidden states of packed rows, each example isolated by block masks."""
+        ...
+
+    def logits(self, model: Any, hidden: Any) -> Any:
+        """The output layer on hidden states."""
+        ...
+
+    def score(self, model: Any, encoded: list[tuple[list[int], list[list[int]]]], batch_size: int, pad_id: int,
+              **options: Any) -> list[list[tuple[float, bool]]]:
+        """(summed log-probability, every token the argmax) per continuation of each (context ids, continuations)."""
+        ...
+
+    def generated(self, output: Any, width: int) -> Any:
+        """The new tokens of a `generate` output whose prompts were padded to `width`."""
+        ...
+
+    def finish_generation_config(self, gen: Any, model: Any, tokenizer: Any) -> None:
+        """Set the architecture's start/bos ids on a generation config before saving."""
+        ...
+
+
+def _table() -> dict[str, ModuleType]:
+    from ayakit.models import causal, seq2seq
+
+    return {seq2seq.NAME: seq2seq, causal.NAME: causal}
+
+
+ARCHS: dict[str, Arch] = _table()  # type: ignore[assignment]  # modules implement the protocol
+
+
+def arch_impl(name: str) -> Arch:
+    """The module of an architecture; a ValueError naming the known ones."""
+    try:
+        return ARCHS[name]
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; expected one of {sorted(ARCHS)}") from None

@@ -1,0 +1,180 @@
+"""Encoder-decoder models (T5 / mT5 style): encoding, packed rows and masks, loss forward, scoring, generation layout.
+
+Packed seq2seq rows hold several examples on both sides: encoder self-attention is block-diagonal per example,
+decoder self-attention is causal within its example, cross-attention sees only the example's own encoder
+tokens. T5 forwards one mask to both encoder self-attention and decoder cross-attention, so the encoder and
+decoder are called separately, each with its own 4-D additive mask. T5's position bias is relative
+(shift-invariant), so positions need no reset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ayakit.models.encoding import token_ids
+from ayakit.models.packed import PackStats, additive_mask, loss_weight, round_up
+from ayakit.models.scoring import chunks, flat_scores, logits_at
+
+NAME = "seq2seq"
+JOINT = False
+PAD_SIDE = "right"
+
+
+def auto_class() -> Any:
+    """transformers' AutoModelForSeq2SeqLM."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    return AutoModelForSeq2SeqLM
+
+
+def build(fields: dict[str, Any], tokenizer: Any, positions: int) -> Any:
+    """A random T5 (gated-GELU, tied embeddings, as mT5) from preset fields; relative positions need no table."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    cfg = T5Config(vocab_size=len(tokenizer), feed_forward_proj="gated-gelu", tie_word_embeddings=True,
+                   decoder_start_token_id=tokenizer.pad_token_id, is_encoder_decoder=True,
+                   pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **fields)
+    return T5ForConditionalGeneration(cfg)
+
+
+def encode_source(tokenizer: Any, text: str, max_len: int) -> list[int]:
+    """The prompt's ids then eos (as T5 does), truncated to max_len."""
+    return token_ids(tokenizer, text)[: max_len - 1] + [tokenizer.eos_token_id]
+
+
+def decoder_start(model: Any, pad_id: int) -> int:
+    """The id the decoder starts from (the config's, else padding as in T5)."""
+    start = model.config.decoder_start_token_id
+    return pad_id if start is None else start
+
+
+def finish_generation_config(gen: Any, model: Any, tokenizer: Any) -> None:
+    """Generation starts from the decoder start id."""
+    gen.decoder_start_token_id = model.config.decoder_start_token_id
+
+
+def generated(output: Any, width: int) -> Any:
+    """The new tokens: `generate` returns the decoder sequence, its first column the start id."""
+    return output[:, 1:]
+
+
+# --- training --------------------------------------------------------------------------------------------------
+
+
+def collate(rows: list[list[int]], sources: list[list[int]], targets: list[list[int]], pad_id: int,
+            start_id: int | None, mode: str) -> tuple[dict[str, Any], PackStats]:
+    """Tensors of packed rows: encoder/decoder ids, segment ids (0 = padding), labels and loss weights."""
+    import torch
+
+    s_len = round_up(max(sum(len(sources[i]) for i in row) for row in rows))
+    t_len = round_up(max(sum(len(targets[i]) for i in row) for row in rows))
+    b = len(rows)
+    input_ids = torch.full((b, s_len), pad_id, dtype=torch.long)
+    enc_seg = torch.zeros((b, s_len), dtype=torch.long)
+    dec_ids = torch.full((b, t_len), pad_id, dtype=torch.long)
+    labels = torch.full((b, t_len), -100, dtype=torch.long)
+    dec_seg = torch.zeros((b, t_len), dtype=torch.long)
+    weight = torch.zeros((b, t_len), dtype=torch.float32)
+    tokens = examples = 0
+    for r, row in enumerate(rows):
+        ps = pt = 0
+        for k, i in enumerate(row, start=1):
+            src, tgt = sources[i], targets[i]
+            input_ids[r, ps:ps + len(src)] = torch.tensor(src)
+            enc_seg[r, ps:ps + len(src)] = k
+            dec_ids[r, pt:pt + len(tgt)] = torch.tensor([start_id] + tgt[:-1])
+            labels[r, pt:pt + len(tgt)] = torch.tensor(tgt)
+            dec_seg[r, pt:pt + len(tgt)] = k
+            weight[r, pt:pt + len(tgt)] = loss_weight(len(tgt), mode)
+            ps += len(src)
+            pt += len(tgt)
+            tokens += len(src) + len(tgt)
+            examples += 1
+    batch = {"input_ids": input_ids, "enc_seg": enc_seg, "decoder_input_ids": dec_ids, "labels": labels,
+             "dec_seg": dec_seg, "weight": weight}
+    return batch, PackStats(rows=b, examples=examples, tokens=tokens, slots=b * (s_len + t_len))
+
+
+def masks(enc_seg: Any, dec_seg: Any, dtype: Any) -> tuple[Any, Any, Any]:
+    """Encoder block-diagonal, decoder block-causal and cross-attention masks for packed rows."""
+    import torch
+
+    t = dec_seg.shape[1]
+    causal = torch.ones((t, t), dtype=torch.bool, device=dec_seg.device).tril()
+    enc = enc_seg[:, :, None] == enc_seg[:, None, :]
+    dec = (dec_seg[:, :, None] == dec_seg[:, None, :]) & causal
+    cross = dec_seg[:, :, None] == enc_seg[:, None, :]
+    return additive_mask(enc, dtype), additive_mask(dec, dtype), additive_mask(cross, dtype)
+
+
+def hidden_states(model: Any, batch: dict[str, Any], dtype: Any) -> Any:
+    """Decoder hidden states of packed rows (encoder and decoder called separately, each with its own masks)."""
+    enc_mask, dec_mask, cross_mask = masks(batch["enc_seg"], batch["dec_seg"], dtype)
+    enc = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=enc_mask).last_hidden_state
+    dec = model.get_decoder()(input_ids=batch["decoder_input_ids"], attention_mask=dec_mask,
+                              encoder_hidden_states=enc, encoder_attention_mask=cross_mask, use_cache=False)
+    return dec.last_hidden_state
+
+
+def logits(model: Any, hidden: Any) -> Any:
+    """The LM head, with T5's d_model^-0.5 rescaling when its embeddings are tied."""
+    config = model.config
+    if getattr(config, "scale_decoder_outputs", False):
+        hidden = hidden * (config.d_model ** -0.5)
+    return model.get_output_embeddings()(hidden)
+
+
+# --- scoring ---------------------------------------------------------------------------------------------------
+
+
+def score(model: Any, encoded: list[tuple[list[int], list[list[int]]]], batch_size: int, pad_id: int,
+          **options: Any) -> list[list[tuple[float, bool]]]:
+    """(log-probability, all-argmax) of every continuation: one encoder pass per context, one decoder row per choice.
+
+    Items are sorted by length and grouped so a group's choices fill at most `batch_size` decoder rows; many items'
+    choices share one decoder batch, each row reading its own context's encoder states (expanded per choice)."""
+    import torch
+
+    device = next(model.parameters()).device
+    results: list[list[tuple[float, bool]]] = [[] for _ in encoded]
+    sizes = [max(1, len(conts)) for _, conts in encoded]
+    order = sorted(range(len(encoded)),
+                   key=lambda i: (-len(encoded[i][0]), -max((len(c) for c in encoded[i][1]), default=0)))
+    start = decoder_start(model, pad_id)
+    for group in chunks(order, sizes, batch_size):
+        width = max(len(encoded[i][0]) for i in group)
+        src = torch.full((len(group), width), pad_id, dtype=torch.long)
+        src_mask = torch.zeros((len(group), width), dtype=torch.long)
+        rows, conts = [], []
+        for g, i in enumerate(group):
+            ids = encoded[i][0]
+            src[g, : len(ids)], src_mask[g, : len(ids)] = torch.tensor(ids), 1
+            for cont in encoded[i][1]:
+                rows.append(i)
+                conts.append(cont)
+        if not rows:
+            continue
+        owner = torch.tensor([g for g, i in enumerate(group) for _ in encoded[i][1]], device=device)
+        tlen = max(1, max(len(c) for c in conts))
+        dec_in = torch.full((len(rows), tlen), pad_id, dtype=torch.long)
+        target = torch.full((len(rows), tlen), pad_id, dtype=torch.long)
+        tmask = torch.zeros((len(rows), tlen), dtype=torch.bool)
+        for r, cont in enumerate(conts):
+            if cont:
+                seq = torch.tensor(cont)
+                target[r, : len(seq)] = seq
+                dec_in[r, : len(seq)] = torch.cat([torch.tensor([start]), seq[:-1]])
+                tmask[r, : len(seq)] = True
+        with torch.inference_mode():
+            enc = model.get_encoder()(input_ids=src.to(device), attention_mask=src_mask.to(device))
+            hidden = enc.last_hidden_state.index_select(0, owner)
+            # no decoder mask: targets are right-padded and the decoder is causal, so padding never reaches
+            # a real position; logits only at the real target positions
+            r_idx, c_idx = tmask.nonzero(as_tuple=True)
+            out = logits_at(model, r_idx.to(device), c_idx.to(device), encoder_outputs=(hidden,),
+                            attention_mask=src_mask.to(device).index_select(0, owner),
+                            decoder_input_ids=dec_in.to(device), use_cache=False)
+            logprob, greedy = flat_scores(out, target[r_idx, c_idx].to(device), r_idx.to(device), len(rows))
+        for r, i in enumerate(rows):
+            results[i].append((float(logprob[r]), bool(greedy[r])))
+    return results
