@@ -55,3 +55,21 @@ def test_serve_command_builds_the_app_from_its_options(tiny_seq2seq, monkeypatch
         card = http.get("/v1/models").json()["data"][0]
         assert card["id"] == "demo-tiny" and card["max_tokens"] == 8
         assert http.post("/v1/completions", json={"prompt": "x", "max_tokens": 9}).status_code == 400
+
+
+def test_chat_drops_the_oldest_turns_when_the_history_outgrows_the_limit(engine, tiny_seq2seq) -> None:
+    from ayakit.serve.app import ServeLimits, create_app
+    from ayakit.serve.loopback import serve_in_thread
+
+    turns = "".join(f"Where is the library number {i}? I like green tea and rice.\n" for i in range(6))
+    too_long = "The cat sits on the mat. " * 20 + "\n"
+    limits = ServeLimits(max_prompt_tokens=60, max_tokens=6)
+    with serve_in_thread(create_app(engine, limits)) as url:
+        for target, extra in ((url, []), (str(tiny_seq2seq), ["--max-prompt-tokens", "60"])):
+            result = CliRunner().invoke(app, ["chat", target, "--max-tokens", "6", "--temperature", "0", *extra],
+                                        input=turns + too_long + "Hello\n/exit\n")
+            assert result.exit_code == 0, result.output
+            assert "oldest exchange" in result.output and "/reset" in result.output
+            assert "too long for the model" in result.output  # one message alone over the limit
+            assert '{"error"' not in result.output and "answered 400" not in result.output
+            assert result.output.count("error:") == 1  # only the message that cannot fit at all

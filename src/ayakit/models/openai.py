@@ -29,6 +29,7 @@ class OpenAIBackend:
         self.base_url = base_url
         self.model = model or fragment or "default"
         self.name = self.model
+        self.named = bool(model or fragment)  # unnamed: the request names no model (the server's only one)
         self.chat = chat
         self.max_retries = max_retries
         self.backoff = backoff
@@ -45,6 +46,8 @@ class OpenAIBackend:
         import httpx
 
         url = self.base_url + path
+        if not self.named:
+            payload = {k: v for k, v in payload.items() if k != "model"}
         last = ""
         for attempt in range(self.max_retries + 1):
             try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import secrets
 import time
 import uuid
@@ -19,12 +21,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ayakit.serve.batching import Batcher
 from ayakit.serve.engine import Completion, Delta, Engine, SamplingParams, TokenInfo
 from ayakit.serve.schemas import (
     ChatChoice, ChatRequest, ChatResponse, CompletionChoice, CompletionRequest, CompletionResponse, ErrorResponse,
     Health, Message, ModelCard, ModelList, Usage,
 )
+
+# A cheap cap before tokenising: no tokenizer ayakit serves has tokens this long (SentencePiece pieces are at most
+# 16 characters by default), so a prompt with more characters than this times the token limit is over it for sure.
+MAX_CHARS_PER_TOKEN = 64
+log = logging.getLogger("ayakit.serve")
 
 
 @dataclass
@@ -33,10 +42,11 @@ class ServeLimits:
 
     max_batch: int = 16
     max_wait_ms: float = 5.0
-    max_prompt_tokens: int | None = None  # None: the model's own limit
+    max_prompt_tokens: int | None = None  # None: the model's own limit; above a position table: refused at start
     max_tokens: int = 512  # cap on max_tokens per request
     default_max_tokens: int = 256  # chat requests that do not say
     max_body_bytes: int = 1_000_000
+    batching: str = "continuous"  # or "static": a batch runs to its end before the next one starts
 
 
 class APIError(Exception):
@@ -113,6 +123,36 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class ServerErrors:
+    """ASGI middleware: an unexpected error becomes a 500 without internal text, and the connection stays usable.
+
+    The traceback goes to the server log under a reference the client sees.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:  # noqa: BLE001 - answered, logged, never re-raised (that would reset the connection)
+            ref = uuid.uuid4().hex[:12]
+            log.exception("request %s %s failed (reference %s)", scope.get("method"), scope.get("path"), ref)
+            if not started:
+                await error_response(500, f"internal server error (reference {ref}; details are in the server log)",
+                                     "server_error")(scope, receive, send)
+
+
 def _replay(messages: list[dict], receive: Any) -> Any:
     """A receive callable that hands out `messages` first, then whatever the client sends next (disconnect)."""
     pending = list(messages)
@@ -149,8 +189,10 @@ def _completion_logprobs(tokens: list[TokenInfo], offset: int, prompt: list[Toke
 def create_app(engine: Engine, limits: ServeLimits | None = None, api_key: str | None = None) -> FastAPI:
     """The FastAPI app serving one model with dynamic batching; with api_key, /v1/* needs `Bearer <api_key>`."""
     limits = limits or ServeLimits()
-    batcher = Batcher(engine, max_batch=limits.max_batch, max_wait_ms=limits.max_wait_ms)
-    max_prompt = min(limits.max_prompt_tokens or engine.info.max_prompt_tokens, engine.info.max_prompt_tokens)
+    batcher = Batcher(engine, max_batch=limits.max_batch, max_wait_ms=limits.max_wait_ms, mode=limits.batching)
+    max_prompt = prompt_limit(engine, limits.max_prompt_tokens)
+    max_chars = max_prompt * MAX_CHARS_PER_TOKEN
+    tokenize_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ayakit-tokenize")
     model_name = engine.info.name
     errors = {status: {"model": ErrorResponse} for status in (400, 404, 413)}
 
@@ -159,6 +201,7 @@ def create_app(engine: Engine, limits: ServeLimits | None = None, api_key: str |
         await batcher.start()
         yield
         await batcher.stop()
+        tokenize_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="ayakit serve", version="1", lifespan=lifespan,
                   description=f"OpenAI-compatible API serving {model_name} ({engine.info.arch}).")
@@ -184,10 +227,6 @@ def create_app(engine: Engine, limits: ServeLimits | None = None, api_key: str |
         return error_response(exc.status_code, str(exc.detail), "invalid_request_error" if exc.status_code < 500
                               else "server_error")
 
-    @app.exception_handler(Exception)
-    async def _crash(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(500, f"internal error: {type(exc).__name__}: {exc}", "server_error")
-
     def sampling(req: ChatRequest | CompletionRequest, max_tokens: int, logprobs: int | None) -> SamplingParams:
         if max_tokens > limits.max_tokens:
             raise APIError(400, f"max_tokens is {max_tokens}; this server allows at most {limits.max_tokens}",
@@ -196,8 +235,23 @@ def create_app(engine: Engine, limits: ServeLimits | None = None, api_key: str |
                               top_p=1.0 if req.top_p is None else req.top_p, seed=req.seed, stop=req.stop_list(),
                               logprobs=logprobs)
 
-    def encode(prompt: str, param: str, max_tokens: int) -> list[int]:
-        ids = engine.encode_prompt(prompt, 1 << 30)  # untruncated, so its length is the prompt's true length
+    def check_model(requested: str | None) -> None:
+        if requested and requested != model_name:
+            raise APIError(404, f"model {requested!r} is not served here; this server serves {model_name!r}",
+                           param="model", code="model_not_found")
+
+    def check_chars(n_chars: int, param: str) -> None:
+        if n_chars > max_chars:  # over the token limit for sure: refused before any tokenising
+            raise APIError(400, f"the prompt is {n_chars} characters; this server accepts at most {max_prompt} "
+                           f"tokens (at most {max_chars} characters)", param=param, code="context_length_exceeded")
+
+    async def encode(prompt: str | list[Message], param: str, max_tokens: int) -> list[int]:
+        """Render (chat) and tokenise off the event loop, then check the limits."""
+        def work() -> list[int]:
+            text = render_chat(prompt, engine.tokenizer) if isinstance(prompt, list) else prompt
+            return engine.encode_prompt(text, 1 << 30)  # untruncated, so its length is the prompt's true length
+
+        ids = await asyncio.get_running_loop().run_in_executor(tokenize_pool, work)
         n = len(ids)
         if n > max_prompt:
             raise APIError(400, f"the prompt is {n} tokens; this server accepts at most {max_prompt}",
@@ -220,22 +274,27 @@ def create_app(engine: Engine, limits: ServeLimits | None = None, api_key: str |
     async def health() -> Health:
         """Liveness and batching counters."""
         return Health(status="ok", model=model_name, queued=batcher.queued, requests=batcher.stats.requests,
-                      batches=batcher.stats.batches,
-                      max_batch_seen=batcher.stats.max_batch_seen)
+                      batches=batcher.stats.batches, max_batch_seen=batcher.stats.max_batch_seen,
+                      running=batcher.stats.running, batching=batcher.mode)
 
     @app.get("/v1/models", response_model=ModelList)
     async def models() -> ModelList:
         """The one model this server serves."""
         return ModelList(data=[ModelCard(id=model_name, created=_now(), arch=engine.info.arch,
-                                         max_prompt_tokens=max_prompt, max_tokens=limits.max_tokens)])
+                                         max_prompt_tokens=max_prompt, max_tokens=limits.max_tokens,
+                                         trained_prompt_tokens=engine.info.trained_prompt_tokens)])
 
     @app.post("/v1/chat/completions", response_model=ChatResponse, responses=errors)
     async def chat(req: ChatRequest) -> Any:
         """Chat completion; with stream=true, server-sent events ending in `data: [DONE]`."""
+        check_model(req.model)
         max_tokens = req.max_completion_tokens or req.max_tokens or min(limits.default_max_tokens, limits.max_tokens)
         top = req.top_logprobs or 0
         params = sampling(req, max_tokens, top if req.logprobs else None)
-        ids = encode(render_chat(req.messages, engine.tokenizer), "messages", max_tokens)
+        if req.messages[-1].role != "user":
+            raise APIError(400, "the last message must be from the user", param="messages")
+        check_chars(sum(len(m.text()) for m in req.messages), "messages")
+        ids = await encode(req.messages, "messages", max_tokens)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", _now()
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -250,10 +309,12 @@ def create_app(engine: Engine, limits: ServeLimits | None = None, api_key: str |
     @app.post("/v1/completions", response_model=CompletionResponse, responses=errors)
     async def completions(req: CompletionRequest) -> Any:
         """Text completion of one prompt; `echo` with `logprobs` scores the prompt (causal models)."""
+        check_model(req.model)
         prompt = req.prompt_text()
         max_tokens = 16 if req.max_tokens is None else req.max_tokens
         params = sampling(req, max(max_tokens, 1), req.logprobs)
-        ids = encode(prompt, "prompt", max_tokens)
+        check_chars(len(prompt), "prompt")
+        ids = await encode(prompt, "prompt", max_tokens)
         rid, created = f"cmpl-{uuid.uuid4().hex}", _now()
         prompt_infos = None
         if req.echo and req.logprobs is not None:
@@ -286,8 +347,23 @@ def create_app(engine: Engine, limits: ServeLimits | None = None, api_key: str |
                                       code="invalid_api_key")
             return await call_next(request)
 
+    app.add_middleware(ServerErrors)
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     return app
+
+
+def prompt_limit(engine: Engine, requested: int | None) -> int:
+    """The longest prompt served: the operator's setting, else the model's default; never silently lowered.
+
+    A setting over the model's position table is refused; models with relative positions (T5) have no hard limit.
+    """
+    hard = engine.info.hard_prompt_tokens
+    if requested is None:
+        return engine.info.max_prompt_tokens
+    if hard is not None and requested > hard:
+        raise ValueError(f"--max-prompt-tokens {requested} is more than {engine.info.name} has positions ({hard}); "
+                         f"use at most {hard}")
+    return requested
 
 
 async def _score(batcher: Batcher, engine: Engine, prompt: str, top: int) -> list[TokenInfo]:
@@ -306,8 +382,11 @@ def _sse(events: AsyncIterator[dict]) -> StreamingResponse:
         try:
             async for event in events:
                 yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
-        except Exception as exc:  # the status line is already sent: report the error in the stream
-            yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'server_error'}})}\n\n"
+        except Exception:  # noqa: BLE001 - the status line is already sent: report the error in the stream
+            ref = uuid.uuid4().hex[:12]
+            log.exception("a streamed generation failed (reference %s)", ref)
+            message = f"generation failed (reference {ref}; details are in the server log)"
+            yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n"
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

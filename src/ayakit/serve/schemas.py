@@ -7,12 +7,27 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+def valid_text(value: str) -> str:
+    """`value` when it is valid Unicode text; a lone surrogate (e.g. from JSON "\\ud800") is refused."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"holds a lone surrogate (U+{ord(value[exc.start]):04X} at character {exc.start}); "
+                         "send valid UTF-8 text") from None
+    return value
+
+
 class ContentPart(BaseModel):
     """One part of a multi-part message; only text parts are accepted."""
 
     model_config = ConfigDict(extra="allow")
     type: Literal["text"]
     text: str
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return valid_text(value)
 
 
 class Message(BaseModel):
@@ -21,6 +36,11 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[ContentPart] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: str | list[ContentPart] | None) -> str | list[ContentPart] | None:
+        return valid_text(value) if isinstance(value, str) else value
 
     def text(self) -> str:
         """The message as plain text."""
@@ -54,10 +74,17 @@ class _Common(BaseModel):
     frequency_penalty: float | None = Field(None, ge=0, le=0, description="Not supported: only 0.")
     user: str | None = None
 
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        return value if value is None else valid_text(value)
+
     @field_validator("stop")
     @classmethod
     def _stop(cls, value: str | list[str] | None) -> str | list[str] | None:
         items = [value] if isinstance(value, str) else (value or [])
+        for item in items:
+            valid_text(item)
         if len(items) > 4:
             raise ValueError("at most 4 stop sequences")
         if any(len(s) > 256 for s in items):
@@ -93,6 +120,7 @@ class CompletionRequest(_Common):
     def _one_prompt(cls, value: str | list[str]) -> str | list[str]:
         if isinstance(value, list) and len(value) != 1:
             raise ValueError("send one prompt per request (a string or a list of one string)")
+        valid_text(value if isinstance(value, str) else value[0])
         return value
 
     def prompt_text(self) -> str:
@@ -132,6 +160,7 @@ class ModelCard(BaseModel):
     owned_by: str = "ayakit"
     arch: str | None = None
     max_prompt_tokens: int | None = None
+    trained_prompt_tokens: int | None = None
     max_tokens: int | None = None
 
 
@@ -151,6 +180,8 @@ class Health(BaseModel):
     requests: int
     batches: int
     max_batch_seen: int
+    running: int = 0
+    batching: str = "continuous"
 
 
 class ChatChoice(BaseModel):
