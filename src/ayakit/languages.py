@@ -366,6 +366,18 @@ def _char_script(ch: str, prefixes: dict[str, str]) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=65536)
+def multi_script(language: str) -> bool:
+    """Is the language written in more than one script (srp, zho, aze; ace, kas in FLORES), or in an unknown one?"""
+    lang = parse(language).language
+    row = _registry_row(lang)
+    if row is not None and len(row.scripts) > 1 and row.code == lang:
+        return True
+    if len({fl.split("_")[1] for fl in flores_codes() if fl.split("_")[0] == lang}) > 1:
+        return True
+    return default_script(lang) == UNCODED_SCRIPT
+
+
 def script_members(script: str) -> frozenset[str]:
     """The Unicode scripts a text in `script` is made of (Hant: Hani; Jpan: Hani, Hira, Kana; Latn: Latn)."""
     return frozenset({script, *scripts_table()["script_members"].get(script, [])})

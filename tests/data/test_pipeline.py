@@ -17,7 +17,7 @@ import pytest
 from ayakit.data import pipeline as P
 from ayakit.errors import DataError
 from ayakit.languages import UnknownLanguageError
-from ayakit.recipe import recipe_from_dict
+from ayakit.recipe import RecipeError, recipe_from_dict
 
 LANGS = ["eng", "swa", "fra", "yor", "hin", "zho", "ara"]
 
@@ -185,8 +185,8 @@ def test_temperature_sampling_across_languages(corpus, tmp_path):
         {"name": "t", "type": "files", "path": str(tmp_path / "temp")}])
     P.build(recipe, tmp_path / "run")
     stats = P.load_stats(tmp_path / "run")
-    assert stats["counts"]["language"] == {"eng": 750, "swa": 250}
-    swa = Counter(r["id"] for r in _rows(tmp_path / "run") if r["language"] == "swa")
+    assert stats["counts"]["language"] == {"eng-Latn": 750, "swh-Latn": 250}
+    swa = Counter(r["id"] for r in _rows(tmp_path / "run") if r["language"] == "swh-Latn")
     assert set(swa.values()) == {2, 3} and sum(swa.values()) == 250  # 2 passes + 50 sampled
 
 
@@ -195,7 +195,7 @@ def test_bad_input_errors(corpus, tmp_path):
     _write(empty / "e.jsonl", [])
     with pytest.raises(DataError, match="yielded no examples"):
         P.build(_recipe(corpus, sources=[{"name": "e", "type": "files", "path": str(empty)}]), tmp_path / "r1")
-    with pytest.raises(UnknownLanguageError, match="xx"):
+    with pytest.raises((UnknownLanguageError, RecipeError), match="xx"):
         P.build(_recipe(corpus, languages=["xx"]), tmp_path / "r2")
     # every row filtered away: the source is empty after filtering
     with pytest.raises(DataError, match="'big' is empty"):
