@@ -98,8 +98,8 @@ def test_filters_dedup_and_caps(built):
     assert not any(r["inputs"].startswith("BIG") for r in rows)
     # caps: at most 200 distinct records per (dataset, language) of the translated source, Dolly exempt
     distinct = Counter((r["dataset"], r["language"]) for r in {r["id"]: r for r in rows if r["source"] == "tr"}.values())
-    assert distinct[("translated_paws", "eng")] == 200 and distinct[("translated_paws", "swa")] == 200
-    assert distinct[("translated_dolly", "eng")] == 1000
+    assert distinct[("translated_paws", "eng-Latn")] == 200 and distinct[("translated_paws", "swh-Latn")] == 200
+    assert distinct[("translated_dolly", "eng-Latn")] == 1000
     assert stats["available"]["tr"] == {"translated_dolly": 1000, "translated_paws": 400}
     assert stats["filters"]["caps"]["removed"] == 2600
 
