@@ -140,3 +140,40 @@ def test_unknown_tag_names_closest() -> None:
     for bad in ("qqq", "und", "xx-unknown", "zzz", ""):
         with pytest.raises(L.UnknownLanguageError):
             L.tag(bad)
+
+
+def test_languages_command_looks_up_codes_and_lists_sets() -> None:
+    from typer.testing import CliRunner
+
+    from ayakit.cli import app
+
+    run = CliRunner().invoke(app, ["languages", "kin", "yue", "srp_Latn"], env={"COLUMNS": "200"})
+    assert run.exit_code == 0, run.output
+    lines = run.output.splitlines()
+    kin = next(ln for ln in lines if "kin-Latn" in ln)
+    assert "Kinyarwanda" in kin and "unlisted" in kin and "not in the set" in kin
+    yue = next(ln for ln in lines if "yue-Hant" in ln)
+    assert "Cantonese" in yue and "zho" in yue
+    assert "Serbian (Latin)" in run.output
+    low = CliRunner().invoke(app, ["languages", "--set", "aya-101", "--tier", "low"], env={"COLUMNS": "200"})
+    assert low.exit_code == 0 and "aya-101 (51, low)" in low.output and "swh-Latn" in low.output
+    assert "eng-Latn" not in low.output
+    bad = CliRunner().invoke(app, ["languages", "--set", "aya-102"])
+    assert bad.exit_code != 0
+
+
+def test_recipe_accepts_any_language_and_names_the_closest() -> None:
+    from ayakit.recipe import RecipeError, recipe_from_dict
+
+    def recipe(**data):
+        return recipe_from_dict({"name": "r", "data": {"sources": [{"name": "s", "type": "files"}], **data},
+                                 "eval": {"languages": ["kin", "yue", "all"]}})
+
+    assert recipe(languages=["swa", "kin", "yue", "zho-Hant", "srp-Latn"]).data.languages[1] == "kin"
+    with pytest.raises(RecipeError, match=r"data.languages: .*unknown language 'Kinyarwnda'; closest known: kin"):
+        recipe(languages=["swa", "Kinyarwnda"])
+    with pytest.raises(RecipeError, match="data.languages: .*empty list"):
+        recipe(languages=[])
+    with pytest.raises(RecipeError, match=r"eval.languages: .*'qqq'"):
+        recipe_from_dict({"name": "r", "data": {"sources": [{"name": "s", "type": "files"}]},
+                          "eval": {"languages": ["qqq"]}})
