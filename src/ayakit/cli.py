@@ -14,7 +14,7 @@ from rich.table import Table
 # name -> ("module:attribute", one-line help). The attribute is a typer.Typer (a group of commands) or a
 # plain function (one command). Loading on first use keeps `ayakit --help` fast (no torch import).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "languages": ("ayakit.cli:languages_cmd", "Print the 101-language registry (optionally one tier)."),
+    "languages": ("ayakit.cli:languages_cmd", "Look up language codes, or list a language set (aya-101) by tier."),
     "data": ("ayakit.data.cli:app", "Build, plan, inspect and sample the weighted instruction mixture."),
     "tokenizer": ("ayakit.train.cli:tokenizer_app", "Train a tokenizer on a mixture; fertility per language."),
     "train": ("ayakit.train.cli:train_cmd", "Finetune a seq2seq or decoder model on a mixture."),
@@ -75,22 +75,45 @@ def _root() -> None:
 
 
 def languages_cmd(
+    codes: list[str] = typer.Argument(None, help="Codes to look up, in any spelling: kin, sw, srp_Latn, zh-Hant-TW, "
+                                                 "Kinyarwanda. Without codes: list a set."),
+    set_name: str = typer.Option("aya-101", "--set", help="The language set to list (aya-101: the paper's 101)."),
     tier: str = typer.Option(None, "--tier", help="Only this resource tier: high, mid or low."),
 ) -> None:
-    """Print the language registry: code, names, scripts, tier, FLORES codes."""
+    """Look up language codes (their normalised tag, name, tier, the paper's row they roll up into) or list a set.
+
+    Any ISO 639-3 language is a language here; the Aya paper's 101 are a named set with the paper's resource tiers,
+    and a language outside the set has the tier `unlisted`. `ayakit languages kin yue srp_Latn`;
+    `ayakit languages --set aya-101 --tier low`."""
     from ayakit import languages as L
 
+    console = Console()
+    if codes:
+        table = Table(title="Language codes")
+        for col in ("code", "tag", "name", "tier", f"{set_name} row", "FLORES-200"):
+            table.add_column(col)
+        for code in codes:
+            tag = L.tag(code)
+            lang = L.parse(tag).language
+            flores = [c for c in L.flores_codes() if L.tag(c).split("-")[0] == lang]
+            table.add_row(code, tag, L.display_name(tag), L.tier(tag),
+                          L.rollup(tag) if L.in_set(tag, set_name) else "– (not in the set)", ",".join(flores) or "–")
+        console.print(table)
+        return
+    if tier is not None and tier not in L.SET_TIERS:
+        raise typer.BadParameter(f"--tier {tier!r}: choose one of {', '.join(L.SET_TIERS)}")
     try:
-        rows = L.languages(tier)
+        tags = L.language_set(set_name)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    table = Table(title=f"Aya languages ({len(rows)}{', ' + tier if tier else ''})")
-    for col in ("code", "name", "native", "scripts", "tier", "flores", "iso1"):
+    rows = [(t, L.get(t)) for t in tags if tier is None or L.tier(t) == tier]
+    table = Table(title=f"{set_name} ({len(rows)}{', ' + tier if tier else ''})")
+    for col in ("tag", "code", "name", "native", "scripts", "tier", "flores", "iso1"):
         table.add_column(col)
-    for lang in rows:
-        table.add_row(lang.code, lang.name, lang.native_name, ",".join(lang.scripts), lang.tier,
+    for tag, lang in rows:
+        table.add_row(tag, lang.code, lang.name, lang.native_name, ",".join(lang.scripts), lang.tier,
                       ",".join(lang.flores), lang.iso1 or "")
-    Console().print(table)
+    console.print(table)
 
 
 def main() -> None:

@@ -21,6 +21,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+def _check_languages(codes: list[str] | None, *, allow_all: bool = False) -> list[str] | None:
+    """Every entry must be a language code (any ISO 639-3 language, any variety); unknown ones name the closest."""
+    from ayakit.languages import UnknownLanguageError, parse
+
+    if codes is None:
+        return None
+    if not codes:
+        raise ValueError("an empty list selects nothing: name at least one language, or leave the key out")
+    for code in codes:
+        if allow_all and code == "all":
+            continue
+        try:
+            parse(code)
+        except UnknownLanguageError as exc:
+            raise ValueError(str(exc)) from None
+    return codes
+
+
 class SourceSpec(Strict):
     """One named source of examples and its share of the budget."""
 
@@ -37,6 +55,8 @@ class SourceSpec(Strict):
     families: list[str] | None = None  # embedded source: task families to use
     dataset_weights: dict[str, float] = {}  # within-source weights; default: proportional to size
     options: dict[str, Any] = {}  # reader-specific settings
+
+    _languages = field_validator("languages")(classmethod(lambda cls, v: _check_languages(v)))
 
 
 class FilterConfig(Strict):
@@ -72,7 +92,7 @@ class DataConfig(Strict):
 
     budget: int = Field(10000, gt=0)
     sources: list[SourceSpec]
-    languages: list[str] | None = None  # None: all registry languages
+    languages: list[str] | None = None  # None: every language; else these varieties (`zho` takes zho-Hans and zho-Hant)
     temperature: float | None = Field(None, gt=0)  # mT5-style language sampling exponent alpha
     filters: FilterConfig = FilterConfig()
     caps: CapsConfig = CapsConfig()
@@ -83,6 +103,8 @@ class DataConfig(Strict):
     on_error: Literal["raise", "skip"] = "raise"
     batch_size: int = Field(10000, gt=0)  # rows per pyarrow batch read from a source
     executor_options: dict[str, Any] = {}  # extra keyword arguments of the datatrove executor (slurm: partition, time)
+
+    _languages = field_validator("languages")(classmethod(lambda cls, v: _check_languages(v)))
 
     @field_validator("sources")
     @classmethod
@@ -161,6 +183,8 @@ class EvalConfig(Strict):
     normalization: Literal["none", "token", "byte"] = "none"
     max_new_tokens: int | None = Field(None, gt=0)  # caps every generation task; None keeps each task's own
     baseline: bool = True  # evaluate the untrained model too
+
+    _languages = field_validator("languages")(classmethod(lambda cls, v: _check_languages(v, allow_all=True)))
 
 
 class ReportConfig(Strict):

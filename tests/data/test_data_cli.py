@@ -54,12 +54,12 @@ def test_build_stats_sample(tmp_path):
     assert "900 examples" in result.output
     assert yaml.safe_load((run / "recipe.yaml").read_text())["data"]["budget"] == 900  # the resolved recipe
     stats = _invoke("data", "stats", str(run))
-    assert stats.exit_code == 0 and "requested" in stats.output and "swa" in stats.output
+    assert stats.exit_code == 0 and "requested" in stats.output and "swh-Latn" in stats.output
     assert "100.00%" in stats.output  # the single source gets all of the budget
     sample = _invoke("data", "sample", str(run), "--language", "sw", "-n", "3")
     assert sample.exit_code == 0
     assert sample.output.count("targets:") == 3 and "swali" in sample.output
-    assert "eng ·" not in sample.output
+    assert "eng-Latn ·" not in sample.output and "swh-Latn ·" in sample.output
 
 
 def test_errors_are_one_line(tmp_path):
@@ -81,3 +81,53 @@ def test_errors_are_one_line(tmp_path):
         assert proc.returncode == 2, proc.stderr
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and expected in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+VARIETY_ROWS = [
+    ("swa", "Habari yako leo rafiki?", "Nzuri sana, asante."), ("kin", "Amakuru yawe uyu munsi?", "Ni meza cyane."),
+    ("yue", "你今日點呀？", "我好好，多謝。"), ("zho-Hant", "你今天好嗎？", "我很好，謝謝。"),
+    ("srp_Latn", "Kako si danas?", "Dobro sam, hvala."), ("srp", "Како си данас?", "Добро сам, хвала."),
+    ("zho", "你今天好吗？", "我很好，谢谢。"), ("xx-nope", "Hello there?", "Hi."), ("", "No language?", "None."),
+]
+
+
+def _varieties_recipe(tmp_path: Path, **data) -> Path:
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    with open(src / "v.jsonl", "w", encoding="utf-8") as fh:
+        for i in range(40):
+            for lang, q, a in VARIETY_ROWS:
+                fh.write(json.dumps({"inputs": f"{q} {i}", "targets": f"{a} {i}", "language": lang},
+                                    ensure_ascii=False) + "\n")
+    recipe = {"name": "varieties", "data": {"budget": 400, "tasks": 1, "workers": 1, "filters": {"langid": False},
+                                            "languages": ["swa", "kin", "yue", "zho-Hant", "srp-Latn", "fao"],
+                                            "sources": [{"name": "v", "type": "files", "path": str(src)}], **data}}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    return path
+
+
+def test_build_keeps_varieties_and_says_what_it_dropped(tmp_path):
+    """Five requested varieties stay five; every drop and skip is printed, in stats.json and the manifest."""
+    recipe, run = _varieties_recipe(tmp_path), tmp_path / "run"
+    result = _invoke("data", "build", str(recipe), "--run-dir", str(run))
+    assert result.exit_code == 0, result.output
+    stats = json.loads((run / "data" / "stats.json").read_text())
+    assert set(stats["counts"]["language"]) == {"swh-Latn", "kin-Latn", "yue-Hant", "zho-Hant", "srp-Latn"}
+    assert stats["counts"]["tier"]["unlisted"] == stats["counts"]["language"]["kin-Latn"]
+    summary = stats["summary"]
+    assert summary["dropped"]["language code names no language"] == {"<empty>": 40, "xx-nope": 40}
+    assert summary["dropped"]["outside data.languages"] == {"srp-Cyrl": 40, "zho-Hans": 40}
+    assert summary["skipped"] == {"fao": "no source has rows in it"}
+    warnings = json.loads((run / "data" / "manifest.json").read_text())["warnings"]
+    assert warnings == summary["warnings"] and len(warnings) == 2
+    out = " ".join(result.output.split())
+    assert "80 rows dropped, language code names no language: source v: <empty> 40, xx-nope 40" in out
+    assert "dropped 80 rows (outside data.languages): srp-Cyrl 40, zho-Hans 40" in out
+    assert "fao skipped: no source has rows in it" in out
+    strict = _invoke("data", "build", str(recipe), "--run-dir", str(run), "--strict")
+    assert strict.exit_code == 1 and "--strict: 2 warning(s)" in strict.output
+    # a source repeated more than 10x is named
+    heavy = _invoke("data", "build", str(_varieties_recipe(tmp_path, budget=3000, languages=["kin"])),
+                    "--run-dir", str(tmp_path / "heavy"))
+    assert heavy.exit_code == 0 and "source v repeated 75.0x (more than 10x)" in " ".join(heavy.output.split())

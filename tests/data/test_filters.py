@@ -152,7 +152,7 @@ def test_minhash_near_dedup_of_cjk_text(tmp_path):
                                                                    "path": str(tmp_path / "src")}]}})
     P.build(recipe, tmp_path / "run")
     stats = P.load_stats(tmp_path / "run")
-    assert stats["filters"]["minhash_dedup"] == {"removed": 3, "by_language": {"zho": 3}}
+    assert stats["filters"]["minhash_dedup"] == {"removed": 3, "by_language": {"zho-Hans": 3}}
     assert stats["available"]["s"]["s"] == 23
 
 

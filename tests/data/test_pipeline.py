@@ -17,7 +17,7 @@ import pytest
 from ayakit.data import pipeline as P
 from ayakit.errors import DataError
 from ayakit.languages import UnknownLanguageError
-from ayakit.recipe import recipe_from_dict
+from ayakit.recipe import RecipeError, recipe_from_dict
 
 LANGS = ["eng", "swa", "fra", "yor", "hin", "zho", "ara"]
 
@@ -98,8 +98,8 @@ def test_filters_dedup_and_caps(built):
     assert not any(r["inputs"].startswith("BIG") for r in rows)
     # caps: at most 200 distinct records per (dataset, language) of the translated source, Dolly exempt
     distinct = Counter((r["dataset"], r["language"]) for r in {r["id"]: r for r in rows if r["source"] == "tr"}.values())
-    assert distinct[("translated_paws", "eng")] == 200 and distinct[("translated_paws", "swa")] == 200
-    assert distinct[("translated_dolly", "eng")] == 1000
+    assert distinct[("translated_paws", "eng-Latn")] == 200 and distinct[("translated_paws", "swh-Latn")] == 200
+    assert distinct[("translated_dolly", "eng-Latn")] == 1000
     assert stats["available"]["tr"] == {"translated_dolly": 1000, "translated_paws": 400}
     assert stats["filters"]["caps"]["removed"] == 2600
 
@@ -185,8 +185,8 @@ def test_temperature_sampling_across_languages(corpus, tmp_path):
         {"name": "t", "type": "files", "path": str(tmp_path / "temp")}])
     P.build(recipe, tmp_path / "run")
     stats = P.load_stats(tmp_path / "run")
-    assert stats["counts"]["language"] == {"eng": 750, "swa": 250}
-    swa = Counter(r["id"] for r in _rows(tmp_path / "run") if r["language"] == "swa")
+    assert stats["counts"]["language"] == {"eng-Latn": 750, "swh-Latn": 250}
+    swa = Counter(r["id"] for r in _rows(tmp_path / "run") if r["language"] == "swh-Latn")
     assert set(swa.values()) == {2, 3} and sum(swa.values()) == 250  # 2 passes + 50 sampled
 
 
@@ -195,7 +195,7 @@ def test_bad_input_errors(corpus, tmp_path):
     _write(empty / "e.jsonl", [])
     with pytest.raises(DataError, match="yielded no examples"):
         P.build(_recipe(corpus, sources=[{"name": "e", "type": "files", "path": str(empty)}]), tmp_path / "r1")
-    with pytest.raises(UnknownLanguageError, match="xx"):
+    with pytest.raises((UnknownLanguageError, RecipeError), match="xx"):
         P.build(_recipe(corpus, languages=["xx"]), tmp_path / "r2")
     # every row filtered away: the source is empty after filtering
     with pytest.raises(DataError, match="'big' is empty"):

@@ -10,7 +10,7 @@ from ayakit.data.sources import open_source
 from ayakit.data.sources.embedded import (families, family_facts, heldout_families, heldout_items,
                                           training_families)
 from ayakit.errors import DataError
-from ayakit.languages import get, languages
+from ayakit.languages import get, languages, rollup, tag
 from ayakit.recipe import recipe_from_dict
 from ayakit.records import KINDS
 
@@ -31,20 +31,22 @@ def _all_rows(seed: int = 1234) -> tuple[dict, ...]:
 
 def test_coverage_and_provenance():
     rows = _all_rows()
-    langs = {r["language"] for r in rows}
+    langs = {rollup(r["language"]) for r in rows}
     assert len(langs) >= 97, sorted({lang.code for lang in languages()} - langs)
     registry = {lang.code for lang in languages()}
     for r in rows:
-        assert r["language"] in registry and get(r["language"]).tier in ("high", "mid", "low")
+        assert rollup(r["language"]) in registry and get(r["language"]).tier in ("high", "mid", "low")
+        assert r["language"] == tag(r["language"]) and r["language"].split("-")[1] == r["script"]
         assert r["script"] and r["source"] == "cldr" and r["license"] in LICENSES and r["kind"] in KINDS
         assert r["inputs"] and r["targets"] and r["task"] in training_families() and r["template"]
     assert {r["kind"] for r in rows if r["task"] == "dialogue"} == {"human"}
     assert {r["license"] for r in rows if r["task"] == "number_words"} == {"LGPL-2.1"}
     # code-mixed English prompts for everyone, and prompts written in the target language where templates exist
-    fra_templates = {r["template"] for r in rows if r["language"] == "fra" and r["task"] == "month_name"}
+    fra_templates = {r["template"] for r in rows if r["language"] == "fra-Latn" and r["task"] == "month_name"}
     assert "month_name.fra" in fra_templates and any(".en." in t for t in fra_templates)
-    # traditional-Chinese dialogue keeps its script
-    assert {r["script"] for r in rows if r["language"] == "zho" and r["task"] == "dialogue"} == {"Hans", "Hant"}
+    # traditional-Chinese dialogue keeps its script: two varieties
+    assert {r["language"] for r in rows if rollup(r["language"]) == "zho" and r["task"] == "dialogue"} == \
+        {"zho-Hans", "zho-Hant"}
 
 
 def test_heldout_families_never_in_training():
@@ -70,7 +72,7 @@ def test_deterministic_for_seed_and_options():
     for r in rows_a:
         counts[(r["task"], r["language"])] = counts.get((r["task"], r["language"]), 0) + 1
     # num2words has no Swahili: that (family, language) is simply absent
-    assert counts == {("number_words", "fra"): 5, ("month_name", "fra"): 5, ("month_name", "swa"): 5}
+    assert counts == {("number_words", "fra-Latn"): 5, ("month_name", "fra-Latn"): 5, ("month_name", "swh-Latn"): 5}
     other = [r for b in _source(8, families=["number_words"], languages=["fra"]).iter_batches() for r in b.to_pylist()]
     assert {r["inputs"] for r in other} != {r["inputs"] for r in rows_a if r["task"] == "number_words"}
     with pytest.raises(DataError, match="unknown embedded option"):
@@ -108,7 +110,7 @@ def test_heldout_items_shape_and_determinism():
 
 
 def test_heldout_facts_are_taught_in_training_with_other_formats():
-    rows = [r for r in _all_rows() if r["language"] == "swa"]
+    rows = [r for r in _all_rows() if r["language"] == "swh-Latn"]
     trained_targets = {r["targets"] for r in rows}
     trained_inputs = {r["inputs"] for r in rows}
     items = heldout_items("swa")

@@ -12,6 +12,7 @@ import pytest
 from ayakit.data.sources import READERS, open_source
 from ayakit.errors import DataError
 from ayakit.languages import UnknownLanguageError
+from ayakit.recipe import RecipeError
 from ayakit.recipe import recipe_from_dict
 from ayakit.records import EXAMPLE_SCHEMA
 
@@ -50,7 +51,7 @@ def test_jsonl_mapping_normalisation_and_dropping(tmp_path: Path):
                                 "options": {"task": "chat"}})
     assert all(b.schema.equals(EXAMPLE_SCHEMA) for b in batches)
     assert all(b.num_rows <= 2 for b in batches)
-    assert [r["language"] for r in rows] == ["swa", "fra", "nld", "uzb"]
+    assert [r["language"] for r in rows] == ["swh-Latn", "fra-Latn", "nld-Latn", "uzn-Latn"]
     assert [r["script"] for r in rows] == ["Latn"] * 4
     assert src.dropped_languages == {"xx-unknown": 1}
     assert {r["source"] for r in rows} == {"mine"} and {r["dataset"] for r in rows} == {"mine"}
@@ -67,7 +68,7 @@ def test_parquet_csv_tsv_folder_and_glob(tmp_path: Path):
     (tmp_path / "y.csv").write_text('inputs,targets,language\n"one, two",uno,es\n', encoding="utf-8")
     (tmp_path / "z.tsv").write_text('inputs\ttargets\tlanguage\n"quoted\tcita\tpt\n', encoding="utf-8")
     src, _b, rows = _read({"name": "f", "type": "files", "path": str(tmp_path), "license": "CC0", "kind": "human"})
-    assert sorted(r["language"] for r in rows) == ["deu", "deu", "por", "spa"]
+    assert sorted(r["language"] for r in rows) == ["deu-Latn", "deu-Latn", "por-Latn", "spa-Latn"]
     assert {r["inputs"] for r in rows} >= {"one, two", '"quoted'}
     assert {r["license"] for r in rows} == {"CC0"} and {r["kind"] for r in rows} == {"human"}
     assert src.dataset_sizes() is None  # mixed formats: not cheap
@@ -85,13 +86,13 @@ def _spec_and_recipe(source: dict):
 def test_language_option_and_selection(tmp_path: Path):
     path = _jsonl(tmp_path / "d.jsonl", [{"inputs": "a", "targets": "b"}, {"inputs": "c", "targets": "d"}])
     _s, _b, rows = _read({"name": "s", "type": "files", "path": str(path), "options": {"language": "yo"}})
-    assert {r["language"] for r in rows} == {"yor"}
+    assert {r["language"] for r in rows} == {"yor-Latn"}
     path2 = _jsonl(tmp_path / "e.jsonl", ROWS)
     _s, _b, rows = _read({"name": "s", "type": "files", "path": str(path2), "columns": MAP, "languages": ["swa", "nld"]})
-    assert [r["language"] for r in rows] == ["swa", "nld"]
-    with pytest.raises(UnknownLanguageError, match="qqq"):
+    assert [r["language"] for r in rows] == ["swh-Latn", "nld-Latn"]
+    with pytest.raises((UnknownLanguageError, RecipeError), match="qqq"):
         _read({"name": "s", "type": "files", "path": str(path2), "columns": MAP, "languages": ["qqq"]})
-    with pytest.raises(UnknownLanguageError, match="data.languages"):
+    with pytest.raises((UnknownLanguageError, RecipeError), match="data.languages"):
         _read({"name": "s", "type": "files", "path": str(path2), "columns": MAP}, languages=["zzz"])
 
 
@@ -143,3 +144,28 @@ def test_streaming_batches_bounded(tmp_path: Path):
     src = open_source(recipe.data.sources[0], recipe)
     sizes = [b.num_rows for b in src.iter_batches(batch_size=300)]
     assert max(sizes) <= 300 and sum(sizes) == 5000 and src.rows_read == 5000
+
+
+def test_any_language_and_variety_kept_distinct(tmp_path: Path):
+    """Rows in languages outside the Aya 101 are kept; the script comes from the tag, the script column, the text."""
+    rows = [{"inputs": "Muraho?", "targets": "Ni meza.", "language": "kin"},
+            {"inputs": "你好嗎？", "targets": "我好。", "language": "yue"},
+            {"inputs": "你好吗？", "targets": "我很好。", "language": "zho", "script": "Hans"},
+            {"inputs": "你好嗎？", "targets": "我很好。", "language": "zh-Hant"},
+            {"inputs": "Kako si?", "targets": "Dobro sam.", "language": "srp_Latn"},
+            {"inputs": "Како си?", "targets": "Добро сам.", "language": "srp"},
+            {"inputs": "Kako si danas?", "targets": "Dobro sam, hvala.", "language": "srp"},
+            {"inputs": "Hi?", "targets": "Hello.", "language": "en-GB"},
+            {"inputs": "x", "targets": "y", "language": ""},
+            {"inputs": "x", "targets": "y", "language": "qqq"}]
+    path = _jsonl(tmp_path / "w.jsonl", rows)
+    src, _b, got = _read({"name": "w", "type": "files", "path": str(path)})
+    assert [(r["language"], r["script"]) for r in got] == [
+        ("kin-Latn", "Latn"), ("yue-Hant", "Hant"), ("zho-Hans", "Hans"), ("zho-Hant", "Hant"), ("srp-Latn", "Latn"),
+        ("srp-Cyrl", "Cyrl"), ("srp-Latn", "Latn"), ("eng-Latn-GB", "Latn")]
+    assert src.dropped_languages == {"<empty>": 1, "qqq": 1}
+    # a selection keeps exactly the varieties named: zho never takes yue, srp-Latn never srp-Cyrl
+    src, _b, got = _read({"name": "w", "type": "files", "path": str(path)},
+                         languages=["kin", "zho-Hant", "srp-Latn"])
+    assert [r["language"] for r in got] == ["kin-Latn", "zho-Hant", "srp-Latn", "srp-Latn"]
+    assert src.unselected == {"yue-Hant": 1, "zho-Hans": 1, "srp-Cyrl": 1, "eng-Latn-GB": 1}

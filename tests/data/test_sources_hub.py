@@ -28,14 +28,16 @@ def _pq(path: Path, rows: list[dict]) -> None:
 def test_aya_dataset_layout(tmp_path: Path):
     row = {"inputs": "Swali?", "targets": "Jibu.", "language": "Swahili", "language_code": "swh",
            "annotation_type": "original-annotations", "user_id": "u1"}
-    _pq(tmp_path / "data" / "train-00000-of-00001.parquet", [row, {**row, "language_code": "wol", "inputs": "x"}])
+    _pq(tmp_path / "data" / "train-00000-of-00001.parquet", [row, {**row, "language_code": "wol", "inputs": "x"},
+                                                             {**row, "language_code": "xx-nope", "inputs": "y"}])
     _pq(tmp_path / "data" / "test-00000-of-00001.parquet", [{**row, "inputs": "held-out test item"}])
     src, rows = _rows({"name": "aya", "type": "aya_dataset", "path": str(tmp_path)})
-    assert [r["inputs"] for r in rows] == ["Swali?"]  # train split only; Wolof dropped
-    assert rows[0]["language"] == "swa" and rows[0]["kind"] == "human" and rows[0]["dataset"] == "aya_dataset"
+    assert [r["inputs"] for r in rows] == ["Swali?", "x"]  # train split only; Wolof kept, a non-language dropped
+    assert [r["language"] for r in rows] == ["swh-Latn", "wol-Latn"]
+    assert rows[0]["kind"] == "human" and rows[0]["dataset"] == "aya_dataset"
     assert rows[0]["task"] == "original-annotations" and rows[0]["license"] == "Apache-2.0"
-    assert src.dropped_languages == {"wol": 1}
-    assert src.dataset_sizes() == {"aya_dataset": 2}
+    assert src.dropped_languages == {"xx-nope": 1}
+    assert src.dataset_sizes() == {"aya_dataset": 3}
 
 
 V1 = {"id": 1, "inputs": "Q", "targets": "A", "dataset_name": "Dolly-v2", "sub_dataset_name": "-",
@@ -52,7 +54,7 @@ def test_aya_collection_both_column_sets_and_configs(tmp_path: Path):
     src, rows = _rows({"name": "coll", "type": "aya_collection", "path": str(tmp_path)})
     by = {r["dataset"]: r for r in rows}
     assert set(by) == {"translated_dolly", "templated_xlel_wd"}
-    assert by["translated_dolly"]["kind"] == "translated" and by["translated_dolly"]["language"] == "fra"
+    assert by["translated_dolly"]["kind"] == "translated" and by["translated_dolly"]["language"] == "fra-Latn"
     assert by["templated_xlel_wd"]["kind"] == "templated" and by["templated_xlel_wd"]["script"] == "Deva"
     assert by["templated_xlel_wd"]["task"] == "event-linking" and by["templated_xlel_wd"]["template"] == "1"
     assert src.dataset_sizes() == {"translated_dolly": 1, "templated_xlel_wd": 1}
@@ -73,11 +75,13 @@ def test_xp3x_language_folders(tmp_path: Path):
     write("zsm_Latn", "xp3_paws-x_en_validation_Meaning.jsonl",
           [{**row, "language": "zsm_Latn", "inputs": "soalan", "dataset": "paws-x", "config": None}])
     write("kab_Latn", "xp3_flores_kab_dev_question.jsonl", [{**row, "language": "kab_Latn"}] * 3)
+    write("code", "xp3_code.jsonl", [{**row, "language": "code"}] * 2)
     src, rows = _rows({"name": "xp3x", "type": "xp3x", "path": str(tmp_path)})
-    assert sorted(r["language"] for r in rows) == ["jpn", "jpn", "msa"]
+    assert sorted(r["language"] for r in rows) == ["jpn-Jpan", "jpn-Jpan", "kab-Latn", "kab-Latn", "kab-Latn",
+                                                   "zsm-Latn"]
     assert {r["dataset"] for r in rows} == {"Helsinki-NLP/tatoeba_mt/jpn-eng", "paws-x"}
     assert {r["template"] for r in rows} == {"translate"} and {r["split"] for r in rows} == {"train"}
-    assert src.dropped_languages == {"kab_Latn": 3}
+    assert src.dropped_languages == {"code": 2}
     _s, rows = _rows({"name": "xp3x", "type": "xp3x", "path": str(tmp_path), "languages": ["msa"]})
     assert [r["inputs"] for r in rows] == ["soalan"]
 
@@ -90,8 +94,8 @@ def test_aya_evaluation_suite_and_data_provenance(tmp_path: Path):
         [{"id": 5, "inputs": "I2", "targets": "T2", "language": "yor", "script": "Latn"}])
     _s, rows = _rows({"name": "ev", "type": "aya_evaluation_suite", "path": str(ev)})
     by = {r["language"]: r for r in rows}
-    assert by["ara"]["id"] == "aya_human_annotated:5" and by["ara"]["kind"] == "human"
-    assert by["yor"]["kind"] == "translated" and {r["split"] for r in rows} == {"test"}
+    assert by["arb-Arab"]["id"] == "aya_human_annotated:5" and by["arb-Arab"]["kind"] == "human"
+    assert by["yor-Latn"]["kind"] == "translated" and {r["split"] for r in rows} == {"test"}
 
     dp = tmp_path / "dp"
     (dp / "data").mkdir(parents=True)
@@ -99,7 +103,7 @@ def test_aya_evaluation_suite_and_data_provenance(tmp_path: Path):
         json.dumps({"inputs": "a", "targets": "b", "dataset": "flan_v2", "license": "Apache-2.0"}) + "\n"
         + json.dumps({"inputs": "c", "targets": "d", "dataset": "oasst", "language": "de"}) + "\n", encoding="utf-8")
     _s, rows = _rows({"name": "dp", "type": "data_provenance", "path": str(dp)})
-    assert [(r["dataset"], r["language"]) for r in rows] == [("flan_v2", "eng"), ("oasst", "deu")]
+    assert [(r["dataset"], r["language"]) for r in rows] == [("flan_v2", "eng-Latn"), ("oasst", "deu-Latn")]
     assert rows[0]["license"] == "Apache-2.0"
 
 

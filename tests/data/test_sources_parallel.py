@@ -37,9 +37,9 @@ def _sib(root: Path) -> Path:
 def test_flores_sib_layout_both_directions_train_only(tmp_path: Path):
     src = _open({"name": "flores", "type": "flores"}, data_dir=str(_sib(tmp_path)))
     rows = _rows(src)
-    assert {r["language"] for r in rows} == {"swa", "zho"}
-    assert {r["script"] for r in rows if r["language"] == "zho"} == {"Hant"}
-    swa = [r for r in rows if r["language"] == "swa"]
+    assert {r["language"] for r in rows} == {"swh-Latn", "zho-Hant"}  # by default the Aya languages only
+    assert {r["script"] for r in rows if r["language"] == "zho-Hant"} == {"Hant"}
+    swa = [r for r in rows if r["language"] == "swh-Latn"]
     assert len(swa) == 4  # 2 sentences x 2 directions
     assert {r["targets"] for r in swa} == {"Moja.", "Mbili.", "One.", "Two."}
     pairs = {(r["inputs"], r["targets"]) for r in swa}
@@ -47,6 +47,11 @@ def test_flores_sib_layout_both_directions_train_only(tmp_path: Path):
     assert not any("Mtihani" in r["inputs"] + r["targets"] for r in rows)  # test split never read
     assert {(r["kind"], r["dataset"], r["license"]) for r in rows} == {("human", "flores200", "CC-BY-SA-4.0")}
     assert {r["template"].rsplit(".", 1)[1] for r in rows} == {"to_eng", "from_eng"}
+    # a selection takes any FLORES variety, in or outside the Aya 101
+    rows = _rows(_open({"name": "flores", "type": "flores", "languages": ["kab", "zho-Hant"]},
+                       data_dir=str(_sib(tmp_path / "again"))))
+    assert {r["language"] for r in rows} == {"kab-Latn", "zho-Hant"}
+    assert any("Kabyle" in r["inputs"] for r in rows)
 
 
 def test_flores_official_layout(tmp_path: Path):
@@ -58,7 +63,7 @@ def test_flores_official_layout(tmp_path: Path):
     src = _open({"name": "fl", "type": "flores", "path": str(tmp_path), "languages": ["fra"],
                  "options": {"directions": ["to_eng"]}})
     rows = _rows(src)
-    assert [(r["language"], r["targets"]) for r in rows] == [("fra", "Hello."), ("fra", "Bye.")]
+    assert [(r["language"], r["targets"]) for r in rows] == [("fra-Latn", "Hello."), ("fra-Latn", "Bye.")]
     with pytest.raises(DataError, match=r"deu_Latn\.dev: 1 lines.*line-aligned"):
         _rows(_open({"name": "fl", "type": "flores", "path": str(tmp_path)}))
 
@@ -94,7 +99,9 @@ def test_tatoeba_reader_reads_train_lines_only(tmp_path: Path):
     train, held = tatoeba_split(10, seed=1234)
     assert sorted(r["targets"] for r in rows) == sorted(f"fr{i}" for i in train)
     assert not {r["targets"] for r in rows} & {f"fr{i}" for i in held}
-    assert src.dropped_languages == {"kab": 2}
+    assert src.dropped_languages == {} and src.unselected == {"kab-Latn": 2}  # outside the default Aya set
+    sel = _rows(_open({"name": "tat", "type": "tatoeba", "languages": ["kab"]}, data_dir=str(tmp_path)))
+    assert {r["language"] for r in sel} == {"kab-Latn"} and len(sel) == 2 * 1
     assert {(r["kind"], r["license"], r["dataset"]) for r in rows} == {("human", "CC-BY-2.0-FR", "tatoeba")}
 
 
@@ -102,7 +109,8 @@ def test_shared_flores_and_tatoeba(shared_data: Path):
     src = _open({"name": "fl", "type": "flores", "languages": ["swa", "yor", "zho"],
                  "options": {"per_language": 20}}, data_dir=str(shared_data))
     rows = _rows(src)
-    assert {r["language"] for r in rows} == {"swa", "yor", "zho"} and len(rows) == 3 * 20 * 2
+    assert {r["language"] for r in rows} == {"swh-Latn", "yor-Latn", "zho-Hans", "zho-Hant"}
+    assert len(rows) == 4 * 20 * 2  # `zho` selects both scripts of Chinese (never Cantonese)
     tat = _open({"name": "tat", "type": "tatoeba", "languages": ["swa", "fry"]}, data_dir=str(shared_data))
     rows = _rows(tat)
-    assert {r["language"] for r in rows} == {"swa", "fry"}
+    assert {r["language"] for r in rows} == {"swh-Latn", "fry-Latn"}

@@ -84,3 +84,61 @@ def test_bad_summary_is_a_one_line_error_naming_the_file(fake_run: Path) -> None
 def test_missing_run_dir(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         build_report(tmp_path / "nope")
+
+
+def _variety_run(run: Path) -> Path:
+    """The fixture run with the mixture and eval results of five varieties (two of them Chinese, one unlisted)."""
+    tags = ["swh-Latn", "kin-Latn", "yue-Hant", "zho-Hant", "srp-Latn"]
+    stats_path = run / "data" / "stats.json"
+    stats = json.loads(stats_path.read_text())
+    stats["counts"]["language"] = {t: 100 + 10 * i for i, t in enumerate(tags)}
+    stats["filters"] = {"langid": {"removed": 3, "by_language": {"kin-Latn": 3}}}
+    stats["summary"] = {"dropped": {"text in another language": {"kin-Latn": 3},
+                                    "language code names no language": {"xx-nope": 4}},
+                        "skipped": {"fao": "no source has rows in it"}, "repeated": {"bible": 12.5},
+                        "warnings": ["4 rows dropped, language code names no language: source v: xx-nope 4",
+                                     "fao skipped: no source has rows in it"]}
+    stats_path.write_text(json.dumps(stats))
+    for model in ("baseline", "trained"):
+        path = run / "eval" / model / "summary.json"
+        summary = json.loads(path.read_text())
+        for task in summary["tasks"].values():
+            task["by_language"] = {t: {"score": 40.0 + 10 * i, "n": 10 * (i + 1), "tier": "x"}
+                                   for i, t in enumerate(tags)}
+        path.write_text(json.dumps(summary))
+    return run
+
+
+def test_report_keeps_varieties_distinct_with_unlisted_tiers(fake_run: Path) -> None:
+    md = (build_report(_variety_run(fake_run)).with_name("report.md")).read_text(encoding="utf-8")
+    table = md.split("Per language variety (5)")[1].split("\n\n")[1]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split("|")[1].strip() for r in rows] == [
+        "srp-Latn (Serbian (Latin))", "zho-Hant (Chinese (Traditional))", "yue-Hant (Cantonese)",
+        "kin-Latn (Kinyarwanda)", "swh-Latn (Swahili)"]
+    assert [r.split("|")[2].strip() for r in rows] == ["high", "high", "high", "unlisted", "low"]
+    assert "Rolled up" not in md
+    # the build's summary: drops per reason and language, skips, repeats, warnings
+    assert "| language code names no language | 4 | xx-nope | 4 |" in md
+    assert "| fao | no source has rows in it |" in md and "| bible | 12.5× |" in md
+    assert "Build warnings (2): 4 rows dropped" in md
+
+
+def test_report_rollup_merges_to_the_papers_rows_and_says_so(fake_run: Path) -> None:
+    run = _variety_run(fake_run)
+    index = build_report(run, rollup=True)
+    md = index.with_name("report.md").read_text(encoding="utf-8")
+    assert "## Languages rolled up" in md
+    assert "yue-Hant, zho-Hant -> zho" in md and "(--rollup)" in md
+    assert "Per language variety (4)" in md  # zho took two varieties
+    assert "| zho (Chinese) | high | zho | 250 |" in md
+    assert json.loads((index.parent / "manifest.json").read_text())["inputs"]["rollup"] is True
+    from ayakit.report.artifacts import load_run
+    from ayakit.report.rollup import rollup_artifacts
+
+    art = load_run(run)
+    merged = rollup_artifacts(art)
+    assert merged == {"zho": ["yue-Hant", "zho-Hant"]}
+    zho = art.evals["trained"]["tasks"]["xcopa_mini"]["by_language"]["zho"]
+    assert zho["score"] == pytest.approx((60 * 30 + 70 * 40) / 70) and zho["n"] == 70 and zho["tier"] == "high"
+    assert art.stats["counts"]["language"]["kin"] == 110

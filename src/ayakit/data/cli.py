@@ -46,8 +46,15 @@ def build_cmd(
     executor: str = typer.Option(None, "--executor",
                                  help="datatrove executor: local, slurm or ray (the optional ray extra); default: the recipe's data.executor (local)."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when the manifest matches the inputs."),
+    strict: bool = typer.Option(False, "--strict",
+                                help="Exit non-zero when the build warns: rows whose language code names no "
+                                     "language, malformed rows skipped, a requested language or source that "
+                                     "yields nothing, a source repeated more than 10x."),
 ) -> None:
-    """Build the mixture: sources -> filters -> dedup -> weighted sample -> parquet shards + stats.json."""
+    """Build the mixture: sources -> filters -> dedup -> weighted sample -> parquet shards + stats.json.
+
+    Ends with what was dropped (per reason and language), skipped and heavily repeated; the same summary is in
+    data/stats.json (`summary`), the manifest (`warnings`) and the report."""
     from ayakit.data import pipeline
     from ayakit.io import write_text_atomic
 
@@ -74,7 +81,20 @@ def build_cmd(
         return
     stats = pipeline.load_stats(out)
     console.print(f"[bold]{stats['total']:,}[/] examples in {stats['shards']} shards, "
-                  f"{len(stats['counts']['language'])} languages -> {data_dir}")
+                  f"{len(stats['counts']['language'])} language varieties -> {data_dir}")
+    print_summary(console, stats, strict)
+
+
+def print_summary(console: Console, stats: dict, strict: bool = False) -> None:
+    """Print the build's drops, skips and repeats; with strict, exit 1 when it has warnings."""
+    from ayakit.data.summary import build_summary, summary_lines
+
+    summary = stats.get("summary") or build_summary(stats, None)
+    for line in summary_lines(summary):
+        console.print(Text(line, style="yellow" if line.startswith("warning") else "dim"))
+    if strict and summary["warnings"]:
+        console.print(f"[red]--strict: {len(summary['warnings'])} warning(s)[/]")
+        raise typer.Exit(1)
 
 
 def _share_table(title: str, requested: dict[str, float] | None, realised: dict[str, float],
@@ -193,7 +213,9 @@ def plan_cmd(
 @app.command("sample")
 def sample_cmd(
     run_dir: Path = typer.Argument(..., help="Run directory with a built mixture."),
-    language: str = typer.Option(None, "--language", "-l", help="Only this language (any code: sw, swa, swh_Latn)."),
+    language: str = typer.Option(None, "--language", "-l",
+                                 help="Only this language or variety (any code: sw, swh_Latn, zho-Hant; `zho` shows "
+                                      "every script of Chinese, never Cantonese)."),
     source: str = typer.Option(None, "--source", help="Only this source."),
     n: int = typer.Option(5, "-n", "--n", help="How many examples to show."),
     seed: int = typer.Option(0, "--seed", help="Which examples: the same seed shows the same ones."),
@@ -203,12 +225,14 @@ def sample_cmd(
 
     from ayakit.data.pipeline import read_mixture
     from ayakit.errors import DataError
-    from ayakit.languages import normalize
+    from ayakit.languages import matches, parse
 
     ds = read_mixture(run_dir)
     expr = None
     if language:
-        expr = pc.field("language") == normalize(language)
+        parse(language)  # an unknown code is an error that names the closest
+        tags = pc.unique(ds.to_table(columns=["language"]).column("language")).to_pylist()
+        expr = pc.field("language").isin([t for t in tags if matches(language, t)])
     if source:
         e = pc.field("source") == source
         expr = e if expr is None else expr & e

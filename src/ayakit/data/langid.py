@@ -1,11 +1,12 @@
 """Language identification: the dominant script of a text and its language (pycld2, then CLD3).
 
-`verdict(text, language)` says whether a text is in its declared registry language: "match", "mismatch",
+`verdict(text, language)` says whether a text is in its declared language (a tag such as `srp-Latn`, or a code): "match", "mismatch",
 "short" (too short to check) or "unknown" (neither detector is sure). A text in a script the language is
 never written in is a mismatch without asking a detector (cheap and strong). pycld2 answers first; where it
 says unknown, is unreliable or disagrees, CLD3 (`gcld3`) gets a second say, so a language pycld2 misses
 (Latin-script Kurdish) is not thrown away on its word alone. A mismatch needs pycld2 to be sure (or both
-detectors to agree); CLD3 alone only ever confirms.
+detectors to agree); CLD3 alone only ever confirms. A language pycld2 has no label for (most languages outside
+the Aya-101) is never a mismatch on a detector's word: only its script is checked.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from importlib import resources
 
 import yaml
 
+from ayakit import languages as L
 from ayakit.languages import UnknownLanguageError, get
 
 MATCH, MISMATCH, SHORT, UNKNOWN = "match", "mismatch", "short", "unknown"
@@ -46,11 +48,11 @@ def char_script(ch: str) -> str | None:
         name = unicodedata.name(ch)
     except ValueError:
         return None
-    return tables()["unicode_scripts"].get(name.split(" ", 1)[0])
+    return L.scripts_table()["unicode_scripts"].get(name.split(" ", 1)[0])
 
 
 def dominant_script(text: str) -> str | None:
-    """The script most letters of a text are written in (None when it has no letters)."""
+    """The Unicode script most letters of a text are written in (None when it has no letters)."""
     counts: Counter[str] = Counter()
     for ch in text:
         if ch.isalpha():
@@ -61,14 +63,20 @@ def dominant_script(text: str) -> str | None:
 
 
 @functools.cache
-def accepted_scripts(language: str) -> frozenset[str]:
-    """The Unicode scripts a registry language's texts may be written in."""
-    members = tables()["script_members"]
-    out: set[str] = set()
-    for s in get(language).scripts:
-        out.add(s)
-        out.update(members.get(s, []))
-    return frozenset(out)
+def accepted_scripts(language: str) -> frozenset[str] | None:
+    """The Unicode scripts texts in a language may be written in: the tag's script, or for a bare registry code
+    every script of the language; None when the script is unknown (any text passes the script check)."""
+    parts = L.parse(language)
+    if parts.script:
+        scripts: tuple[str, ...] = (parts.script,)
+    else:
+        try:
+            scripts = get(language).scripts
+        except UnknownLanguageError:
+            scripts = (L.default_script(parts.language, parts.region),)
+    if L.UNCODED_SCRIPT in scripts:
+        return None
+    return frozenset().union(*(L.script_members(s) for s in scripts))
 
 
 @functools.cache
@@ -123,10 +131,39 @@ def detect_cld3(text: str) -> Detection | None:
     return Detection(label_code(res.language), res.language, bool(res.is_reliable))
 
 
+@functools.cache
+def label_language(label: str) -> str | None:
+    """A detector label ('sw', 'zh-Hant', 'iw', 'rw') as an ISO 639-3 language, or None (unknown, not a language)."""
+    if not label or label in ("un", "xxx", "und") or label.startswith(("xx-", "zz")):
+        return None
+    fixed = tables()["label_codes"].get(label)
+    try:
+        return L.parse(fixed or label).language
+    except UnknownLanguageError:
+        return None
+
+
+@functools.cache
+def cld2_languages() -> frozenset[str]:
+    """The ISO 639-3 languages pycld2 can answer with (its rollup rows too)."""
+    import pycld2
+
+    out: set[str] = set()
+    for _, label in pycld2.LANGUAGES:
+        lang = label_language(label)
+        if lang:
+            out.update((lang, L.rollup(lang)))
+    return frozenset(out)
+
+
 def _accepts(language: str, det: Detection) -> bool:
-    if det.code == language:
-        return True
-    return det.label in tables()["also_accept"].get(language, ())
+    want, got = L.parse(language).language, label_language(det.label)
+    if got is None:
+        return False
+    row = L.rollup(want)
+    if got == want or (row in L.registry() and L.rollup(got) == row):
+        return True  # the detectors cannot tell varieties of one row apart (yue / zho, prs / pes, nno / nob)
+    return det.label in tables()["also_accept"].get(row, ())
 
 
 def verdict(text: str, language: str, min_letters: int = 20) -> str:
@@ -134,14 +171,18 @@ def verdict(text: str, language: str, min_letters: int = 20) -> str:
     if letters(text) < min_letters:
         return SHORT
     script = dominant_script(text)
-    if script is not None and script not in accepted_scripts(language):
+    allowed = accepted_scripts(language)
+    if script is not None and allowed is not None and script not in allowed:
         return MISMATCH
+    known = L.rollup(language) in cld2_languages() or L.parse(language).language in cld2_languages()
     first = detect_cld2(text)
     if first.reliable and _accepts(language, first):
         return MATCH
     second = detect_cld3(text)
     if second is not None and second.reliable and _accepts(language, second):
         return MATCH
+    if not known:
+        return UNKNOWN  # pycld2 has no label for this language: its answer says nothing against it
     if first.reliable:
         # pycld2 is sure of another language and CLD3 does not vouch for the declared one
         return MISMATCH

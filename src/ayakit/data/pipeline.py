@@ -46,6 +46,7 @@ from datatrove.utils.word_tokenizers import WordTokenizer
 from loguru import logger
 
 from ayakit import languages as L
+from ayakit.data.summary import build_summary
 from ayakit.data import filters as F
 from ayakit.data import mixture as M
 from ayakit.errors import DataError
@@ -234,7 +235,8 @@ class FilterStep(_Step):
         out_dir = ctx.work / "filtered" / f"task-{rank:05d}"
         writers = _BucketWriters(out_dir, lambda b: f"bucket-{b:05d}.parquet", FILTERED_SCHEMA)
         counts: dict[str, F.FilterCounts] = {}
-        report: dict[str, Any] = {"skipped_sources": {}, "errors": {}, "dropped_languages": {}, "read": {}}
+        report: dict[str, Any] = {"skipped_sources": {}, "errors": {}, "dropped_languages": {}, "unselected": {},
+                                  "read": {}}
         for si, spec in enumerate(recipe.data.sources):
             if spec.weight == 0:
                 continue
@@ -248,10 +250,12 @@ class FilterStep(_Step):
                     self._filter(table, si, cfg, counts, writers)
                 # a shared stream is read by every task: only task 0 reports its malformed lines
                 errors += source.errors if sharded or rank == 0 else 0
-                for lang, n in source.dropped_languages.items():
-                    if sharded or rank == 0:
-                        dropped = report["dropped_languages"].setdefault(spec.name, {})
-                        dropped[lang] = dropped.get(lang, 0) + n
+                for key, per_lang in (("dropped_languages", source.dropped_languages),
+                                      ("unselected", source.unselected)):
+                    for lang, n in per_lang.items():
+                        if sharded or rank == 0:
+                            dropped = report[key].setdefault(spec.name, {})
+                            dropped[lang] = dropped.get(lang, 0) + n
             report["read"][spec.name] = read
             report["errors"][spec.name] = errors
         writers.close()
@@ -714,6 +718,7 @@ class FinalizeStep(_Step):
     def work(self, rank: int) -> None:
         ctx = self.ctx
         stats = merge_stats(ctx)
+        stats["summary"] = build_summary(stats, ctx.get_recipe().data.languages)
         write_json_atomic(ctx.data_dir / "stats.json", stats)
         keep = {ctx.shard_name(s) for s in range(ctx.shards)}
         for old in ctx.data_dir.glob("shards-*.parquet"):
@@ -721,7 +726,7 @@ class FinalizeStep(_Step):
                 old.unlink()
         outputs = {"shards": sorted(keep), "stats": "stats.json"}
         write_manifest(ctx.data_dir, "data", ctx.inputs, outputs, counts={"total": stats["total"]},
-                       recipe=ctx.get_recipe().name)
+                       recipe=ctx.get_recipe().name, warnings=stats["summary"]["warnings"])
         for sub in ("filtered", "dedup", "scatter", "minhash"):
             shutil.rmtree(ctx.work / sub, ignore_errors=True)
 
@@ -734,14 +739,22 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
     reports = [read_json(p) for p in sorted((ctx.work / "reports").glob("filter-*.json"))]
     errors: dict[str, int] = {}
     dropped: Counter = Counter()
+    unselected: Counter = Counter()
+    by_source: dict[str, dict[str, dict[str, int]]] = {"not a language": {}, "outside data.languages": {}}
     for r in reports:
         for name, d in r["filters"].items():
             filters.setdefault(name, F.FilterCounts()).merge(F.FilterCounts.from_dict(d))
         for k, v in r["errors"].items():  # each file (or shared stream) is reported by one task only
             errors[k] = errors.get(k, 0) + v
-        for langs in r["dropped_languages"].values():
-            dropped.update(langs)
+        for reason, key, total in (("not a language", "dropped_languages", dropped),
+                                   ("outside data.languages", "unselected", unselected)):
+            for name, langs in r.get(key, {}).items():
+                total.update(langs)
+                per = by_source[reason].setdefault(name, {})
+                for lang, n in langs.items():
+                    per[lang] = per.get(lang, 0) + n
     language_filter = F.FilterCounts(sum(dropped.values()), dropped)
+    selection_filter = F.FilterCounts(sum(unselected.values()), unselected)
     for p in sorted((ctx.work / "reports").glob("dedup-*.json")):
         for name, d in read_json(p).items():
             filters.setdefault(name, F.FilterCounts()).merge(F.FilterCounts.from_dict(d))
@@ -770,7 +783,9 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
         "realised": realised,
         "counts": ordered,
         "repetition": plan["repetition"],
-        "filters": {"language": language_filter.to_dict(), **{k: v.to_dict() for k, v in filters.items()}},
+        "filters": {"language": language_filter.to_dict(), "language_selection": selection_filter.to_dict(),
+                    **{k: v.to_dict() for k, v in filters.items()}},
+        "dropped_by_source": by_source,
         "available": plan["available"],
         "skipped_sources": plan["skipped"],
         "errors": errors,

@@ -7,13 +7,14 @@ from typing import Any
 
 from ayakit import languages as L
 
-TIER_ORDER = ("high", "mid", "low")
+TIER_ORDER = L.TIERS  # high, mid, low, then "unlisted" (outside the Aya 101: no tier is invented)
 
 
 def tier_of(code: str, fallback: str | None = None) -> str:
-    """A language's resource tier from the registry (or the given fallback, else 'unknown')."""
+    """A language variety's resource tier (`unlisted` outside the Aya 101); the fallback, else 'unknown', when the
+    code names no language."""
     try:
-        return L.get(code).tier
+        return L.tier(code)
     except ValueError:
         return fallback or "unknown"
 

@@ -38,9 +38,9 @@ def pct(part: float, total: float) -> str:
 
 
 def lang_label(code: str) -> str:
-    """'swh (Swahili)' when the registry knows the code."""
+    """'srp-Latn (Serbian (Latin))': the code and a name that tells varieties apart."""
     try:
-        return f"{code} ({L.get(code).name})"
+        return f"{code} ({L.display_name(code)})"
     except ValueError:
         return code
 
@@ -135,6 +135,11 @@ def mixture_section(art: RunArtifacts, out: Path) -> Section | None:
             rows += [["…", "", "", ""]] + [[lang_label(c), tier_of(c), fmt(int(v)), pct(v, tot)]
                                            for c, v in tail if (c, v) not in head]
         sec.tables.append(Table("Largest and smallest languages", ["language", "tier", "examples", "share"], rows))
+        sec.tables.append(Table(
+            f"Per language variety ({len(ordered)})", ["language", "tier", "paper's row", "examples", "share"],
+            [[lang_label(c), tier_of(c), _rollup_row(c), fmt(int(v)), pct(v, tot)] for c, v in ordered],
+            note="Varieties stay distinct (script and region are part of the tag); `unlisted`: outside the Aya 101, "
+                 "no tier is invented. `ayakit report --rollup` merges them into the paper's rows."))
     filters = stats.get("filters") or {}
     if filters:
         rows = []
@@ -148,6 +153,7 @@ def mixture_section(art: RunArtifacts, out: Path) -> Section | None:
     rows = [[src, ds, fmt(n)] for src, d in available.items() if isinstance(d, dict) for ds, n in d.items()]
     if rows:
         sec.tables.append(Table("Available before sampling", ["source", "dataset", "examples"], rows))
+    summary_tables(sec, stats.get("summary"))
     for key, label in (("skipped_sources", "Skipped sources"), ("errors", "Errors")):
         val = stats.get(key)
         if isinstance(val, dict):
@@ -155,6 +161,35 @@ def mixture_section(art: RunArtifacts, out: Path) -> Section | None:
         if val:
             sec.paragraphs.append(f"{label}: " + (", ".join(map(str, val)) if isinstance(val, list) else str(val)))
     return sec
+
+
+def _rollup_row(code: str) -> str:
+    try:
+        return L.rollup(code)
+    except ValueError:
+        return "–"
+
+
+def summary_tables(sec: Section, summary: dict[str, Any] | None) -> None:
+    """The build's "nothing silent" summary: rows dropped per reason and language, skipped varieties, repeats."""
+    if not isinstance(summary, dict):
+        return
+    rows = [[reason, fmt(sum(by.values())), lang, fmt(n)]
+            for reason, by in (summary.get("dropped") or {}).items()
+            for lang, n in sorted(by.items(), key=lambda kv: (-kv[1], kv[0]))]
+    if rows:
+        sec.tables.append(Table("Rows dropped, per reason and language", ["reason", "rows (reason)", "language",
+                                                                         "rows"], rows))
+    skipped = summary.get("skipped") or {}
+    if skipped:
+        sec.tables.append(Table("Skipped", ["what", "why"], [[k, str(v)] for k, v in skipped.items()]))
+    repeated = summary.get("repeated") or {}
+    if repeated:
+        sec.tables.append(Table("Sources repeated more than 10x", ["source", "repetition"],
+                                [[k, fmt(v, 1) + "×"] for k, v in repeated.items()]))
+    warnings = summary.get("warnings") or []
+    sec.paragraphs.append(f"Build warnings ({len(warnings)}): " + "; ".join(warnings) if warnings
+                          else "Build warnings: none.")
 
 
 # --------------------------------------------------------------------------------------------------- tokenizer

@@ -203,7 +203,7 @@ def _replace_dir(src: Path, dest: Path) -> None:
 
 def words(text: str, language: str) -> int:
     """Word count, script-aware: characters for languages written without spaces."""
-    if language in NO_SPACE_LANGS:
+    if L.parse(language).language in NO_SPACE_LANGS or L.rollup(language) in NO_SPACE_LANGS:
         return sum(1 for ch in text if not ch.isspace() and not unicodedata.category(ch).startswith("P"))
     return len(text.split())
 
@@ -228,7 +228,7 @@ def fertility(tokenizer_path: Path, run_dir: Path, per_language: int = 2000) -> 
         n_char = sum(sum(1 for ch in t if not ch.isspace()) for t in sample)
         n_word = sum(words(t, lang) for t in sample)
         try:
-            tier = L.get(lang).tier
+            tier = L.tier(lang)
         except ValueError:
             tier = "unknown"
         result["languages"][lang] = {

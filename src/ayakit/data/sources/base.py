@@ -8,8 +8,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from ayakit import languages as L
 from ayakit.errors import DataError
-from ayakit.languages import UnknownLanguageError, get
+from ayakit.languages import UnknownLanguageError
 from ayakit.recipe import Recipe, SourceSpec
 from ayakit.records import EXAMPLE_FIELDS, EXAMPLE_SCHEMA, KINDS, example_id
 
@@ -26,6 +27,28 @@ class Block:
     n: int
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The varieties a source keeps (data.languages within the source's own `languages`): `code in selection`
+    asks about a whole language (a reader deciding what to generate), `selection.keeps(tag)` about one variety."""
+
+    levels: tuple[tuple[str, ...], ...]  # every level must select the variety
+
+    def keeps(self, tag: str) -> bool:
+        """Does every level select this variety (`zho` keeps zho-Hant, never yue-Hant)?"""
+        return all(any(L.matches(sel, tag) for sel in level) for level in self.levels)
+
+    def __contains__(self, code: object) -> bool:
+        lang = L.parse(str(code)).language
+        return all(any(L.parse(sel).language == lang for sel in level) for level in self.levels)
+
+    def __iter__(self):
+        return iter(self.levels[-1])
+
+    def __repr__(self) -> str:
+        return " and ".join("[" + ", ".join(level) + "]" for level in self.levels)
+
+
 @dataclass
 class Source:
     """A named, licensed stream of examples; counters fill in while it is read."""
@@ -35,10 +58,11 @@ class Source:
     license: str
     rows: Callable[["Source"], Iterable[dict[str, Any] | Block]] = field(repr=False, default=lambda s: ())
     defaults: dict[str, str] = field(default_factory=dict)  # field values for rows that lack them
-    languages: frozenset[str] | None = None  # keep only these registry codes (None: all 101)
+    languages: Selection | None = None  # keep only these varieties (None: every language)
     sizes: Callable[[], dict[str, int] | None] | None = field(repr=False, default=None)
     errors: int = 0  # malformed lines skipped under data.on_error: skip
-    dropped_languages: dict[str, int] = field(default_factory=dict)  # codes outside the 101 -> rows dropped
+    dropped_languages: dict[str, int] = field(default_factory=dict)  # codes that name no language -> rows dropped
+    unselected: dict[str, int] = field(default_factory=dict)  # varieties outside the selection -> rows dropped
     skipped_reason: str | None = None  # why an optional source yields nothing
     rows_read: int = 0  # rows yielded so far
 
@@ -46,7 +70,7 @@ class Source:
         """Stream the source as EXAMPLE_SCHEMA record batches of at most batch_size rows."""
         if self.skipped_reason:
             return
-        self.errors, self.rows_read, self.dropped_languages = 0, 0, {}  # counts are per read
+        self.errors, self.rows_read, self.dropped_languages, self.unselected = 0, 0, {}, {}  # counts are per read
         builder = BatchBuilder(self)
         for item in self.rows(self):
             if isinstance(item, Block):
@@ -68,56 +92,73 @@ class Source:
 def _why_empty(source: Source) -> str:
     parts = []
     if source.dropped_languages:
-        parts.append(f"all rows had languages outside the 101: {dict(sorted(source.dropped_languages.items()))}")
+        parts.append(f"rows whose language is not a language code: {dict(sorted(source.dropped_languages.items()))}")
     if source.languages is not None:
-        parts.append(f"after keeping only languages {sorted(source.languages)}")
+        parts.append(f"after keeping only languages {source.languages!r}")
+    if source.unselected:
+        parts.append(f"rows in other languages: {dict(sorted(source.unselected.items()))}")
     if source.errors:
         parts.append(f"{source.errors} malformed rows skipped")
     return (" (" + "; ".join(parts) + ")") if parts else ""
 
 
 class BatchBuilder:
-    """Collects raw rows, normalises language and provenance, fills ids, and emits EXAMPLE_SCHEMA batches."""
+    """Collects raw rows, tags their language variety, fills provenance and ids, and emits EXAMPLE_SCHEMA batches.
+
+    A row's variety: the script its language code names (`srp_Latn`), else its `script` column, else the script its
+    text is written in when the language has more than one, else the language's default script."""
 
     def __init__(self, source: Source) -> None:
         self.source = source
         self.cols: dict[str, list[str]] = {f: [] for f in EXAMPLE_FIELDS}
-        self._lang_cache: dict[str, tuple[str, str] | None] = {}
+        self._lang_cache: dict[tuple[str, str], str | None] = {}
 
     def __len__(self) -> int:
         return len(self.cols["inputs"])
 
-    def _language(self, raw: str) -> tuple[str, str] | None:
-        """(registry code, default script), or None when the code is outside the 101."""
-        if raw not in self._lang_cache:
+    def _tag(self, raw: str, script: str, text: Any) -> str | None:
+        """The row's language tag, or None (counted) when its code names no language or its variety is not kept."""
+        src = self.source
+        key = (raw, script)
+        if key in self._lang_cache:
+            found = self._lang_cache[key]
+        else:
             try:
-                lang = get(raw)
-                self._lang_cache[raw] = (lang.code, lang.script)
+                parts = L.parse(raw)
+                found = "" if not parts.script and not script and L.multi_script(parts.language) else \
+                    L.tag(raw, script=script or None)
             except UnknownLanguageError:
-                self._lang_cache[raw] = None
-        return self._lang_cache[raw]
+                found = None
+            self._lang_cache[key] = found
+        if found == "":  # the text says which script
+            found = L.tag(raw, text=text() if callable(text) else text)
+        if found is None:
+            label = raw if not script else f"{raw} (script {script})"
+            label = label or "<empty>"
+            src.dropped_languages[label] = src.dropped_languages.get(label, 0) + 1
+            return None
+        if src.languages is not None and not src.languages.keeps(found):
+            src.unselected[found] = src.unselected.get(found, 0) + 1
+            return None
+        return found
 
     def add(self, row: dict[str, Any]) -> bool:
-        """Add one raw row; False when it was dropped (language outside the 101 or not selected)."""
+        """Add one raw row; False when it was dropped (its code names no language, or its variety is not kept)."""
         src = self.source
         raw_lang = _text(row.get("language")) or src.defaults.get("language", "")
-        found = self._language(raw_lang)
+        script = _text(row.get("script")) or src.defaults.get("script", "")
+        found = self._tag(raw_lang, script, lambda: _text(row.get("inputs")) + " " + _text(row.get("targets")))
         if found is None:
-            key = raw_lang or "<empty>"
-            src.dropped_languages[key] = src.dropped_languages.get(key, 0) + 1
-            return False
-        code, script = found
-        if src.languages is not None and code not in src.languages:
             return False
         values = {f: _text(row.get(f)) or src.defaults.get(f, "") for f in EXAMPLE_FIELDS}
-        values["language"] = code
-        values["script"] = values["script"] or script
+        values["language"] = found
+        values["script"] = L.parse(found).script or ""
         values["source"] = src.name
         values["kind"] = src.defaults.get("kind_override") or values["kind"] or src.kind
         values["license"] = src.defaults.get("license_override") or values["license"] or src.license
         values["split"] = values["split"] or "train"
         if not values["id"]:
-            values["id"] = example_id(src.name, values["dataset"], code, values["inputs"], values["targets"])
+            values["id"] = example_id(src.name, values["dataset"], found, values["inputs"], values["targets"])
         for f in EXAMPLE_FIELDS:
             self.cols[f].append(values[f])
         src.rows_read += 1
@@ -135,22 +176,18 @@ class BatchBuilder:
             return value if isinstance(value, list) else [value] * n
 
         raw_langs = column("language") or [""] * n
-        default_lang = defaults.get("language", "")
+        raw_scripts = column("script") or [""] * n
+        inputs, targets = column("inputs") or [""] * n, column("targets") or [""] * n
+        default_lang, default_script = defaults.get("language", ""), defaults.get("script", "")
         keep: list[int] = []
         codes: list[str] = []
-        scripts: list[str] = []
         for i, raw in enumerate(raw_langs):
-            raw = _text(raw) or default_lang
-            found = self._language(raw)
+            found = self._tag(_text(raw) or default_lang, _text(raw_scripts[i]) or default_script,
+                              lambda i=i: _text(inputs[i]) + " " + _text(targets[i]))
             if found is None:
-                key = raw or "<empty>"
-                src.dropped_languages[key] = src.dropped_languages.get(key, 0) + 1
-                continue
-            if src.languages is not None and found[0] not in src.languages:
                 continue
             keep.append(i)
-            codes.append(found[0])
-            scripts.append(found[1])
+            codes.append(found)
         if not keep:
             return 0
         values: dict[str, list[str]] = {}
@@ -158,7 +195,7 @@ class BatchBuilder:
             col, default = column(fld), defaults.get(fld, "")
             values[fld] = [default] * len(keep) if col is None else [_text(col[i]) or default for i in keep]
         values["language"] = codes
-        values["script"] = [s or d for s, d in zip(values["script"], scripts)]
+        values["script"] = [L.parse(c).script or "" for c in codes]
         values["source"] = [src.name] * len(keep)
         for fld, base in (("kind", src.kind), ("license", src.license)):
             forced = defaults.get(f"{fld}_override")
@@ -185,19 +222,20 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def selected_languages(spec: SourceSpec, recipe: Recipe) -> frozenset[str] | None:
-    """The registry codes a source keeps: spec.languages within recipe.data.languages (unknown codes raise)."""
-    chosen: frozenset[str] | None = None
+def selected_languages(spec: SourceSpec, recipe: Recipe) -> Selection | None:
+    """The varieties a source keeps: spec.languages within recipe.data.languages (unknown codes raise)."""
+    levels: list[tuple[str, ...]] = []
     for where, codes in (("data.languages", recipe.data.languages),
                          (f"data.sources[{spec.name}].languages", spec.languages)):
         if codes is None:
             continue
         try:
-            these = frozenset(get(c).code for c in codes)
+            for c in codes:
+                L.parse(c)
         except UnknownLanguageError as exc:
             raise UnknownLanguageError(f"recipe {where}: {exc}") from None
-        chosen = these if chosen is None else chosen & these
-    return chosen
+        levels.append(tuple(codes))
+    return Selection(tuple(levels)) if levels else None
 
 
 def make_source(spec: SourceSpec, recipe: Recipe, *, kind: str, license: str,

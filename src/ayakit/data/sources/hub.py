@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from ayakit.data.sources.base import Block, Source, make_source
 from ayakit.data.sources.files import FILE_SUFFIXES, Mapping, file_format, iter_file_rows, resolve_mapping
 from ayakit.errors import DataError
+from ayakit import languages as L
 from ayakit.languages import UnknownLanguageError, get
 from ayakit.recipe import Recipe, SourceSpec
 
@@ -170,15 +171,15 @@ def _hooked(item: dict[str, Any] | Block, hook: Hook, config: str) -> dict[str, 
 
 
 def _folder_selected(folder: str, source: Source, f: Path) -> bool:
-    """xP3x keeps one folder per language: skip folders outside the 101 (counted) or not selected, unread."""
+    """xP3x keeps one folder per language: skip folders that name no language (counted) or not selected, unread."""
     try:
-        code = get(folder).code
+        code = L.tag(folder)
     except UnknownLanguageError:
         with open(f, "rb") as fh:
             lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
         source.dropped_languages[folder] = source.dropped_languages.get(folder, 0) + lines
         return False
-    return source.languages is None or code in source.languages
+    return source.languages is None or source.languages.keeps(code)
 
 
 def _none(*fields: str) -> dict[str, None]:

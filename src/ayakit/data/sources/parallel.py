@@ -13,6 +13,10 @@ Both take their folder from `path:` (the data dir or the dataset's own folder) o
 `Source.skipped_reason` instead of failing), `per_language: N` (at most N sentence pairs per language),
 `directions: [to_eng, from_eng]` (default both), `variants: K` (templates per pair and direction, default 1);
 tatoeba also `heldout_fraction` (default 0.5).
+
+Languages: without a selection (data.languages or the source's `languages`), the Aya-101 languages (FLORES: the
+first variety of each the data has); with one, every variety in the data it selects (FLORES `yue_Hant`,
+`srp_Latn`, Tatoeba `kab`...). Tatoeba languages outside the default set are counted as not selected.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from __future__ import annotations
 import csv
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ayakit.data.sources.base import Source, make_source, skipped_source
 from ayakit.data.templating import TemplateError, load_templates, render
 from ayakit.errors import DataError
-from ayakit.languages import Language, UnknownLanguageError, get, languages
+from ayakit import languages as L
+from ayakit.languages import UnknownLanguageError, languages
 from ayakit.recipe import Recipe, SourceSpec
 
 DIRECTIONS = ("to_eng", "from_eng")
@@ -42,7 +48,27 @@ def _first_dir(candidates: list[Path], marker: str) -> Path | None:
     return next((c for c in candidates if (c / marker).exists()), None)
 
 
-def _pairs_to_rows(spec: SourceSpec, recipe: Recipe, lang: Language, pairs: list[tuple[str, str, str]],
+@dataclass(frozen=True)
+class Variety:
+    """One language variety of a parallel dataset: the code its rows carry, its English name, its sampling key."""
+
+    code: str  # as the data names it (zho_Hant, kab): the batch builder turns it into a tag
+    name: str
+    key: str  # the registry code for Aya languages (the same samples as before varieties), else the tag
+
+
+def variety(code: str) -> Variety:
+    """The Variety of a dataset's language code (UnknownLanguageError when it names no language)."""
+    tag = L.tag(code)
+    try:
+        row = L.get(tag)
+    except UnknownLanguageError:
+        return Variety(code, L.display_name(L.parse(tag).language), tag)
+    same = L.parse(tag).language == L.parse(row.code).language
+    return Variety(code, row.name if same else L.display_name(L.parse(tag).language), row.code)
+
+
+def _pairs_to_rows(spec: SourceSpec, recipe: Recipe, lang: Variety, pairs: list[tuple[str, str, str]],
                    dataset: str, script: str = "") -> Iterator[dict[str, Any]]:
     """Translation rows from (key, x_text, eng_text) pairs of one language."""
     opts = spec.options
@@ -53,7 +79,7 @@ def _pairs_to_rows(spec: SourceSpec, recipe: Recipe, lang: Language, pairs: list
     variants = int(opts.get("variants", 1))
     cap = opts.get("per_language")
     templates = load_templates("translation")
-    rng = random.Random(f"{recipe.seed}:{dataset}:{lang.code}")
+    rng = random.Random(f"{recipe.seed}:{dataset}:{lang.key}")
     if cap is not None and len(pairs) > int(cap):
         pairs = sorted(rng.sample(pairs, int(cap)))
     for _key, x_text, eng_text in pairs:
@@ -72,9 +98,21 @@ def _pairs_to_rows(spec: SourceSpec, recipe: Recipe, lang: Language, pairs: list
                        "task": "translation", "template": f"{tpl.id}.{direction}", "split": "train"}
 
 
-def _selected(source: Source) -> list[Language]:
-    return [lang for lang in languages() if lang.code != "eng"
-            and (source.languages is None or lang.code in source.languages)]
+def _flores_codes(source: Source, present: list[str]) -> list[str]:
+    """The FLORES codes to read: by default the first variety of each Aya language, else every selected one."""
+    if source.languages is None:
+        have = set(present)
+        firsts = (next((c for c in lang.flores if c in have), None) for lang in languages() if lang.code != "eng")
+        return [c for c in firsts if c]
+    out = []
+    for code in present:
+        try:
+            tag = L.tag(code)
+        except UnknownLanguageError:
+            continue
+        if L.parse(tag).language != "eng" and source.languages.keeps(tag):
+            out.append(code)
+    return out
 
 
 def _missing(spec: SourceSpec, kind: str, license: str, what: str) -> Source:
@@ -115,17 +153,16 @@ def flores_reader(spec: SourceSpec, recipe: Recipe) -> Source:
             eng = _read_sib(sib / "eng_Latn" / "train.tsv")
         else:
             eng_lines = _read_lines(official / "dev" / "eng_Latn.dev")
-        for lang in _selected(source):
+        if sib is not None:
+            present = sorted(p.name for p in sib.iterdir() if (p / "train.tsv").is_file())
+        else:
+            present = sorted(p.name[:-len(".dev")] for p in (official / "dev").glob("*.dev"))
+        for code in _flores_codes(source, present):
+            lang = variety(code)
             if sib is not None:
-                code = next((c for c in lang.flores if (sib / c / "train.tsv").is_file()), None)
-                if code is None:
-                    continue
                 x = _read_sib(sib / code / "train.tsv")
                 pairs = [(k, x[k], eng[k]) for k in sorted(x, key=_int_or_str) if k in eng]
             else:
-                code = next((c for c in lang.flores if (official / "dev" / f"{c}.dev").is_file()), None)
-                if code is None:
-                    continue
                 x_lines = _read_lines(official / "dev" / f"{code}.dev")
                 if len(x_lines) != len(eng_lines):
                     raise DataError(f"{official / 'dev' / f'{code}.dev'}: {len(x_lines)} lines, but eng_Latn.dev has "
@@ -180,12 +217,16 @@ def tatoeba_reader(spec: SourceSpec, recipe: Recipe) -> Source:
     def rows(source: Source) -> Iterator[dict[str, Any]]:
         for code, (x_path, eng_path) in pairs_by_file.items():
             try:
-                lang = get(code)
+                lang, tag = variety(code), L.tag(code)
             except UnknownLanguageError:
                 n = len(_read_lines(x_path))
                 source.dropped_languages[code] = source.dropped_languages.get(code, 0) + n
                 continue
-            if lang.code == "eng" or (source.languages is not None and lang.code not in source.languages):
+            if L.parse(tag).language == "eng":
+                continue
+            if not (source.languages.keeps(tag) if source.languages is not None else L.in_set(tag)):
+                if source.languages is None:  # outside the default set: say so
+                    source.unselected[tag] = source.unselected.get(tag, 0) + len(_read_lines(x_path))
                 continue
             x_lines, eng_lines = _read_lines(x_path), _read_lines(eng_path)
             if len(x_lines) != len(eng_lines):
