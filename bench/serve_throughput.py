@@ -1,21 +1,34 @@
-"""Throughput of `ayakit serve`: 16 concurrent clients (dynamic batching) vs the same requests one at a time.
+"""Throughput and latency of `ayakit serve`.
 
-Both runs talk to the same `ayakit serve` process on loopback over HTTP with the same greedy requests, so they
-generate the same tokens; the script prints requests/s and tokens/s of each and their ratio (goal: >= 4x).
+Throughput (default): 16 concurrent clients (batching) vs the same requests one at a time, against the same
+`ayakit serve` process on loopback with the same greedy requests; prints requests/s, tokens/s and the ratio (goal
+>= 4x).
+
+Latency (--latency): short requests arriving one by one while long ones keep the server busy, against two
+`ayakit serve` processes of the same model, `--batching continuous` and `--batching static`, the same load on
+each, repeats alternating between them; prints the short requests' p50 / p95 latency per mode, the static /
+continuous ratio of the p50 with its spread over repeats (goal >= 2x), and the load average.
 
     .venv/bin/python bench/serve_throughput.py                 # builds an untrained demo-size ("tiny") T5
     .venv/bin/python bench/serve_throughput.py --model runs/demo/model --clients 16 --requests 64
     .venv/bin/python bench/serve_throughput.py --engine-only --device cuda   # the batching alone, no HTTP
+    .venv/bin/python bench/serve_throughput.py --latency --repeats 3 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import json
+import os
+import statistics
 import subprocess
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -89,18 +102,16 @@ def run(url: str, prompts: list[str], max_tokens: int, clients: int) -> tuple[fl
         return time.perf_counter() - start, sum(tokens)
 
 
-def run_http(model: Path, prompts: list[str], args: argparse.Namespace) -> tuple[dict, tuple, tuple, int]:
-    """Both modes against one `ayakit serve` process: (model info, (s, tokens) one by one, (s, tokens) batched,
-    largest batch)."""
-    import contextlib
-    import os
-    import sys
-
+@contextlib.contextmanager
+def serve(model: Path, args: argparse.Namespace, batching: str = "continuous", max_tokens: int = 16,
+          max_batch: int | None = None) -> Iterator[str]:
+    """`ayakit serve` of the model in a subprocess while the block runs; yields its URL."""
     from ayakit.serve.loopback import free_port
 
     port = free_port()
     cmd = [sys.executable, "-m", "ayakit.cli", "serve", str(model), "--port", str(port), "--max-batch",
-           str(args.clients), "--max-tokens", str(max(args.max_tokens, 16)), "--log-level", "warning"]
+           str(max_batch or args.clients), "--max-tokens", str(max_tokens), "--log-level", "warning",
+           "--batching", batching]
     if args.device:
         cmd += ["--device", args.device]
     env = dict(os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}))
@@ -108,15 +119,78 @@ def run_http(model: Path, prompts: list[str], args: argparse.Namespace) -> tuple
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_until_up(url, server)
+        yield url
+    finally:
+        server.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=30)
+
+
+def run_http(model: Path, prompts: list[str], args: argparse.Namespace) -> tuple[dict, tuple, tuple, int]:
+    """Both modes against one `ayakit serve` process: (model info, (s, tokens) one by one, (s, tokens) batched,
+    largest batch)."""
+    with serve(model, args, max_tokens=max(args.max_tokens, 16)) as url:
         info = httpx.get(url + "/v1/models").json()["data"][0]
         run(url, prompts[: args.clients], args.max_tokens, args.clients)  # warm-up
         one_by_one = run(url, prompts, args.max_tokens, 1)
         batched = run(url, prompts, args.max_tokens, args.clients)
         return info, one_by_one, batched, httpx.get(url + "/health").json()["max_batch_seen"]
-    finally:
-        server.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(timeout=30)
+
+
+def short_latencies(url: str, args: argparse.Namespace) -> dict:
+    """Latencies (s) of short requests sent one every --short-interval s while --long-clients keep long ones going."""
+    stop = threading.Event()
+    long_tokens: list[int] = []
+
+    def keep_busy(i: int) -> None:
+        with httpx.Client(base_url=url, timeout=600) as client:
+            while not stop.is_set():
+                long_tokens.append(one(client, PROMPTS[i % len(PROMPTS)], args.long_tokens))
+
+    def short(i: int) -> float:
+        time.sleep(i * args.short_interval)
+        with httpx.Client(base_url=url, timeout=600) as client:
+            start = time.perf_counter()
+            one(client, PROMPTS[(i + 3) % len(PROMPTS)] + f" ({i})", args.short_tokens)
+            return time.perf_counter() - start
+
+    with cf.ThreadPoolExecutor(args.long_clients + args.short_requests) as pool:
+        busy = [pool.submit(keep_busy, i) for i in range(args.long_clients)]
+        deadline = time.monotonic() + 60
+        while httpx.get(url + "/health").json()["running"] < args.long_clients and time.monotonic() < deadline:
+            time.sleep(0.05)  # the long requests are decoding before the first short one arrives
+        latencies = list(pool.map(short, range(args.short_requests)))
+        stop.set()
+        for f in busy:
+            f.result()
+    return {"latencies": latencies, "long_tokens_mean": statistics.mean(long_tokens) if long_tokens else 0,
+            "long_requests": len(long_tokens)}
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run_latency(model: Path, args: argparse.Namespace) -> dict:
+    """Continuous vs static batching under the same load, repeats alternating; returns per-mode percentiles."""
+    modes = ("continuous", "static")
+    results: dict[str, list[dict]] = {m: [] for m in modes}
+    with contextlib.ExitStack() as stack:
+        urls = {m: stack.enter_context(serve(model, args, m, max_tokens=max(args.long_tokens, args.short_tokens),
+                                             max_batch=args.long_clients + args.short_requests)) for m in modes}
+        for m in modes:  # warm-up
+            run(urls[m], PROMPTS, args.short_tokens, len(PROMPTS))
+        for r in range(args.repeats):
+            for m in (modes if r % 2 == 0 else modes[::-1]):
+                out = short_latencies(urls[m], args)
+                out["p50"], out["p95"] = _pct(out["latencies"], 0.5), _pct(out["latencies"], 0.95)
+                results[m].append(out)
+                print(f"repeat {r + 1} {m:>10}: short p50 {out['p50']:.3f} s  p95 {out['p95']:.3f} s  "
+                      f"(long requests done: {out['long_requests']}, mean {out['long_tokens_mean']:.0f} tokens; "
+                      f"load {os.getloadavg()[0]:.2f})", flush=True)
+    ratios = [s["p50"] / c["p50"] for c, s in zip(results["continuous"], results["static"])]
+    return {"modes": results, "p50_ratio_static_over_continuous": ratios}
 
 
 def run_engine(model: Path, prompts: list[str], args: argparse.Namespace) -> tuple[dict, tuple, tuple, int]:
@@ -157,7 +231,19 @@ def main() -> None:
     ap.add_argument("--engine-only", action="store_true",
                     help="measure the batched engine in this process (no HTTP): batches of --clients vs one by one")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
+    ap.add_argument("--latency", action="store_true",
+                    help="measure short-request latency under long-request load, continuous vs static batching")
+    ap.add_argument("--long-clients", type=int, default=4, help="--latency: clients sending long requests (4)")
+    ap.add_argument("--long-tokens", type=int, default=128, help="--latency: max_tokens of a long request (128)")
+    ap.add_argument("--short-requests", type=int, default=12, help="--latency: short requests per repeat (12)")
+    ap.add_argument("--short-tokens", type=int, default=8, help="--latency: max_tokens of a short request (8)")
+    ap.add_argument("--short-interval", type=float, default=0.25,
+                    help="--latency: seconds between short requests (0.25)")
+    ap.add_argument("--repeats", type=int, default=3, help="--latency: repeats per mode, alternating (3)")
     args = ap.parse_args()
+    if args.latency:
+        main_latency(args)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or build_demo_model(Path(tmp) / "model", args.preset)
@@ -186,6 +272,28 @@ def main() -> None:
           f"{result['ratio_tokens_per_s']:.2f}x tokens/s (goal >= 4x)")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
+
+
+def main_latency(args: argparse.Namespace) -> None:
+    """The --latency run: print and (with --json) write the figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or build_demo_model(Path(tmp) / "model", args.preset)
+        print(f"latency: {args.model or f'untrained T5 preset {args.preset}'}, threads {args.threads or 'default'}; "
+              f"{args.long_clients} clients keep {args.long_tokens}-token requests going, {args.short_requests} "
+              f"short requests ({args.short_tokens} tokens) one every {args.short_interval} s; load "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        result = run_latency(model, args)
+    for m, runs in result["modes"].items():
+        p50 = [r["p50"] for r in runs]
+        p95 = [r["p95"] for r in runs]
+        print(f"{m:>10}: short p50 median {statistics.median(p50):.3f} s (range {min(p50):.3f}-{max(p50):.3f}), "
+              f"p95 median {statistics.median(p95):.3f} s (range {min(p95):.3f}-{max(p95):.3f})")
+    ratios = result["p50_ratio_static_over_continuous"]
+    print(f"p50 static / continuous: median {statistics.median(ratios):.2f}x (range {min(ratios):.2f}-"
+          f"{max(ratios):.2f}x over {len(ratios)} repeats; goal >= 2x); load "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.json:
+        args.json.write_text(json.dumps({**result, "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ def test_openai_backend_on_ayakit_serve_matches_the_local_model(tiny_models):
     requests = [("The cat sat on", [" the mat", " the dog"]), ("Die Katze schläft", [" auf dem Sofa."])]
     local = load_backend(str(causal), convention="lm-eval")  # a continuation = tail of the joint tokenisation
     expected = local.loglikelihood(requests)
-    with TestClient(create_app(Engine(causal, device="cpu"))) as http:
+    with TestClient(create_app(Engine(causal, device="cpu", name="tiny"))) as http:  # an unknown name is a 404
         remote = OpenAIBackend("http://testserver", model="tiny", client=http)
         got = remote.loglikelihood(requests)
         text = remote.generate(["hello"], GenerationParams(max_new_tokens=4))

@@ -100,3 +100,45 @@ def test_a_failing_row_fails_alone(engine) -> None:
         batch.step()
     assert isinstance(bad[0].result, ConnectionError)
     assert all(row.result.completion_tokens == 6 for row in good)
+
+
+
+def test_a_prefill_that_fails_for_one_request_fails_only_it(tiny_causal, monkeypatch) -> None:
+    from ayakit.serve.decoding import RunningBatch
+    from ayakit.serve.engine import Engine, GenRequest
+
+    engine = Engine(tiny_causal, device="cpu")
+    poison = engine.encode_prompt("Maktaba iko wapi?")
+    real = engine.model.forward
+
+    def forward(*args, **kwargs):
+        rows = kwargs["input_ids"].tolist()
+        if any(row[len(row) - len(poison):] == poison for row in rows):  # left-padded: the prompt ends the row
+            raise RuntimeError("this prompt breaks the model")
+        return real(*args, **kwargs)
+
+    expected = engine.run([GenRequest(engine.encode_prompt(p), _greedy(5)) for p in PROMPTS[:2]])
+    monkeypatch.setattr(engine.model, "forward", forward)
+    batch = RunningBatch(engine)
+    rows = batch.admit([GenRequest(engine.encode_prompt(PROMPTS[0]), _greedy(5)), GenRequest(poison, _greedy(5)),
+                        GenRequest(engine.encode_prompt(PROMPTS[1]), _greedy(5))])
+    while batch:
+        batch.step()
+    assert isinstance(rows[1].result, RuntimeError)
+    assert [rows[0].result.text, rows[2].result.text] == [c.text for c in expected]
+
+
+def test_a_failing_step_fails_its_rows_and_the_next_batch_works(engine, monkeypatch) -> None:
+    from ayakit.serve.decoding import RunningBatch
+    from ayakit.serve.engine import GenRequest
+
+    batch = RunningBatch(engine)
+    rows = batch.admit([GenRequest(engine.encode_prompt(p), _greedy(6)) for p in PROMPTS[:3]])
+    with monkeypatch.context() as patch:
+        patch.setattr(engine.model, "forward", lambda *a, **kw: (_ for _ in ()).throw(MemoryError("out of memory")))
+        batch.step()
+    assert not batch and all(isinstance(row.result, MemoryError) for row in rows)
+    again = batch.admit([GenRequest(engine.encode_prompt(PROMPTS[0]), _greedy(6))])
+    while batch:
+        batch.step()
+    assert again[0].result.completion_tokens == 6

@@ -186,3 +186,31 @@ def test_a_short_request_joins_a_running_long_one(engine, mode: str) -> None:
 
     asyncio.run(scenario())
     assert order == (["short", "long"] if mode == "continuous" else ["long", "short"])
+
+
+def test_a_client_leaving_mid_stream_frees_its_row_and_harms_no_one(server: str, engine) -> None:
+    from ayakit.serve.engine import SamplingParams
+
+    expected = [engine.generate([p], SamplingParams(max_tokens=8))[0] for p in GOOD[:4]]
+    before = httpx.get(server + "/health").json()
+
+    def leave_early() -> int:
+        with httpx.stream("POST", server + "/v1/completions", timeout=120,
+                          json={"prompt": GOOD[0], "max_tokens": 24, "stream": True, "temperature": 0}) as resp:
+            for _ in resp.iter_lines():
+                break  # the first event arrived: go away
+            return resp.status_code
+
+    with cf.ThreadPoolExecutor(5) as pool:
+        leaver = pool.submit(leave_early)
+        good = [pool.submit(_complete, server, p, temperature=0) for p in GOOD[:4]]
+        answers = [f.result() for f in good]
+    assert leaver.result() == 200
+    assert [r.json()["choices"][0]["text"] for r in answers] == expected
+    health = httpx.get(server + "/health").json()
+    assert health["requests"] - before["requests"] == 5
+    for _ in range(200):  # the abandoned row leaves the batch (cancelled) instead of decoding to its end
+        if httpx.get(server + "/health").json()["running"] == 0:
+            break
+        threading.Event().wait(0.05)
+    assert httpx.get(server + "/health").json()["running"] == 0

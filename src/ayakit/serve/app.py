@@ -291,8 +291,6 @@ def create_app(engine: Engine, limits: ServeLimits | None = None, api_key: str |
         max_tokens = req.max_completion_tokens or req.max_tokens or min(limits.default_max_tokens, limits.max_tokens)
         top = req.top_logprobs or 0
         params = sampling(req, max_tokens, top if req.logprobs else None)
-        if req.messages[-1].role != "user":
-            raise APIError(400, "the last message must be from the user", param="messages")
         check_chars(sum(len(m.text()) for m in req.messages), "messages")
         ids = await encode(req.messages, "messages", max_tokens)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", _now()

@@ -264,7 +264,7 @@ class RunningBatch:
         """Each row's next token, chosen and pushed row by row; a row that fails finishes alone with the error."""
         import torch
 
-        logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+        logp = torch.log_softmax(logits.float(), dim=-1)  # stays on the device: rows read only what they pick
         chosen = []
         for i, row in enumerate(rows):
             token = self.engine.pad_id

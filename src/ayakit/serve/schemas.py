@@ -63,8 +63,10 @@ class _Common(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     model: str | None = Field(None, max_length=512)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
+    temperature: float | None = Field(None, ge=0, le=2, description="0: greedy. Any value > 0 is honoured, "
+                                      "however small (a tiny one samples among the tied best tokens).")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling; the most likely token is always "
+                                "kept, however small top_p is.")
     n: int | None = Field(None, ge=1, le=1, description="Only n=1 is supported.")
     stream: bool | None = False
     stream_options: StreamOptions | None = None
