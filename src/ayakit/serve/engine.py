@@ -11,7 +11,7 @@ from typing import Any
 
 from ayakit.models import load, read_meta
 from ayakit.models.encoding import encode_source
-from ayakit.models.loading import detect_arch, positions, prompt_limit
+from ayakit.models.loading import detect_arch, prompt_limit
 
 
 @dataclass
@@ -85,10 +85,6 @@ def read_arch(model_dir: Path, config: Any) -> str:
 
 def _max_prompt_tokens(model_dir: Path, tokenizer: Any, config: Any) -> int:
     return prompt_limit(read_meta(model_dir), config, tokenizer)
-
-
-def _positions(config: Any) -> int | None:
-    return positions(config)
 
 
 class _RowState:
@@ -180,7 +176,7 @@ class Engine:
         self.info = ModelInfo(path=str(path), name=name or path.name, arch=self.arch,
                               max_prompt_tokens=_max_prompt_tokens(path, self.tokenizer, config),
                               vocab_size=len(self.tokenizer),
-                              max_total_tokens=_positions(config) if self.arch == "causal" else None)
+                              max_total_tokens=lm.positions if lm.impl.JOINT else None)
         self._lock = threading.Lock()
 
     def encode_prompt(self, text: str, max_len: int | None = None) -> list[int]:
