@@ -17,7 +17,7 @@ from typing import Any
 from ayakit.models.backend import CONVENTIONS, BackendError, GenerationParams, LogLik, apply_stop
 from ayakit.models.encoding import encode_target, lm_eval_prefix
 from ayakit.models.generation import generate as generate_ids
-from ayakit.models.loading import LoadedModel, load, model_digest
+from ayakit.models.loading import LoadedModel, load
 
 
 class HFBackend:
@@ -62,7 +62,7 @@ class HFBackend:
 
     def describe(self) -> dict:
         """What decides this backend's scores (the cache key's model part)."""
-        return {"backend": type(self).__name__, "arch": self.arch, "model": model_digest(self.spec),
+        return {"backend": type(self).__name__, "arch": self.arch, "model": self.lm.fingerprint,
                 "convention": self.convention, "score_eos": self.score_eos, "max_length": self.max_length,
                 "max_target": self.max_target}
 
