@@ -80,6 +80,9 @@ def test_the_architecture_table(tiny_models):
     assert arch_impl("seq2seq").encode_source(tok, "hello", 1024)[-1] == tok.eos_token_id
     assert arch_impl("causal").encode_source(tok, "hello", 1024)[0] == tok.bos_token_id
     assert ARCHS["causal"].JOINT and not ARCHS["seq2seq"].JOINT
+    with pytest.raises(ValueError, match=r"unknown strategy 'x'; expected one of \('packed', 'cache'\)"):
+        load_backend(str(tiny_models[1]), strategy="x")
+    assert load_backend(str(tiny_models[0]), strategy="x").options == {}  # a causal-only option
 
 
 def test_weights_fingerprint_follows_the_weights_only(tiny_models, tmp_path):

@@ -18,6 +18,7 @@ from ayakit.models.scoring import chunks, flat_scores, logits_at
 NAME = "seq2seq"
 JOINT = False
 PAD_SIDE = "right"
+SCORE_OPTIONS: dict[str, tuple[str, ...]] = {}
 
 
 def auto_class() -> Any:
