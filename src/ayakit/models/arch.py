@@ -12,6 +12,7 @@ class Arch(Protocol):
     NAME: str
     JOINT: bool  # prompt and target share one sequence (causal), so a row's length is their sum
     PAD_SIDE: str  # where generation pads prompts: "left" (causal, every prompt ends where decoding starts)
+    SCORE_OPTIONS: dict[str, tuple[str, ...]]  # options `score` takes, with their allowed values (first: default)
 
     def auto_class(self) -> Any:
         """The transformers Auto class that loads this architecture."""

@@ -16,6 +16,7 @@ NAME = "causal"
 JOINT = True
 PAD_SIDE = "left"
 STRATEGIES = ("packed", "cache")
+SCORE_OPTIONS = {"strategy": STRATEGIES}
 
 
 def auto_class() -> Any:

@@ -7,21 +7,7 @@ from typing import Any
 
 from ayakit.models.arch import arch_impl
 from ayakit.models.backend import GenerationParams
-
-
-def pad_prompts(seqs: list[list[int]], pad_id: int, side: str) -> tuple[Any, Any]:
-    """(ids, attention mask) tensors of prompts padded to one width on `side` ("left": every prompt ends in the last
-    column, where a decoder-only model continues; "right": an encoder's layout)."""
-    import torch
-
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        span = slice(width - len(seq), width) if side == "left" else slice(0, len(seq))
-        ids[row, span] = torch.tensor(seq, dtype=torch.long)
-        mask[row, span] = 1
-    return ids, mask
+from ayakit.models.packed import pad_prompts
 
 
 def generate(model: Any, arch: str, prompts: list[list[int]], params: GenerationParams, *, pad_id: int,

@@ -17,7 +17,7 @@ from typing import Any
 from ayakit.models.backend import CONVENTIONS, BackendError, GenerationParams, LogLik, apply_stop
 from ayakit.models.encoding import encode_target, lm_eval_prefix
 from ayakit.models.generation import generate as generate_ids
-from ayakit.models.loading import LoadedModel, load, model_digest
+from ayakit.models.loading import LoadedModel, load
 
 
 class HFBackend:
@@ -27,6 +27,7 @@ class HFBackend:
                  max_length: int | None = None, convention: str = "ayakit", score_eos: bool | None = None,
                  dtype: str = "float32", threads: int | None = None, model_obj: Any = None,
                  tokenizer: Any = None, arch: str | None = None, strategy: str = "packed") -> None:
+        """Load `model`; `strategy` is the causal scorer's ("packed" or "cache"), ignored for seq2seq."""
         import torch
 
         if convention not in CONVENTIONS:
@@ -38,9 +39,10 @@ class HFBackend:
             raise BackendError(f"{model}: is a {self.lm.arch} model, not {arch}")
         self.arch = self.lm.arch
         self.impl = self.lm.impl
-        self.options = {"strategy": strategy} if self.impl.JOINT else {}
-        if self.impl.JOINT and strategy not in self.impl.STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; expected one of {self.impl.STRATEGIES}")
+        self.options = {k: v for k, v in {"strategy": strategy}.items() if k in self.impl.SCORE_OPTIONS}
+        for key, value in self.options.items():
+            if value not in self.impl.SCORE_OPTIONS[key]:
+                raise ValueError(f"unknown {key} {value!r}; expected one of {self.impl.SCORE_OPTIONS[key]}")
         self.spec = self.lm.path
         self.name = Path(self.spec).name or self.spec
         self.batch_size = batch_size
@@ -62,7 +64,7 @@ class HFBackend:
 
     def describe(self) -> dict:
         """What decides this backend's scores (the cache key's model part)."""
-        return {"backend": type(self).__name__, "arch": self.arch, "model": model_digest(self.spec),
+        return {"backend": type(self).__name__, "arch": self.arch, "model": self.lm.fingerprint,
                 "convention": self.convention, "score_eos": self.score_eos, "max_length": self.max_length,
                 "max_target": self.max_target}
 

@@ -150,7 +150,7 @@ class LoadedModel:
     max_target_length: int | None = None
     prompt_limit: int = DEFAULT_PROMPT_LIMIT
     positions: int | None = None  # absolute position table size, when the model has one
-    fingerprint: str = ""
+    fingerprint: str = ""  # weights_fingerprint of the model dir (a hub id: of its resolved revision)
 
     @property
     def impl(self) -> Arch:
@@ -205,5 +205,4 @@ def load(path_or_id: str | Path, *, device: str | None = None, dtype: str | None
                        max_source_length=meta.get("max_source_length"),
                        max_target_length=meta.get("max_target_length"),
                        prompt_limit=prompt_limit(meta, config, tokenizer), positions=positions(config),
-                       fingerprint=weights_fingerprint(spec) if Path(spec).is_dir() else fingerprint(
-                           model_digest(spec)))
+                       fingerprint=weights_fingerprint(spec))

@@ -59,6 +59,21 @@ def additive_mask(allowed: Any, dtype: Any) -> Any:
     return mask[:, None]
 
 
+def pad_prompts(seqs: list[list[int]], pad_id: int, side: str) -> tuple[Any, Any]:
+    """(ids, attention mask) tensors of prompts padded to one width on `side` ("left": every prompt ends in the last
+    column, where a decoder-only model continues; "right": an encoder's layout)."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        span = slice(width - len(seq), width) if side == "left" else slice(0, len(seq))
+        ids[row, span] = torch.tensor(seq, dtype=torch.long)
+        mask[row, span] = 1
+    return ids, mask
+
+
 def collate(rows: list[list[int]], sources: list[list[int]], targets: list[list[int]], arch: str, pad_id: int,
             decoder_start_id: int | None, loss_normalization: str) -> tuple[dict[str, Any], PackStats]:
     """Tensors for a batch of rows: ids, segment ids (0 = padding), labels, per-token loss weights."""

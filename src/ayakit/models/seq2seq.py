@@ -12,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from ayakit.models.encoding import token_ids
-from ayakit.models.packed import PackStats, additive_mask, loss_weight, round_up
+from ayakit.models.packed import PackStats, additive_mask, loss_weight, pad_prompts, round_up
 from ayakit.models.scoring import chunks, flat_scores, logits_at
 
 NAME = "seq2seq"
 JOINT = False
 PAD_SIDE = "right"
+SCORE_OPTIONS: dict[str, tuple[str, ...]] = {}
 
 
 def auto_class() -> Any:
@@ -127,54 +128,66 @@ def logits(model: Any, hidden: Any) -> Any:
 # --- scoring ---------------------------------------------------------------------------------------------------
 
 
+ENCODER_WINDOW = 8  # items of up to this many decoder batches are encoded together, their states held for decoding
+
+
 def score(model: Any, encoded: list[tuple[list[int], list[list[int]]]], batch_size: int, pad_id: int,
           **options: Any) -> list[list[tuple[float, bool]]]:
     """(log-probability, all-argmax) of every continuation: one encoder pass per context, one decoder row per choice.
 
-    Items are sorted by length and grouped so a group's choices fill at most `batch_size` decoder rows; many items'
-    choices share one decoder batch, each row reading its own context's encoder states (expanded per choice)."""
+    Items are taken longest context first, ENCODER_WINDOW batches' worth at a time; their contexts are encoded
+    `batch_size` at a time. Then every choice of the window, whichever item it belongs to, is sorted by its length
+    and decoded `batch_size` rows at a time, each row reading its own context's encoder states (padded to the
+    batch's longest context and masked), so decoder rows are padded only to similar lengths."""
     import torch
 
     device = next(model.parameters()).device
-    results: list[list[tuple[float, bool]]] = [[] for _ in encoded]
+    results: list[list[tuple[float, bool]]] = [[(0.0, True)] * len(conts) for _, conts in encoded]
     sizes = [max(1, len(conts)) for _, conts in encoded]
-    order = sorted(range(len(encoded)),
-                   key=lambda i: (-len(encoded[i][0]), -max((len(c) for c in encoded[i][1]), default=0)))
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
     start = decoder_start(model, pad_id)
-    for group in chunks(order, sizes, batch_size):
-        width = max(len(encoded[i][0]) for i in group)
-        src = torch.full((len(group), width), pad_id, dtype=torch.long)
-        src_mask = torch.zeros((len(group), width), dtype=torch.long)
-        rows, conts = [], []
-        for g, i in enumerate(group):
-            ids = encoded[i][0]
-            src[g, : len(ids)], src_mask[g, : len(ids)] = torch.tensor(ids), 1
-            for cont in encoded[i][1]:
-                rows.append(i)
-                conts.append(cont)
-        if not rows:
-            continue
-        owner = torch.tensor([g for g, i in enumerate(group) for _ in encoded[i][1]], device=device)
-        tlen = max(1, max(len(c) for c in conts))
-        dec_in = torch.full((len(rows), tlen), pad_id, dtype=torch.long)
-        target = torch.full((len(rows), tlen), pad_id, dtype=torch.long)
-        tmask = torch.zeros((len(rows), tlen), dtype=torch.bool)
-        for r, cont in enumerate(conts):
-            if cont:
-                seq = torch.tensor(cont)
-                target[r, : len(seq)] = seq
-                dec_in[r, : len(seq)] = torch.cat([torch.tensor([start]), seq[:-1]])
-                tmask[r, : len(seq)] = True
-        with torch.inference_mode():
-            enc = model.get_encoder()(input_ids=src.to(device), attention_mask=src_mask.to(device))
-            hidden = enc.last_hidden_state.index_select(0, owner)
-            # no decoder mask: targets are right-padded and the decoder is causal, so padding never reaches
-            # a real position; logits only at the real target positions
-            r_idx, c_idx = tmask.nonzero(as_tuple=True)
-            out = logits_at(model, r_idx.to(device), c_idx.to(device), encoder_outputs=(hidden,),
-                            attention_mask=src_mask.to(device).index_select(0, owner),
-                            decoder_input_ids=dec_in.to(device), use_cache=False)
-            logprob, greedy = flat_scores(out, target[r_idx, c_idx].to(device), r_idx.to(device), len(rows))
-        for r, i in enumerate(rows):
-            results[i].append((float(logprob[r]), bool(greedy[r])))
+    encoder = model.get_encoder()
+    for window in chunks(order, sizes, batch_size * ENCODER_WINDOW):
+        states: dict[int, Any] = {}
+        for group in chunks(window, [1] * len(encoded), batch_size):
+            src, src_mask = pad_prompts([encoded[i][0] for i in group], pad_id, "right")
+            with torch.inference_mode():
+                hidden = encoder(input_ids=src.to(device), attention_mask=src_mask.to(device)).last_hidden_state
+            for g, i in enumerate(group):
+                states[i] = hidden[g, : len(encoded[i][0])]
+        pairs = [(i, j) for i in window for j in range(len(encoded[i][1]))]
+        pairs.sort(key=lambda p: (-len(encoded[p[0]][1][p[1]]), -len(encoded[p[0]][0])))
+        for batch in chunks(list(range(len(pairs))), [1] * len(pairs), batch_size):
+            rows = [pairs[k] for k in batch]
+            conts = [encoded[i][1][j] for i, j in rows]
+            width = max(len(encoded[i][0]) for i, _ in rows)
+            hidden = torch.zeros((len(rows), width, states[rows[0][0]].shape[-1]), dtype=states[rows[0][0]].dtype,
+                                 device=device)
+            cross_mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, (i, _) in enumerate(rows):
+                n = len(encoded[i][0])
+                hidden[r, :n] = states[i]
+                cross_mask[r, :n] = 1
+            tlen = max(1, max(len(c) for c in conts))
+            dec_in = torch.full((len(rows), tlen), pad_id, dtype=torch.long)
+            target = torch.full((len(rows), tlen), pad_id, dtype=torch.long)
+            tmask = torch.zeros((len(rows), tlen), dtype=torch.bool)
+            for r, cont in enumerate(conts):
+                if cont:
+                    seq = torch.tensor(cont)
+                    target[r, : len(seq)] = seq
+                    dec_in[r, : len(seq)] = torch.cat([torch.tensor([start]), seq[:-1]])
+                    tmask[r, : len(seq)] = True
+            if not tmask.any():
+                continue  # only empty continuations: log-probability 0, trivially greedy
+            with torch.inference_mode():
+                # no decoder mask: targets are right-padded and the decoder is causal, so padding never reaches
+                # a real position; logits only at the real target positions
+                r_idx, c_idx = tmask.nonzero(as_tuple=True)
+                out = logits_at(model, r_idx.to(device), c_idx.to(device), encoder_outputs=(hidden,),
+                                attention_mask=cross_mask.to(device), decoder_input_ids=dec_in.to(device),
+                                use_cache=False)
+                logprob, greedy = flat_scores(out, target[r_idx, c_idx].to(device), r_idx.to(device), len(rows))
+            for r, (i, j) in enumerate(rows):
+                results[i][j] = (float(logprob[r]), bool(greedy[r]))
     return results

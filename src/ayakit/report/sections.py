@@ -12,8 +12,7 @@ from ayakit.report.artifacts import BASELINE, TRAINED, RunArtifacts
 from ayakit.report.model import Figure, Section, Table
 from ayakit.report.scores import TIER_ORDER, by_tier, digits, metric_name, overall, tasks, tier_of
 
-# Stages that contribute their own section: "module:function(run_dir: Path, out_dir: Path) -> Section | None".
-# A missing module is skipped; the stage's summary.json is then shown as generic tables.
+
 def fmt(value: Any, digits: int = 3) -> str:
     """A number for a table cell; '–' for missing."""
     if isinstance(value, bool):

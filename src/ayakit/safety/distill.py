@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from ayakit import languages as L
-from ayakit.models import Backend, GenerationParams
-from ayakit.io import atomic_path, write_manifest
 from ayakit.errors import DataError
+from ayakit.io import atomic_path, write_manifest
+from ayakit.models import Backend, GenerationParams
 from ayakit.records import Example, example_id, examples_to_table
 from ayakit.safety import refusals
 from ayakit.safety.sampling import sample

@@ -16,8 +16,8 @@ from importlib import resources
 from pathlib import Path
 
 from ayakit import languages as L
-from ayakit.models import Backend, GenerationParams
 from ayakit.io import atomic_path, write_json_atomic, write_manifest
+from ayakit.models import Backend, GenerationParams
 from ayakit.safety import refusals
 from ayakit.safety.metrics import rate_summary
 from ayakit.safety.sampling import sample

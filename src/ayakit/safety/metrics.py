@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ayakit.stats import bootstrap_ci
 from ayakit.safety.scorers import TOXIC_THRESHOLD
+from ayakit.stats import bootstrap_ci
 
 
 def max_per_prompt(scores: Sequence[Sequence[float]]) -> np.ndarray:

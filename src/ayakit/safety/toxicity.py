@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ayakit import languages as L
 from ayakit.errors import DataError
-from ayakit.models import Backend, GenerationParams
 from ayakit.io import atomic_path, write_json_atomic, write_manifest
+from ayakit.models import Backend, GenerationParams
 from ayakit.safety import bias
 from ayakit.safety.metrics import toxicity_summary
 from ayakit.safety.prompts import Prompt, embedded_prompts, flores_prompts

@@ -95,13 +95,14 @@ def _positions(config: Any) -> int | None:
     return positions(config)
 
 
-def model_info(path: Path, name: str, arch: str, tokenizer: Any, config: Any) -> ModelInfo:
-    """What the server says about a model: its prompt limits from the position table and the training length."""
+def model_info(path: Path, name: str, arch: str, tokenizer: Any, config: Any, joint: bool) -> ModelInfo:
+    """What the server says about a model: its prompt limits from the position table and the training length
+    (joint: prompt and answer share one sequence, as in a decoder-only model)."""
     hard = _positions(config)
     trained = _max_prompt_tokens(path, tokenizer, config)
     default = hard if hard is not None else max(trained, DEFAULT_MAX_PROMPT_TOKENS)
     return ModelInfo(path=str(path), name=name, arch=arch, max_prompt_tokens=default, vocab_size=len(tokenizer),
-                     max_total_tokens=hard if arch == "causal" else None, hard_prompt_tokens=hard,
+                     max_total_tokens=hard if joint else None, hard_prompt_tokens=hard,
                      trained_prompt_tokens=trained)
 
 
@@ -125,7 +126,7 @@ class Engine:
         eos = self.model.generation_config.eos_token_id
         eos_list = eos if isinstance(eos, list) else [eos]
         self.eos_ids = {i for i in [*eos_list, self.tokenizer.eos_token_id] if i is not None}
-        self.info = model_info(path, name or path.name, self.arch, self.tokenizer, config)
+        self.info = model_info(path, name or path.name, self.arch, self.tokenizer, config, lm.impl.JOINT)
         self._lock = threading.Lock()
 
     def encode_prompt(self, text: str, max_len: int | None = None) -> list[int]:
