@@ -144,3 +144,13 @@ def test_lm_eval_empty_seq2seq_context_is_its_prefix_token(tiny_models):
         logits = lm_eval.model(input_ids=torch.tensor([[tok.bos_token_id]]), labels=tgt).logits
     assert ll.logprob == pytest.approx(torch.log_softmax(logits.double(), -1).gather(-1, tgt[..., None]).sum().item(),
                                        abs=1e-4)
+
+
+def test_seq2seq_scores_do_not_depend_on_the_encoder_window(tiny_models, monkeypatch):
+    from ayakit.models import seq2seq
+
+    backend = load_backend(str(tiny_models[0]), batch_size=4)
+    wide = backend.loglikelihood(REQUESTS)
+    monkeypatch.setattr(seq2seq, "WINDOW_TOKENS", 1)  # one item per window
+    for a, b in zip(wide, backend.loglikelihood(REQUESTS)):
+        assert [x.logprob for x in a] == pytest.approx([y.logprob for y in b], rel=1e-6, abs=1e-5)

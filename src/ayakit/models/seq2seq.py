@@ -128,26 +128,27 @@ def logits(model: Any, hidden: Any) -> Any:
 # --- scoring ---------------------------------------------------------------------------------------------------
 
 
-ENCODER_WINDOW = 8  # items of up to this many decoder batches are encoded together, their states held for decoding
+# contexts are encoded and held for decoding in windows of at most batch_size * WINDOW_TOKENS context tokens:
+# large enough to sort many items' choices by length, small enough to bound memory for long contexts and wide models
+WINDOW_TOKENS = 512
 
 
 def score(model: Any, encoded: list[tuple[list[int], list[list[int]]]], batch_size: int, pad_id: int,
           **options: Any) -> list[list[tuple[float, bool]]]:
     """(log-probability, all-argmax) of every continuation: one encoder pass per context, one decoder row per choice.
 
-    Items are taken longest context first, ENCODER_WINDOW batches' worth at a time; their contexts are encoded
-    `batch_size` at a time. Then every choice of the window, whichever item it belongs to, is sorted by its length
+    Items are taken longest context first, a window of contexts at a time (WINDOW_TOKENS); their contexts are
+    encoded `batch_size` at a time. Then every choice of the window, whichever item it belongs to, is sorted by its length
     and decoded `batch_size` rows at a time, each row reading its own context's encoder states (padded to the
     batch's longest context and masked), so decoder rows are padded only to similar lengths."""
     import torch
 
     device = next(model.parameters()).device
     results: list[list[tuple[float, bool]]] = [[(0.0, True)] * len(conts) for _, conts in encoded]
-    sizes = [max(1, len(conts)) for _, conts in encoded]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
     start = decoder_start(model, pad_id)
     encoder = model.get_encoder()
-    for window in chunks(order, sizes, batch_size * ENCODER_WINDOW):
+    for window in chunks(order, [len(ctx) for ctx, _ in encoded], batch_size * WINDOW_TOKENS):
         states: dict[int, Any] = {}
         for group in chunks(window, [1] * len(encoded), batch_size):
             src, src_mask = pad_prompts([encoded[i][0] for i in group], pad_id, "right")
