@@ -75,6 +75,15 @@ def build_cmd(
     stats = pipeline.load_stats(out)
     console.print(f"[bold]{stats['total']:,}[/] examples in {stats['shards']} shards, "
                   f"{len(stats['counts']['language'])} languages -> {data_dir}")
+    print_summary(console, stats)
+
+
+def print_summary(console: Console, stats: dict) -> None:
+    """What the build skipped, dropped, removed or repeated (also in stats.json and the manifest)."""
+    from ayakit.data.pipeline import build_summary
+
+    for level, line in build_summary(stats):
+        console.print(Text(line, style="yellow" if level == "warning" else "dim"))
 
 
 def _share_table(title: str, requested: dict[str, float] | None, realised: dict[str, float],
@@ -142,26 +151,37 @@ def plan_cmd(
     recipe: Path = typer.Argument(..., help="Recipe YAML file."),
     overrides: list[str] = typer.Argument(None, help="key=value overrides."),
     sizes: bool = typer.Option(True, "--sizes/--no-sizes",
-                               help="Ask each source for its dataset sizes when that is cheap (file metadata), "
-                                    "to plan the dataset level too; never reads the examples."),
+                               help="Open each source as `data build` does (a missing path fails) and ask it for "
+                                    "its dataset sizes when that is cheap (file metadata), to plan the dataset "
+                                    "level too; never reads the examples. --no-sizes plans from the recipe alone "
+                                    "(missing paths are only warned about)."),
 ) -> None:
     """The allocation of the budget per source and dataset, without reading the data."""
     from ayakit.data import mixture
+    from ayakit.data.sources import open_source
+    from ayakit.data.sources.base import selected_languages
+    from ayakit.errors import UserError
 
     rec = _load(recipe, overrides)
     known: dict[str, dict[str, int] | None] = {}
     notes: dict[str, str] = {}
     for spec in rec.data.sources:
         known[spec.name] = None
+        selected_languages(spec, rec)  # an unknown language code fails here as in `data build`
         if not sizes:
+            if spec.path and not _path_exists(spec.path):
+                notes[spec.name] = f"[yellow]path {spec.path} does not exist: `data build` will fail on it[/]"
+            continue
+        # opened as `data build` opens it: a missing path fails here too
+        src = open_source(spec, rec)
+        if src.skipped_reason:
+            notes[spec.name] = src.skipped_reason
+        if src.skipped_reason:
             continue
         try:
-            from ayakit.data.sources import open_source
-
-            src = open_source(spec, rec)
-            known[spec.name] = src.dataset_sizes() if not src.skipped_reason else None
-            if src.skipped_reason:
-                notes[spec.name] = src.skipped_reason
+            known[spec.name] = src.dataset_sizes()
+        except UserError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a source we cannot size is planned at the source level only
             notes[spec.name] = f"sizes unknown ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
     p = mixture.plan(rec, known)
@@ -188,6 +208,13 @@ def plan_cmd(
         console.print(dt)
     for name, note in notes.items():
         console.print(f"[dim]{name}: {note}[/]")
+
+
+def _path_exists(path: str) -> bool:
+    import glob
+
+    text = str(Path(path).expanduser())
+    return Path(text).exists() or (glob.has_magic(text) and bool(glob.glob(text, recursive=True)))
 
 
 @app.command("sample")

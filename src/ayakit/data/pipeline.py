@@ -49,7 +49,8 @@ from ayakit import languages as L
 from ayakit.data import filters as F
 from ayakit.data import mixture as M
 from ayakit.errors import DataError
-from ayakit.io import atomic_path, fingerprint, manifest_matches, read_json, write_json_atomic, write_manifest
+from ayakit.io import (atomic_path, fingerprint, manifest_matches, read_json, remove_stale_temporaries,
+                       write_json_atomic, write_manifest)
 from ayakit.recipe import Recipe
 from ayakit.records import EXAMPLE_FIELDS, EXAMPLE_SCHEMA
 
@@ -234,7 +235,8 @@ class FilterStep(_Step):
         out_dir = ctx.work / "filtered" / f"task-{rank:05d}"
         writers = _BucketWriters(out_dir, lambda b: f"bucket-{b:05d}.parquet", FILTERED_SCHEMA)
         counts: dict[str, F.FilterCounts] = {}
-        report: dict[str, Any] = {"skipped_sources": {}, "errors": {}, "dropped_languages": {}, "read": {}}
+        report: dict[str, Any] = {"skipped_sources": {}, "errors": {}, "dropped_languages": {}, "read": {},
+                                  "skipped_rows": {}}
         for si, spec in enumerate(recipe.data.sources):
             if spec.weight == 0:
                 continue
@@ -248,6 +250,10 @@ class FilterStep(_Step):
                     self._filter(table, si, cfg, counts, writers)
                 # a shared stream is read by every task: only task 0 reports its malformed lines
                 errors += source.errors if sharded or rank == 0 else 0
+                if sharded or rank == 0:
+                    why = report["skipped_rows"].setdefault(spec.name, {})
+                    for reason, n in source.skipped.items():
+                        why[reason] = why.get(reason, 0) + n
                 for lang, n in source.dropped_languages.items():
                     if sharded or rank == 0:
                         dropped = report["dropped_languages"].setdefault(spec.name, {})
@@ -721,7 +727,10 @@ class FinalizeStep(_Step):
                 old.unlink()
         outputs = {"shards": sorted(keep), "stats": "stats.json"}
         write_manifest(ctx.data_dir, "data", ctx.inputs, outputs, counts={"total": stats["total"]},
-                       recipe=ctx.get_recipe().name)
+                       recipe=ctx.get_recipe().name,
+                       warnings={"skipped_rows": stats["skipped_rows"], "skipped_sources": stats["skipped_sources"],
+                                 "dropped_languages": stats["filters"]["language"]["by_language"],
+                                 "heavily_repeated": stats["heavily_repeated"]})
         for sub in ("filtered", "dedup", "scatter", "minhash"):
             shutil.rmtree(ctx.work / sub, ignore_errors=True)
 
@@ -733,8 +742,11 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
     filters: dict[str, F.FilterCounts] = {}
     reports = [read_json(p) for p in sorted((ctx.work / "reports").glob("filter-*.json"))]
     errors: dict[str, int] = {}
+    skipped_rows: dict[str, Counter] = {}
     dropped: Counter = Counter()
     for r in reports:
+        for name, why in r.get("skipped_rows", {}).items():
+            skipped_rows.setdefault(name, Counter()).update(why)
         for name, d in r["filters"].items():
             filters.setdefault(name, F.FilterCounts()).merge(F.FilterCounts.from_dict(d))
         for k, v in r["errors"].items():  # each file (or shared stream) is reported by one task only
@@ -774,9 +786,53 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
         "available": plan["available"],
         "skipped_sources": plan["skipped"],
         "errors": errors,
+        "skipped_rows": {k: dict(sorted(v.items())) for k, v in sorted(skipped_rows.items()) if v},
+        "heavily_repeated": heavily_repeated(plan),
         "allocated": {"source": plan["sources"], "dataset": plan["datasets"]},
         "shards": ctx.shards,
     }
+
+
+REPEAT_WARNING = 10.0  # a source or dataset seen more often than this is named at the end of the build
+
+
+def heavily_repeated(plan: dict[str, Any]) -> dict[str, float]:
+    """Sources and source/dataset pairs repeated more than REPEAT_WARNING times to fill their share."""
+    out: dict[str, float] = {}
+    for name, rep in plan["repetition"].items():
+        if rep > REPEAT_WARNING:
+            out[name] = round(rep, 2)
+    for name, per_ds in plan["datasets"].items():
+        avail = plan["available"].get(name) or {}
+        if len(per_ds) < 2:
+            continue  # the source's own line says it
+        for ds, n in per_ds.items():
+            if avail.get(ds) and n / avail[ds] > REPEAT_WARNING:
+                out[f"{name}/{ds}"] = round(n / avail[ds], 2)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def build_summary(stats: dict[str, Any]) -> list[tuple[str, str]]:
+    """(level, line) pairs said at the end of every build: what was skipped, dropped, removed or repeated."""
+    lines: list[tuple[str, str]] = []
+    for name, why in stats.get("skipped_sources", {}).items():
+        lines.append(("warning", f"source {name} skipped: {why}"))
+    for name, why in stats.get("skipped_rows", {}).items():
+        detail = ", ".join(f"{n:,} {reason}" for reason, n in why.items())
+        lines.append(("warning", f"source {name}: {sum(why.values()):,} bad lines skipped (data.on_error=skip): "
+                                 f"{detail}"))
+    dropped = stats.get("filters", {}).get("language", {})
+    if dropped.get("removed"):
+        langs = sorted(dropped.get("by_language", {}).items(), key=lambda kv: -kv[1])
+        shown = ", ".join(f"{k} {v:,}" for k, v in langs[:8]) + (" ..." if len(langs) > 8 else "")
+        lines.append(("warning", f"{dropped['removed']:,} rows dropped for their language: {shown}"))
+    removed = {k: f["removed"] for k, f in stats.get("filters", {}).items() if k != "language" and f.get("removed")}
+    if removed:
+        lines.append(("info", "rows removed by filters: " + ", ".join(f"{k} {v:,}" for k, v in removed.items())))
+    for name, rep in stats.get("heavily_repeated", {}).items():
+        lines.append(("warning", f"{name} is repeated {rep:g}x to fill its share (more than {REPEAT_WARNING:g}x: "
+                                 f"add data or lower its weight)"))
+    return lines
 
 
 # ---- executors and the build -----------------------------------------------------------------------------
@@ -846,6 +902,7 @@ def _prepare_work(ctx: Context, force: bool) -> None:
     layout = {"inputs": fingerprint(ctx.inputs), "tasks": ctx.tasks, "buckets": ctx.buckets, "shards": ctx.shards}
     marker = ctx.work / "layout.json"
     same = marker.is_file() and read_json(marker) == layout
+    remove_stale_temporaries(ctx.data_dir)  # a killed build's half-written shards (their writer is gone)
     if force or not same:
         shutil.rmtree(ctx.work, ignore_errors=True)
         for name in ("manifest.json", "stats.json"):
