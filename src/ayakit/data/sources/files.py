@@ -5,7 +5,8 @@ Example fields to file columns (`{inputs: question, targets: answer, language: l
 mapped are taken from a column of the same name when the file has one. Options:
 `language` (the language of every row when the file has no language column), `dataset`
 (default: the source name), `task`, `template`, `split`, `kind` and `license` (defaults for rows
-without them), `batch_size` (rows per read, default 4096).
+without them), `batch_size` (rows per read, default 4096), `required` (the fields every row must have,
+default [inputs, targets]).
 """
 
 from __future__ import annotations
@@ -419,7 +420,8 @@ def files_reader(spec: SourceSpec, recipe: Recipe) -> Source:
     defaults.setdefault("dataset", str(opts.get("dataset", spec.name)))
     batch_size = int(opts.get("batch_size", 4096))
     mapping: Mapping = dict(spec.columns)
-    required = REQUIRED if "language" in defaults else (*REQUIRED, "language")
+    required = tuple(opts.get("required", REQUIRED))
+    required = required if "language" in defaults else (*required, "language")
 
     def rows(source: Source):
         for f in files:
