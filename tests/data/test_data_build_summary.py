@@ -51,6 +51,8 @@ def test_build_summary_skips_and_repetition(tmp_path: Path):
     stats = read_json(run / "data" / "stats.json")
     assert stats["skipped_rows"] == {"big": {"cut-off JSON line": 1, "no language": 1, "wrong type": 1}}
     assert stats["heavily_repeated"] == {"one": 120.0}
+    assert stats["by_source"]["one"] == {"language": {"swa": 120}, "license": {"unknown": 120}}
+    assert stats["by_source"]["big"]["language"] == {"swa": 120}
     manifest = read_json(run / "data" / "manifest.json")
     assert manifest["warnings"]["heavily_repeated"] == {"one": 120.0}
     assert manifest["warnings"]["skipped_rows"]["big"]["wrong type"] == 1

@@ -707,7 +707,13 @@ class GatherStep(_Step):
         with atomic_path(ctx.data_dir / ctx.shard_name(rank)) as tmp:
             pq.write_table(table.cast(EXAMPLE_SCHEMA), tmp)
         counts = {key: dict(Counter(table.column(key).to_pylist())) for key in ("source", "dataset", "kind", "language")}
-        write_json_atomic(ctx.work / "gathered" / f"shard-{rank:05d}.json", {"rows": table.num_rows, "counts": counts})
+        by_source: dict[str, dict[str, dict[str, int]]] = {}
+        for key in ("language", "license"):  # a source that is all one language or licence shows in the report
+            pairs = table.group_by(["source", key]).aggregate([([], "count_all")]).to_pylist()
+            for row in pairs:
+                by_source.setdefault(row["source"], {}).setdefault(key, {})[row[key]] = row["count_all"]
+        write_json_atomic(ctx.work / "gathered" / f"shard-{rank:05d}.json",
+                          {"rows": table.num_rows, "counts": counts, "by_source": by_source})
 
 
 # ---- stage 6: finalize -----------------------------------------------------------------------------------
@@ -762,11 +768,15 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
     filters["caps"] = F.FilterCounts.from_dict(plan_doc["caps_removed"])
     counts: dict[str, Counter] = {k: Counter() for k in ("source", "dataset", "kind", "language")}
     total = 0
+    by_source: dict[str, dict[str, Counter]] = {}
     for p in sorted((ctx.work / "gathered").glob("shard-*.json")):
         g = read_json(p)
         total += g["rows"]
         for key, c in g["counts"].items():
             counts[key].update(c)
+        for name, per in g.get("by_source", {}).items():
+            for key, c in per.items():
+                by_source.setdefault(name, {}).setdefault(key, Counter()).update(c)
     tiers: Counter = Counter()
     for lang, n in counts["language"].items():
         tiers[L.tier(lang)] += n
@@ -781,6 +791,8 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
                       "dataset": {ds: n / plan["budget"] for per in plan["datasets"].values() for ds, n in per.items()}},
         "realised": realised,
         "counts": ordered,
+        "by_source": {name: {key: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) for key, c in per.items()}
+                      for name, per in sorted(by_source.items())},
         "repetition": plan["repetition"],
         "filters": {"language": language_filter.to_dict(), **{k: v.to_dict() for k, v in filters.items()}},
         "available": plan["available"],
