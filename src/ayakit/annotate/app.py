@@ -315,7 +315,8 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
         return page(request, "rate.html", row, lang=code, target=target)
 
     @app.post("/rate")
-    def rate(request: Request, s: DB, target: Text = None, target_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
+    def rate(request: Request, s: DB, target: Text = None,
+             target_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
              vote: Text = None, reason: Text = None, lang: Text = None, csrf_token: Text = None) -> Response:
         row = signed_in(request, s)
         check_csrf(row, csrf_token)

@@ -203,10 +203,11 @@ def _source_language_tables(by_source: dict[str, Any]) -> list[Table]:
     for name, d in per.items():
         tot = sum(d.values())
         top_code, top_n = max(d.items(), key=lambda kv: kv[1])
-        if top_n / tot >= ONE_LANGUAGE:
+        one = top_n / tot >= ONE_LANGUAGE
+        if one:
             flagged.append(name)
         top = sorted(d.items(), key=lambda kv: -kv[1])[:5]
-        rows.append([name, fmt(len(d)), f"{top_code} {pct(top_n, tot)}" + (" ⚠" if top_n / tot >= ONE_LANGUAGE else ""),
+        rows.append([name, fmt(len(d)), f"{top_code} {pct(top_n, tot)}" + (" ⚠" if one else ""),
                      ", ".join(f"{c} {pct(n, tot)}" for c, n in top)])
     note = (f"⚠: {', '.join(flagged)} {'is' if len(flagged) == 1 else 'are'} at least {ONE_LANGUAGE:.0%} one "
             "language." if flagged else "")
