@@ -84,6 +84,7 @@ def test_unplaceable_outputs_dropped_by_default(tmp_path: Path) -> None:
     assert [e.inputs for e in examples] == ["Where is the library?", "I need a book."]
     junk = translate_examples(examples, Fixed("e e e e e e e"), TranslateSettings(["swa"], "eng"), tmp_path / "a")
     assert junk["swa"]["kept"] == 0 and junk["swa"]["dropped"] == {"inputs:langid_short": 2}
+    assert junk["swa"]["langid_unsure"] == 2
     kept = translate_examples(examples, Fixed("e e e e e e e"), TranslateSettings(["swa"], "eng", strict_langid=False),
                               tmp_path / "b")
     assert kept["swa"]["kept"] == 2
@@ -101,7 +102,7 @@ def test_cli_prints_the_unsure_drops(tmp_path: Path, monkeypatch) -> None:
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
-    assert "could not place them (unknown / too short): swa 2; --no-strict-langid keeps them" in out
+    assert "could not place an output (unknown / too short): swa 2; --no-strict-langid keeps them" in out
     kept = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "k"), "--no-strict-langid"], env={"COLUMNS": "200"})
     assert kept.exit_code == 0 and "could not place" not in kept.output
 

@@ -502,7 +502,9 @@ def _translate_language(examples: list[Example], translator: Translator, setting
     for r in rows:
         for reason in r["reasons"]:
             reasons[reason] = reasons.get(reason, 0) + 1
+    unsure = sum(any(x.endswith(("langid_unknown", "langid_short")) for x in r["reasons"]) for r in rows)
     counts = {"processed": len(rows), "kept": sum(r["kept"] for r in rows), "dropped": reasons,
+              "langid_unsure": unsure,
               "kept_per_dataset": dict(sorted(kept_per_dataset.items()))}
     return counts, rows
 
@@ -646,9 +648,8 @@ def translate_cmd(
         table.add_row(lang, translator.mode_for(lang), str(c["processed"]), str(c["kept"]),
                       ", ".join(f"{k}: {v}" for k, v in sorted(c["dropped"].items())) or "-")
     console.print(table)
-    unsure = {lang: sum(n for k, n in c["dropped"].items() if k.endswith(("langid_unknown", "langid_short")))
-              for lang, c in counts.items()}
-    if any(unsure.values()) and strict_langid:
-        console.print("dropped because language ID could not place them (unknown / too short): "
-                      + ", ".join(f"{lang} {n}" for lang, n in unsure.items() if n)
+    unsure = {lang: c["langid_unsure"] for lang, c in counts.items() if c["langid_unsure"]}
+    if unsure and strict_langid:
+        console.print("examples dropped (among other reasons) because language ID could not place an output "
+                      "(unknown / too short): " + ", ".join(f"{lang} {n}" for lang, n in unsure.items())
                       + "; --no-strict-langid keeps them")
