@@ -67,7 +67,13 @@ def test_stale_temporaries_removed_on_start(tmp_path: Path):
     for p in stale:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"half a shard")
-    # a rerun whose manifest matches still starts clean; a changed recipe rebuilds
+    # a rerun whose manifest matches (nothing to build) still cleans up; so does a rebuild
+    result = _invoke("data", "build", str(recipe), "data.on_error=skip", "--run-dir", str(run))
+    assert result.exit_code == 0, result.output
+    assert not [p for p in (run / "data").rglob("*.tmp")]
+    for p in stale:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"half a shard")
     result = _invoke("data", "build", str(recipe), "data.on_error=skip", "data.budget=250", "--run-dir", str(run))
     assert result.exit_code == 0, result.output
     assert not [p for p in (run / "data").rglob("*.tmp")]

@@ -936,6 +936,7 @@ def build(recipe: Recipe, run_dir: Path, force: bool = False, executor: str | No
     data_dir = run_dir / "data"
     inputs = build_inputs(recipe)
     if not force and manifest_matches(data_dir, inputs):
+        remove_stale_temporaries(data_dir)  # left by a killed build of other inputs before this one finished
         return data_dir
     kind = executor or recipe.data.executor
     tasks = recipe.data.tasks
