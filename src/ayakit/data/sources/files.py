@@ -11,6 +11,7 @@ default [inputs, targets]).
 
 from __future__ import annotations
 
+import functools
 import glob
 import gzip
 import io
@@ -223,9 +224,6 @@ def _batch_rows(batch: pa.RecordBatch, cols: dict[str, str], extra: dict[str, st
         yield Block(data, n)
 
 
-_LANG_CACHE: dict[str, tuple[str, str] | None] = {}
-
-
 def language_problem(value: Any) -> tuple[str, str] | None:
     """(skip reason, message) when a row's language value cannot be a language; None when it can.
 
@@ -238,17 +236,21 @@ def language_problem(value: Any) -> tuple[str, str] | None:
         return "wrong type", f"'language' must be text, got {_type_name(value)}"
     if not value.strip():
         return "no language", "no language (empty); set it in the file or `options.language` for the source"
-    if value not in _LANG_CACHE:
-        _LANG_CACHE[value] = None
-        try:
-            get(value)
-        except UnknownLanguageError:
-            import langcodes
+    return _code_problem(value)
 
-            if not langcodes.tag_is_valid(value.strip().replace("_", "-")):
-                _LANG_CACHE[value] = ("unknown language", f"unknown language code {value!r} (not a language tag);"
-                                                          f" closest known: {', '.join(closest(value))}")
-    return _LANG_CACHE[value]
+
+@functools.lru_cache(maxsize=1 << 16)
+def _code_problem(value: str) -> tuple[str, str] | None:
+    try:
+        get(value)
+        return None
+    except UnknownLanguageError:
+        import langcodes
+
+        if langcodes.tag_is_valid(value.strip().replace("_", "-")):
+            return None
+        return ("unknown language", f"unknown language code {value!r} (not a language tag); "
+                                    f"closest known: {', '.join(closest(value))}")
 
 
 def _type_name(value: Any) -> str:
