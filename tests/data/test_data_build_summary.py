@@ -53,6 +53,8 @@ def test_build_summary_skips_and_repetition(tmp_path: Path):
     assert stats["heavily_repeated"] == {"one": 120.0}
     assert stats["by_source"]["one"] == {"language": {"swa": 120}, "license": {"unknown": 120}}
     assert stats["by_source"]["big"]["language"] == {"swa": 120}
+    again = " ".join(_invoke("data", "stats", str(run)).output.split())  # `data stats` says the same
+    assert "3 bad lines skipped" in again and "one is repeated 120x" in again
     manifest = read_json(run / "data" / "manifest.json")
     assert manifest["warnings"]["heavily_repeated"] == {"one": 120.0}
     assert manifest["warnings"]["skipped_rows"]["big"]["wrong type"] == 1

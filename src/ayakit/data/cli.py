@@ -138,12 +138,7 @@ def stats_cmd(
             note += f" ({f['unchecked']:,} too short to check)"
         ft.add_row(name, f"{f['removed']:,}", note)
     console.print(ft)
-    if s["skipped_sources"]:
-        for name, why in s["skipped_sources"].items():
-            console.print(f"[yellow]skipped source {name}[/]: {why}")
-    bad = {k: v for k, v in s["errors"].items() if v}
-    if bad:
-        console.print(f"[yellow]malformed rows skipped[/]: {bad}")
+    print_summary(console, s)
 
 
 @app.command("plan")
