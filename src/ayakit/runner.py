@@ -102,7 +102,8 @@ def _run_data(ctx: RunContext) -> Path:
 
     from rich.text import Text
 
-    from ayakit.data.pipeline import build_summary, load_stats
+    from ayakit.data.pipeline import load_stats
+    from ayakit.data.summary import build_summary
 
     build(ctx.recipe, ctx.run_dir, force="data" in ctx.forced, progress=StageBars(ctx.progress, "data", single=True))
     if (ctx.run_dir / "data" / "stats.json").is_file():

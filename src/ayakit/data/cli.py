@@ -80,7 +80,7 @@ def build_cmd(
 
 def print_summary(console: Console, stats: dict) -> None:
     """What the build skipped, dropped, removed or repeated (also in stats.json and the manifest)."""
-    from ayakit.data.pipeline import build_summary
+    from ayakit.data.summary import build_summary
 
     for level, line in build_summary(stats):
         console.print(Text(line, style="yellow" if level == "warning" else "dim"))

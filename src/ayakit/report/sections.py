@@ -9,6 +9,7 @@ from statistics import median
 from typing import Any
 
 from ayakit import languages as L
+from ayakit.data.summary import REPEAT_WARNING
 from ayakit.report import plots
 from ayakit.report.artifacts import BASELINE, TRAINED, RunArtifacts
 from ayakit.report.model import Figure, Section, Table
@@ -109,7 +110,8 @@ def mixture_section(art: RunArtifacts, out: Path) -> Section | None:
     sec.tables += _source_language_tables(by_source)
     repeated = stats.get("heavily_repeated") or {}
     if repeated:
-        sec.paragraphs.append("Heavily repeated to fill their share (add data or lower the weight): "
+        sec.paragraphs.append(f"Repeated more than {REPEAT_WARNING:g}× to fill their share (add data or lower the "
+                              "weight): "
                               + ", ".join(f"{k} {v:g}×" for k, v in repeated.items()) + ".")
     skipped_rows = stats.get("skipped_rows") or {}
     if skipped_rows:
