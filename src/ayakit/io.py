@@ -35,6 +35,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Delete the hidden `.NAME.*.tmp` files a killed writer left under directory (call only when none is writing)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stale = [p for p in directory.rglob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write a text file atomically (temp file, then rename)."""
     with atomic_path(path) as tmp:

@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select
 
 from ayakit.annotate import auth, store
 from ayakit.annotate.agreement import report
 from ayakit.annotate.db import current_revision, open_db
 from ayakit.annotate.export import export
 from ayakit.annotate.load import load
-from ayakit.annotate.models import Base, Pair
+from ayakit.annotate.models import Annotation, Base, Pair
 
 
 def _pg_bin() -> Path | None:
@@ -109,3 +109,39 @@ def test_migrate_annotate_export_and_agree_on_postgres(postgres_url, pairs_file,
     assert result.rows == 1 and result.by_language == {"ara": 1}
     assert rep["inter_annotator"]["swa"] == {"pairs": 1, "raw_agreement": 1.0, "kappa": None}
     engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_hostile_ids_and_nul_bytes_behave_the_same_on_both_databases(backend: str, request, pairs_file) -> None:
+    """Ids past what the database stores are 422 (not 500); a NUL in a text field is refused with 422 on both."""
+    from fastapi.testclient import TestClient
+
+    from ayakit.annotate.app import create_app
+
+    factory = request.getfixturevalue("factory") if backend == "sqlite" \
+        else open_db(request.getfixturevalue("postgres_url"))
+    with factory() as s:
+        _, token = auth.add_user(s, "amina", "swa", admin=True)
+        load(s, pairs_file, "compare")
+    client = TestClient(create_app(factory=factory), raise_server_exceptions=False)
+    login = client.get("/login").text
+    csrf = login.split('name="csrf_token" value="')[1].split('"')[0]
+    assert client.post("/login", data={"token": token, "csrf_token": csrf}, follow_redirects=False).status_code == 303
+    csrf = client.get("/").text.split('name="csrf_token" value="')[1].split('"')[0]
+    for big in ("99999999999999999999", str(2**63), str(2**31), "-99999999999999999999"):
+        assert client.get(f"/annotations/{big}").status_code == 422, big
+        assert client.get(f"/edit/{big}").status_code == 422, big
+        assert client.post(f"/edit/{big}", data={"inputs": "a", "targets": "b", "csrf_token": csrf}).status_code == 422
+        r = client.post("/rate", data={"target": "item", "target_id": big, "vote": "up", "csrf_token": csrf})
+        assert r.status_code == 422 and "target_id" in r.text, (big, r.status_code)
+        assert client.post(f"/compare/{big}", data={"choice": "a", "csrf_token": csrf}).status_code == 422
+    assert client.get(f"/annotations/{2**31 - 1}").status_code == 404  # in range, no such row
+    r = client.post("/write", data={"language": "swa", "inputs": "Habari\x00?", "targets": "Nzuri.",
+                                    "action": "submit", "csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 422 and "NUL" in r.text
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Annotation)) == 0
+    admin = client.get("/admin").text
+    title = admin.split("<title>")[1].split("</title>")[0]
+    assert title == "Progress · ayakit" and "<table" not in title
+    factory.kw["bind"].dispose()

@@ -39,7 +39,7 @@ ROWS = [
     {"q": "Habari?", "a": "Nzuri.", "lang": "sw"},
     {"q": "Bonjour ?", "a": "Salut.", "lang": "fra_Latn"},
     {"q": "Hallo?", "a": "Hoi.", "lang": "nl"},
-    {"q": "Ciao?", "a": "Ciao.", "lang": "xx-unknown"},
+    {"q": "Ciao?", "a": "Ciao.", "lang": "tlh"},  # a valid tag outside the 101: dropped and counted
     {"q": "Salom?", "a": "Salom.", "lang": "uzn"},
 ]
 MAP = {"inputs": "q", "targets": "a", "language": "lang"}
@@ -53,7 +53,7 @@ def test_jsonl_mapping_normalisation_and_dropping(tmp_path: Path):
     assert all(b.num_rows <= 2 for b in batches)
     assert [r["language"] for r in rows] == ["swh-Latn", "fra-Latn", "nld-Latn", "uzn-Latn"]
     assert [r["script"] for r in rows] == ["Latn"] * 4
-    assert src.dropped_languages == {"xx-unknown": 1}
+    assert src.dropped_languages == {"tlh": 1}
     assert {r["source"] for r in rows} == {"mine"} and {r["dataset"] for r in rows} == {"mine"}
     assert {r["task"] for r in rows} == {"chat"} and {r["split"] for r in rows} == {"train"}
     assert len({r["id"] for r in rows}) == 4
@@ -124,7 +124,7 @@ def test_malformed_csv_row(tmp_path: Path):
 
 def test_empty_source_and_unknown_type(tmp_path: Path):
     path = _jsonl(tmp_path / "only_unknown.jsonl", [ROWS[3]])
-    with pytest.raises(DataError, match=r"source 'empty' yielded no examples.*xx-unknown"):
+    with pytest.raises(DataError, match=r"source 'empty' yielded no examples.*tlh.*only_unknown\.jsonl"):
         _read({"name": "empty", "type": "files", "path": str(path), "columns": MAP})
     (tmp_path / "blank.jsonl").write_text("", encoding="utf-8")
     with pytest.raises(DataError, match="yielded no examples"):

@@ -1,4 +1,8 @@
-"""The web app: server-rendered pages for Write, Edit, Rate and Compare, sign-in, and the admin progress page."""
+"""The web app: server-rendered pages for Write, Edit, Rate and Compare, sign-in, and the admin progress page.
+
+Bad requests get one behaviour on SQLite and PostgreSQL: an id outside 1..2^31-1 (the largest PostgreSQL
+INTEGER) is answered 422, a text field holding a NUL character is refused with 422 (PostgreSQL cannot store one).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,15 @@ from importlib import resources
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Form, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from pydantic import AfterValidator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ayakit import languages as L
@@ -33,7 +40,17 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
-Text = Annotated[str | None, Form()]
+MAX_ID = 2**31 - 1  # the largest id both databases store (PostgreSQL INTEGER): a larger one names no row
+
+
+def _no_nul(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("text must not contain NUL characters (\\x00)")
+    return value
+
+
+Text = Annotated[str | None, Form(), AfterValidator(_no_nul)]
+Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 
 def _db(request: Request) -> Iterator[Session]:
@@ -165,6 +182,13 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
                                                                     "message": str(exc.detail)},
                                           status_code=exc.status_code)
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: "
+                             f"{str(e.get('msg', 'invalid')).removeprefix('Value error, ')}" for e in exc.errors())
+        return templates.TemplateResponse(request, "message.html", {"user": None, "title": "Not done",
+                                                                    "message": problems}, status_code=422)
+
     @app.get("/healthz")
     def healthz() -> dict:
         return {"ok": True}
@@ -239,14 +263,14 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
         return page(request, "mine.html", row, annotations=store.my_annotations(s, row.user))
 
     @app.get("/annotations/{annotation_id}", response_class=HTMLResponse)
-    def show_annotation(request: Request, s: DB, annotation_id: int, saved: int = 0) -> HTMLResponse:
+    def show_annotation(request: Request, s: DB, annotation_id: Id, saved: int = 0) -> HTMLResponse:
         row = signed_in(request, s)
         ann = store.own_annotation(s, row.user, annotation_id)
         return page(request, "write.html", row, lang=ann.language, action=f"/annotations/{ann.id}", ann=ann,
                     item=ann.parent, saved=bool(saved))
 
     @app.post("/annotations/{annotation_id}")
-    def update_annotation(request: Request, s: DB, annotation_id: int, inputs: Text = None, targets: Text = None,
+    def update_annotation(request: Request, s: DB, annotation_id: Id, inputs: Text = None, targets: Text = None,
                           action: Text = None, csrf_token: Text = None) -> Response:
         row = signed_in(request, s)
         check_csrf(row, csrf_token)
@@ -265,13 +289,13 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
         return RedirectResponse(f"/edit/{item.id}", status_code=303)
 
     @app.get("/edit/{item_id}", response_class=HTMLResponse)
-    def edit_form(request: Request, s: DB, item_id: int) -> HTMLResponse:
+    def edit_form(request: Request, s: DB, item_id: Id) -> HTMLResponse:
         row = signed_in(request, s)
         item = store.edit_item(s, row.user, item_id)
         return page(request, "write.html", row, lang=item.language, action=f"/edit/{item.id}", ann=None, item=item)
 
     @app.post("/edit/{item_id}")
-    def edit(request: Request, s: DB, item_id: int, inputs: Text = None, targets: Text = None,
+    def edit(request: Request, s: DB, item_id: Id, inputs: Text = None, targets: Text = None,
              action: Text = None, csrf_token: Text = None) -> Response:
         row = signed_in(request, s)
         check_csrf(row, csrf_token)
@@ -291,7 +315,8 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
         return page(request, "rate.html", row, lang=code, target=target)
 
     @app.post("/rate")
-    def rate(request: Request, s: DB, target: Text = None, target_id: Annotated[int | None, Form()] = None,
+    def rate(request: Request, s: DB, target: Text = None,
+             target_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
              vote: Text = None, reason: Text = None, lang: Text = None, csrf_token: Text = None) -> Response:
         row = signed_in(request, s)
         check_csrf(row, csrf_token)
@@ -314,7 +339,7 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
                     answer_b=answer_b, sig=auth.sign(secret, row.user_id, pair.id, shown_a))
 
     @app.post("/compare/{pair_id}")
-    def compare(request: Request, s: DB, pair_id: int, choice: Text = None, shown_a: Text = None,
+    def compare(request: Request, s: DB, pair_id: Id, choice: Text = None, shown_a: Text = None,
                 sig: Text = None, csrf_token: Text = None) -> Response:
         row = signed_in(request, s)
         check_csrf(row, csrf_token)

@@ -149,12 +149,7 @@ def stats_cmd(
             note += f" ({f['unchecked']:,} too short to check)"
         ft.add_row(name, f"{f['removed']:,}", note)
     console.print(ft)
-    if s["skipped_sources"]:
-        for name, why in s["skipped_sources"].items():
-            console.print(f"[yellow]skipped source {name}[/]: {why}")
-    bad = {k: v for k, v in s["errors"].items() if v}
-    if bad:
-        console.print(f"[yellow]malformed rows skipped[/]: {bad}")
+    print_summary(console, s)
 
 
 @app.command("plan")
@@ -162,26 +157,37 @@ def plan_cmd(
     recipe: Path = typer.Argument(..., help="Recipe YAML file."),
     overrides: list[str] = typer.Argument(None, help="key=value overrides."),
     sizes: bool = typer.Option(True, "--sizes/--no-sizes",
-                               help="Ask each source for its dataset sizes when that is cheap (file metadata), "
-                                    "to plan the dataset level too; never reads the examples."),
+                               help="Open each source as `data build` does (a missing path fails) and ask it for "
+                                    "its dataset sizes when that is cheap (file metadata), to plan the dataset "
+                                    "level too; never reads the examples. --no-sizes plans from the recipe alone "
+                                    "(missing paths are only warned about)."),
 ) -> None:
     """The allocation of the budget per source and dataset, without reading the data."""
     from ayakit.data import mixture
+    from ayakit.data.sources import open_source
+    from ayakit.data.sources.base import selected_languages
+    from ayakit.errors import UserError
 
     rec = _load(recipe, overrides)
     known: dict[str, dict[str, int] | None] = {}
     notes: dict[str, str] = {}
     for spec in rec.data.sources:
         known[spec.name] = None
+        selected_languages(spec, rec)  # an unknown language code fails here as in `data build`
         if not sizes:
+            if spec.path and not _path_exists(spec.path):
+                notes[spec.name] = f"[yellow]path {spec.path} does not exist: `data build` will fail on it[/]"
+            continue
+        # opened as `data build` opens it: a missing path fails here too
+        src = open_source(spec, rec)
+        if src.skipped_reason:
+            notes[spec.name] = src.skipped_reason
+        if src.skipped_reason:
             continue
         try:
-            from ayakit.data.sources import open_source
-
-            src = open_source(spec, rec)
-            known[spec.name] = src.dataset_sizes() if not src.skipped_reason else None
-            if src.skipped_reason:
-                notes[spec.name] = src.skipped_reason
+            known[spec.name] = src.dataset_sizes()
+        except UserError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a source we cannot size is planned at the source level only
             notes[spec.name] = f"sizes unknown ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
     p = mixture.plan(rec, known)
@@ -208,6 +214,13 @@ def plan_cmd(
         console.print(dt)
     for name, note in notes.items():
         console.print(f"[dim]{name}: {note}[/]")
+
+
+def _path_exists(path: str) -> bool:
+    import glob
+
+    text = str(Path(path).expanduser())
+    return Path(text).exists() or (glob.has_magic(text) and bool(glob.glob(text, recursive=True)))
 
 
 @app.command("sample")

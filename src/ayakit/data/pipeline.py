@@ -46,11 +46,12 @@ from datatrove.utils.word_tokenizers import WordTokenizer
 from loguru import logger
 
 from ayakit import languages as L
-from ayakit.data.summary import build_summary
 from ayakit.data import filters as F
 from ayakit.data import mixture as M
+from ayakit.data.summary import build_summary, heavily_repeated
 from ayakit.errors import DataError
-from ayakit.io import atomic_path, fingerprint, manifest_matches, read_json, write_json_atomic, write_manifest
+from ayakit.io import (atomic_path, fingerprint, manifest_matches, read_json, remove_stale_temporaries,
+                       write_json_atomic, write_manifest)
 from ayakit.recipe import Recipe
 from ayakit.records import EXAMPLE_FIELDS, EXAMPLE_SCHEMA
 
@@ -236,7 +237,7 @@ class FilterStep(_Step):
         writers = _BucketWriters(out_dir, lambda b: f"bucket-{b:05d}.parquet", FILTERED_SCHEMA)
         counts: dict[str, F.FilterCounts] = {}
         report: dict[str, Any] = {"skipped_sources": {}, "errors": {}, "dropped_languages": {}, "unselected": {},
-                                  "read": {}}
+                                  "read": {}, "skipped_rows": {}}
         for si, spec in enumerate(recipe.data.sources):
             if spec.weight == 0:
                 continue
@@ -250,6 +251,10 @@ class FilterStep(_Step):
                     self._filter(table, si, cfg, counts, writers)
                 # a shared stream is read by every task: only task 0 reports its malformed lines
                 errors += source.errors if sharded or rank == 0 else 0
+                if sharded or rank == 0:
+                    why = report["skipped_rows"].setdefault(spec.name, {})
+                    for reason, n in source.skipped.items():
+                        why[reason] = why.get(reason, 0) + n
                 for key, per_lang in (("dropped_languages", source.dropped_languages),
                                       ("unselected", source.unselected)):
                     for lang, n in per_lang.items():
@@ -705,7 +710,13 @@ class GatherStep(_Step):
         with atomic_path(ctx.data_dir / ctx.shard_name(rank)) as tmp:
             pq.write_table(table.cast(EXAMPLE_SCHEMA), tmp)
         counts = {key: dict(Counter(table.column(key).to_pylist())) for key in ("source", "dataset", "kind", "language")}
-        write_json_atomic(ctx.work / "gathered" / f"shard-{rank:05d}.json", {"rows": table.num_rows, "counts": counts})
+        by_source: dict[str, dict[str, dict[str, int]]] = {}
+        for key in ("language", "license"):  # a source that is all one language or licence shows in the report
+            pairs = table.group_by(["source", key]).aggregate([([], "count_all")]).to_pylist()
+            for row in pairs:
+                by_source.setdefault(row["source"], {}).setdefault(key, {})[row[key]] = row["count_all"]
+        write_json_atomic(ctx.work / "gathered" / f"shard-{rank:05d}.json",
+                          {"rows": table.num_rows, "counts": counts, "by_source": by_source})
 
 
 # ---- stage 6: finalize -----------------------------------------------------------------------------------
@@ -738,10 +749,13 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
     filters: dict[str, F.FilterCounts] = {}
     reports = [read_json(p) for p in sorted((ctx.work / "reports").glob("filter-*.json"))]
     errors: dict[str, int] = {}
+    skipped_rows: dict[str, Counter] = {}
     dropped: Counter = Counter()
     unselected: Counter = Counter()
     by_source: dict[str, dict[str, dict[str, int]]] = {"not a language": {}, "outside data.languages": {}}
     for r in reports:
+        for name, why in r.get("skipped_rows", {}).items():
+            skipped_rows.setdefault(name, Counter()).update(why)
         for name, d in r["filters"].items():
             filters.setdefault(name, F.FilterCounts()).merge(F.FilterCounts.from_dict(d))
         for k, v in r["errors"].items():  # each file (or shared stream) is reported by one task only
@@ -763,11 +777,15 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
     filters["caps"] = F.FilterCounts.from_dict(plan_doc["caps_removed"])
     counts: dict[str, Counter] = {k: Counter() for k in ("source", "dataset", "kind", "language")}
     total = 0
+    by_source: dict[str, dict[str, Counter]] = {}
     for p in sorted((ctx.work / "gathered").glob("shard-*.json")):
         g = read_json(p)
         total += g["rows"]
         for key, c in g["counts"].items():
             counts[key].update(c)
+        for name, per in g.get("by_source", {}).items():
+            for key, c in per.items():
+                by_source.setdefault(name, {}).setdefault(key, Counter()).update(c)
     tiers: Counter = Counter()
     for lang, n in counts["language"].items():
         tiers[L.tier(lang)] += n
@@ -782,6 +800,8 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
                       "dataset": {ds: n / plan["budget"] for per in plan["datasets"].values() for ds, n in per.items()}},
         "realised": realised,
         "counts": ordered,
+        "by_source": {name: {key: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) for key, c in per.items()}
+                      for name, per in sorted(by_source.items())},
         "repetition": plan["repetition"],
         "filters": {"language": language_filter.to_dict(), "language_selection": selection_filter.to_dict(),
                     **{k: v.to_dict() for k, v in filters.items()}},
@@ -789,6 +809,8 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
         "available": plan["available"],
         "skipped_sources": plan["skipped"],
         "errors": errors,
+        "skipped_rows": {k: dict(sorted(v.items())) for k, v in sorted(skipped_rows.items()) if v},
+        "heavily_repeated": heavily_repeated(plan),
         "allocated": {"source": plan["sources"], "dataset": plan["datasets"]},
         "shards": ctx.shards,
     }
@@ -861,6 +883,7 @@ def _prepare_work(ctx: Context, force: bool) -> None:
     layout = {"inputs": fingerprint(ctx.inputs), "tasks": ctx.tasks, "buckets": ctx.buckets, "shards": ctx.shards}
     marker = ctx.work / "layout.json"
     same = marker.is_file() and read_json(marker) == layout
+    remove_stale_temporaries(ctx.data_dir)  # a killed build's half-written shards (their writer is gone)
     if force or not same:
         shutil.rmtree(ctx.work, ignore_errors=True)
         for name in ("manifest.json", "stats.json"):
@@ -882,6 +905,7 @@ def build(recipe: Recipe, run_dir: Path, force: bool = False, executor: str | No
     data_dir = run_dir / "data"
     inputs = build_inputs(recipe)
     if not force and manifest_matches(data_dir, inputs):
+        remove_stale_temporaries(data_dir)  # left by a killed build of other inputs before this one finished
         return data_dir
     kind = executor or recipe.data.executor
     tasks = recipe.data.tasks

@@ -13,7 +13,7 @@ from typing import Any
 
 from ayakit import languages as L
 
-REPEAT_WARN = 10.0  # a source seen more often than this is named
+REPEAT_WARN = 10.0  # a source (or a source's dataset) drawn more often than this is named
 
 # filter name in stats.json -> the reason printed
 REASONS = {
@@ -29,6 +29,22 @@ REASONS = {
     "caps": "over a dataset cap",
 }
 WARN_REASONS = ("language",)
+
+
+def heavily_repeated(plan: dict[str, Any]) -> dict[str, float]:
+    """Sources and source/dataset pairs repeated more than REPEAT_WARN times to fill their share."""
+    out: dict[str, float] = {}
+    for name, rep in plan["repetition"].items():
+        if rep > REPEAT_WARN:
+            out[name] = round(rep, 2)
+    for name, per_ds in plan["datasets"].items():
+        avail = plan["available"].get(name) or {}
+        if len(per_ds) < 2:
+            continue  # the source's own line says it
+        for ds, n in per_ds.items():
+            if avail.get(ds) and n / avail[ds] > REPEAT_WARN:
+                out[f"{name}/{ds}"] = round(n / avail[ds], 2)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def _top(counts: dict[str, int], n: int = 6) -> str:
@@ -53,19 +69,24 @@ def build_summary(stats: dict[str, Any], requested: list[str] | None) -> dict[st
                         else "no source has rows in it")
     for name, why in stats.get("skipped_sources", {}).items():
         skipped[f"source {name}"] = why
-    repeated = {name: x for name, x in stats.get("repetition", {}).items() if x > REPEAT_WARN}
+    repeated = stats.get("heavily_repeated") or {name: x for name, x in stats.get("repetition", {}).items()
+                                                 if x > REPEAT_WARN}
     warnings: list[str] = []
     for name in WARN_REASONS:
         if name in dropped:
             by_source = stats.get("dropped_by_source", {}).get("not a language", {})
             where = "; ".join(f"source {s}: {_top(c)}" for s, c in sorted(by_source.items())) or _top(dropped[name])
             warnings.append(f"{sum(dropped[name].values()):,} rows dropped, {REASONS[name]}: {where}")
+    skipped_rows = stats.get("skipped_rows") or {}
     for source, n in sorted(errors.items()):
-        warnings.append(f"{n:,} malformed rows skipped in source {source}")
+        detail = _top(skipped_rows.get(source) or {})
+        warnings.append(f"{n:,} bad lines skipped in source {source} (data.on_error=skip)"
+                        + (f": {detail}" if detail else ""))
     for what, why in skipped.items():
         warnings.append(f"{what} skipped: {why}")
     for name, x in sorted(repeated.items()):
-        warnings.append(f"source {name} repeated {x:.1f}x (more than {REPEAT_WARN:g}x) to fill its share")
+        warnings.append(f"{'' if '/' in name else 'source '}{name} repeated {x:.1f}x (more than {REPEAT_WARN:g}x) "
+                        "to fill its share: add data or lower its weight")
     return {"dropped": {REASONS.get(k, k): v for k, v in dropped.items()}, "errors": errors, "skipped": skipped,
             "repeated": repeated, "warnings": warnings}
 

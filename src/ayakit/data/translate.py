@@ -6,21 +6,25 @@ model, and joined back (Aya Collection, [D] App. G). A model whose vocabulary ho
 the first generated token); any other model gets the translation prompt of translate/rules.yaml.
 
 Filters, each recorded per example: an output with an unknown token (`<unk>`) is dropped; the language-ID check
-(ayakit.data.langid) drops an output identified as another language; the length-ratio filter drops outputs
-whose length, normalised by the target script's density, is far from the source's. Per (dataset, language),
-at most `cap` examples are kept, from a different random order per language.
+(ayakit.data.langid) drops an output identified as another language, and by default one it cannot place
+(`unknown`, or `short`: too few letters, judged on the example's fields together); the length-ratio filter drops
+outputs whose length, normalised by the target script's density, is far from the source's. Per (dataset,
+language), at most `cap` examples are kept, from a different random order per language.
 
-Input: a JSONL / Parquet / CSV / TSV file or folder (read by the `files` reader), or with --recipe any named
-source of a recipe (embedded, hub, ...); rows not in the --from language are skipped.
+Input: a JSONL / Parquet / CSV / TSV file or folder (read by the `files` reader; a `targets` column is
+optional), a plain `.txt` file (one sentence per line), or with --recipe any named source of a recipe
+(embedded, hub, ...); rows not in the --from language are skipped.
 
 Output in OUT:
 - data/<lang>.parquet: kept examples in EXAMPLE_SCHEMA with kind "translated", language = target, dataset /
   task / template / license / split of the original, source = --source-name. Point a recipe's `files` source
   at OUT/data.
 - audit.jsonl: one line per example and target language, kept or not: id, source_id, dataset,
-  source_language, target_language, model, mode, kept, reasons (why dropped), checks (unk, langid verdicts,
+  source_language, target_language, model, model_fingerprint (of its weights), mode, source (the original
+  inputs / targets), output (the translated ones), kept, reasons (why dropped), checks (unk, langid verdicts,
   length ratios) — the provenance the Example schema has no column for.
-- manifest.json; progress/<lang>.jsonl (what is done, so an interrupted run resumes where it stopped).
+- manifest.json (with the input's path and hash); progress/<lang>.jsonl (what is done, so an interrupted run
+  resumes where it stopped; keyed by the model's weights, not its folder's name).
 """
 
 from __future__ import annotations
@@ -135,8 +139,10 @@ def check_translation(source: str, translation: str, target: str, has_unk: bool,
     if langid and translation.strip():
         v = lid.verdict(translation, target)
         checks["langid"] = v
-        if v == lid.MISMATCH or (strict_langid and v == lid.UNKNOWN):
+        if v == lid.MISMATCH:
             reasons.append("langid")
+        elif strict_langid and v in (lid.UNKNOWN, lid.SHORT):
+            reasons.append(f"langid_{v}")
     return reasons, checks
 
 
@@ -144,9 +150,10 @@ def check_translation(source: str, translation: str, target: str, has_unk: bool,
 
 
 class Translator(Protocol):
-    """Translates sentences; `name` and `mode_for(target)` go into the audit trail."""
+    """Translates sentences; `name`, `fingerprint` (of its weights) and `mode_for(target)` go into the audit trail."""
 
     name: str
+    fingerprint: str
 
     def mode_for(self, target: str) -> str:
         """How this translator reaches a target language (e.g. "nllb" or "prompt")."""
@@ -155,6 +162,28 @@ class Translator(Protocol):
     def translate(self, texts: list[str], source: str, target: str) -> list[tuple[str, bool]]:
         """(translation, contains an unknown token) per text."""
         ...
+
+
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.gguf", "*.model", "*.json", "*.txt", "*.spm")
+
+
+def weights_fingerprint(path: Path) -> str:
+    """A hash of a model folder's weight, config and tokenizer files (names and bytes): two folders of the same
+    name holding different models differ; the same model copied elsewhere does not."""
+    import hashlib
+
+    h = hashlib.sha256()
+    files = sorted({f for pattern in WEIGHT_FILES for f in path.rglob(pattern) if f.is_file()
+                    and not any(part.startswith(".") for part in f.relative_to(path).parts)})
+    if not files:
+        raise DataError(f"translation model {path}: no weight, config or tokenizer files to fingerprint")
+    for f in files:
+        h.update(str(f.relative_to(path)).encode("utf-8") + b"\0")
+        with open(f, "rb") as fh:
+            while block := fh.read(1 << 22):
+                h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()[:20]
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
@@ -175,6 +204,7 @@ class HFTranslator:
     max_new_tokens: int = 256
     device: str | None = None
     name: str = ""
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         from ayakit.models import load
@@ -191,6 +221,7 @@ class HFTranslator:
         self.hf = self.lm.model
         self.device = str(self.lm.device)
         self.name = self.name or path.name
+        self.fingerprint = self.fingerprint or weights_fingerprint(path)
 
     def flores_token(self, language: str) -> str | None:
         """The language's FLORES-200 code when it is a token of this model's vocabulary."""
@@ -247,13 +278,48 @@ class HFTranslator:
 
 def read_examples(path: Path, source_language: str, columns: dict[str, str] | None = None,
                   limit: int | None = None) -> list[Example]:
-    """Examples from a JSONL / Parquet / CSV / TSV file or folder, through the `files` reader."""
+    """Examples from a JSONL / Parquet / CSV / TSV file or folder (through the `files` reader; `targets` optional)
+    or a plain .txt file (one sentence per line, as `inputs`)."""
     from ayakit.recipe import recipe_from_dict
 
+    if path.is_file() and path.name.lower().endswith(".txt"):
+        return read_text_lines(path, source_language, limit)
     spec = {"name": path.stem.split(".")[0] or "input", "type": "files", "path": str(path),
-            "options": {"language": source_language}, "columns": columns or {}}
+            "options": {"language": source_language, "required": ["inputs"]}, "columns": columns or {}}
     recipe = recipe_from_dict({"name": "translate", "data": {"sources": [spec]}}, where=str(path))
     return _read(recipe, recipe.data.sources[0], limit)
+
+
+def read_text_lines(path: Path, language: str, limit: int | None = None) -> list[Example]:
+    """One example per non-blank line of a UTF-8 text file (inputs = the line, no targets)."""
+    from ayakit.data.sources.files import BOM, decode_line
+
+    dataset = path.name.split(".")[0] or "input"
+    out: list[Example] = []
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            text = decode_line(raw.removeprefix(BOM) if lineno == 1 else raw, path, lineno).strip()
+            if not text:
+                continue
+            out.append(Example(inputs=text, targets="", language=language, source=dataset, dataset=dataset,
+                               kind="human", split="train", id=example_id(dataset, str(lineno), language, text)))
+            if limit is not None and len(out) >= limit:
+                break
+    if not out:
+        raise DataError(f"{path}: no lines of text")
+    return out
+
+
+def input_fingerprint(path: Path) -> dict[str, Any]:
+    """The input's path and a SHA-256 of its bytes (of each file's, for a folder), for the manifest."""
+    from ayakit.io import file_sha256
+
+    path = Path(path)
+    if path.is_file():
+        return {"path": str(path.resolve()), "sha256": file_sha256(path)}
+    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else []
+    return {"path": str(path.resolve()),
+            "sha256": fingerprint({str(f.relative_to(path)): file_sha256(f) for f in files}), "files": len(files)}
 
 
 def read_recipe_source(recipe_path: Path, name: str, limit: int | None = None) -> list[Example]:
@@ -290,7 +356,7 @@ class TranslateSettings:
     source_language: str
     cap: int | None = None  # per (dataset, target language)
     langid: bool = True
-    strict_langid: bool = False
+    strict_langid: bool = True  # also drop outputs language ID cannot place (unknown, short)
     seed: int = 0
     batch_size: int = 32  # examples per translation batch
     source_name: str = "translated"
@@ -303,19 +369,28 @@ def _order(examples: list[Example], language: str, seed: int) -> list[Example]:
     return shuffled
 
 
+def model_fingerprint(translator: Translator) -> str:
+    """What identifies the translator's model: its weights' fingerprint (its name when it has none)."""
+    return getattr(translator, "fingerprint", "") or translator.name
+
+
 def translate_examples(examples: list[Example], translator: Translator, settings: TranslateSettings, out: Path,
-                       progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Translate, filter, cap and write OUT (resuming from OUT/progress); returns the counts."""
+                       progress: Callable[[str, int, int], None] | None = None,
+                       source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Translate, filter, cap and write OUT (resuming from OUT/progress); returns the counts. `source` (path and
+    hash of the input) goes into the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     state_file = out / "progress" / "settings.json"
     modes = {t: translator.mode_for(t) for t in settings.targets}
     decisive = {k: v for k, v in vars(settings).items() if k != "batch_size"}  # resuming may change the batch size
-    key = fingerprint({"settings": decisive, "model": translator.name, "modes": modes,
+    model_fp = model_fingerprint(translator)
+    key = fingerprint({"settings": decisive, "model": model_fp, "modes": modes,
                        "examples": [e.id for e in examples]})
     if state_file.is_file() and read_json(state_file).get("fingerprint") != key:
-        raise DataError(f"{out} holds a translation made with other settings, model or input; "
+        raise DataError(f"{out} holds a translation made with other settings, model (weights) or input; "
                         "use another --out or pass --restart")
-    write_json_atomic(state_file, {"fingerprint": key, "settings": vars(settings), "model": translator.name})
+    write_json_atomic(state_file, {"fingerprint": key, "settings": vars(settings), "model": translator.name,
+                                   "model_fingerprint": model_fp})
     counts: dict[str, Any] = {}
     audit: list[dict] = []
     for target in settings.targets:
@@ -333,7 +408,8 @@ def translate_examples(examples: list[Example], translator: Translator, settings
             pq.write_table(examples_to_table(kept), tmp)
         outputs[str(path.relative_to(out))] = len(kept)
     write_manifest(out, "translate", {"fingerprint": key, "settings": vars(settings), "model": translator.name,
-                                      "modes": modes, "examples": len(examples)},
+                                      "model_fingerprint": model_fp, "modes": modes, "examples": len(examples),
+                                      "source": source or {}},
                    outputs, counts=counts)
     return counts
 
@@ -411,7 +487,9 @@ def _translate_language(examples: list[Example], translator: Translator, setting
     for r in rows:
         for reason in r["reasons"]:
             reasons[reason] = reasons.get(reason, 0) + 1
+    unsure = sum(any(x.endswith(("langid_unknown", "langid_short")) for x in r["reasons"]) for r in rows)
     counts = {"processed": len(rows), "kept": sum(r["kept"] for r in rows), "dropped": reasons,
+              "langid_unsure": unsure,
               "kept_per_dataset": dict(sorted(kept_per_dataset.items()))}
     return counts, rows
 
@@ -448,23 +526,42 @@ def _translate_batch(batch: list[Example], translator: Translator, settings: Tra
         entry["reasons"] += [f"{name}:{r}" for r in reasons]
         entry["checks"][name] = checks
     script = get_language(target).script
+    model_fp = model_fingerprint(translator)
     for e in batch:
         entry = per_example[e.id]
+        _judge_together(entry, target)
         new = Example(inputs=entry["texts"]["inputs"], targets=entry["texts"]["targets"], language=target,
                       script=script, source=settings.source_name, dataset=e.dataset, task=e.task,
                       template=e.template, kind="translated", license=e.license, split=e.split,
-                      id=example_id("translated", e.id, target, translator.name))
+                      id=example_id("translated", e.id, target, model_fp))
         yield {"id": new.id, "source_id": e.id, "dataset": e.dataset, "source_language": e.language or src,
-               "target_language": target, "model": translator.name, "mode": translator.mode_for(target),
+               "target_language": target, "model": translator.name, "model_fingerprint": model_fp,
+               "mode": translator.mode_for(target), "source": {"inputs": e.inputs, "targets": e.targets},
+               "output": {"inputs": new.inputs, "targets": new.targets},
                "kept": not entry["reasons"], "reasons": entry["reasons"], "checks": entry["checks"],
                "example": new.to_dict()}
 
 
+def _judge_together(entry: dict[str, Any], target: str) -> None:
+    """A field too short (or unplaceable) for language ID alone is judged with the example's other field:
+    when the two together are identified as the target language, the field's unsure verdict is lifted."""
+    from ayakit.data import langid as lid
+
+    unsure = [r for r in entry["reasons"] if r.split(":", 1)[1] in ("langid_unknown", "langid_short")]
+    if not unsure:
+        return
+    together = "\n".join(t for t in entry["texts"].values() if t.strip())
+    verdict = lid.verdict(together, target)
+    entry["checks"]["together"] = {"langid": verdict}
+    if verdict == lid.MATCH:
+        entry["reasons"] = [r for r in entry["reasons"] if r not in unsure]
+
+
 def translate_cmd(
     source: str = typer.Argument(..., help="Examples to translate: a JSONL / Parquet / CSV / TSV file or a folder "
-                                           "of them (columns inputs, targets; optional language, dataset, task, "
-                                           "template, license, split, id), or with --recipe the name of one of "
-                                           "its sources."),
+                                           "of them (column inputs; optional targets, language, dataset, task, "
+                                           "template, license, split, id), a .txt file (one sentence per line), "
+                                           "or with --recipe the name of one of its sources."),
     model: str = typer.Option(..., "--model", help="HF translation model dir: NLLB-style (FLORES codes in its "
                                                    "vocabulary) or an instruction model."),
     to: str = typer.Option(..., "--to", help="Comma-separated target languages (any registry code: swa, fr, "
@@ -479,7 +576,9 @@ def translate_cmd(
     batch_size: int = typer.Option(16, min=1, help="Examples per translation batch (their sentences go together)."),
     max_new_tokens: int = typer.Option(256, min=1, help="Longest translation of one sentence, in tokens."),
     langid: bool = typer.Option(True, help="Drop outputs the language-ID check says are another language."),
-    strict_langid: bool = typer.Option(False, help="Also drop outputs the language-ID check cannot place."),
+    strict_langid: bool = typer.Option(True, help="Also drop outputs the language-ID check cannot place "
+                                                  "(unknown, or too short to tell even with the example's other "
+                                                  "field); --no-strict-langid keeps them. Counted and printed."),
     source_name: str = typer.Option("translated", help="The `source` field of the output examples."),
     seed: int = typer.Option(0, help="Seed of the per-language sample order."),
     restart: bool = typer.Option(False, help="Discard the progress in --out and start over."),
@@ -498,10 +597,12 @@ def translate_cmd(
         raise DataError("--to names no language")
     if recipe is not None:
         examples = read_recipe_source(recipe, source, limit)
+        origin = {**input_fingerprint(recipe), "source_name": source}
     else:
         if not Path(source).exists():
             raise FileNotFoundError(f"{source} does not exist")
         examples = read_examples(Path(source), src, limit=limit)
+        origin = input_fingerprint(Path(source))
     console = Console()
     other = sum(e.language != src for e in examples)
     examples = [e for e in examples if e.language == src]
@@ -524,7 +625,7 @@ def translate_cmd(
                 tasks[target] = bar.add_task(f"{src} -> {target}", total=total)
             bar.advance(tasks[target], n)
 
-        counts = translate_examples(examples, translator, settings, out, tick)
+        counts = translate_examples(examples, translator, settings, out, tick, source=origin)
     table = Table(title=f"{len(examples)} examples from {source} translated with {translator.name}")
     for col in ("language", "mode", "processed", "kept", "dropped (reason: n)"):
         table.add_column(col)
@@ -532,3 +633,8 @@ def translate_cmd(
         table.add_row(lang, translator.mode_for(lang), str(c["processed"]), str(c["kept"]),
                       ", ".join(f"{k}: {v}" for k, v in sorted(c["dropped"].items())) or "-")
     console.print(table)
+    unsure = {lang: c["langid_unsure"] for lang, c in counts.items() if c["langid_unsure"]}
+    if unsure and strict_langid:
+        console.print("examples dropped (among other reasons) because language ID could not place an output "
+                      "(unknown / too short): " + ", ".join(f"{lang} {n}" for lang, n in unsure.items())
+                      + "; --no-strict-langid keeps them")

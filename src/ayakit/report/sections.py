@@ -7,6 +7,7 @@ from statistics import median
 from typing import Any
 
 from ayakit import languages as L
+from ayakit.data.summary import REPEAT_WARNING
 from ayakit.report import plots
 from ayakit.report.artifacts import BASELINE, TRAINED, RunArtifacts
 from ayakit.report.model import Figure, Section, Table
@@ -92,12 +93,24 @@ def mixture_section(art: RunArtifacts, out: Path) -> Section | None:
     if isinstance(repetition.get("source"), dict):
         repetition = repetition["source"]
     names = list(dict.fromkeys([*requested, *realised]))
-    sec.tables.append(Table("By source: requested vs realised", ["source", "requested", "realised", "examples",
-                                                                "repetition"],
-                            [[n, pct(requested.get(n, 0), 1), pct(realised.get(n, 0), 1),
+    by_source = stats.get("by_source") or {}
+    sec.tables.append(Table("By source: requested vs realised", ["source", "licence", "requested", "realised",
+                                                                "examples", "repetition"],
+                            [[n, _licences(by_source.get(n, {}).get("license")), pct(requested.get(n, 0), 1),
+                              pct(realised.get(n, 0), 1),
                               fmt(int(realised_counts.get(n, 0))), fmt(repetition.get(n), 2) + "×"
                               if repetition.get(n) is not None else "–"] for n in names],
                             note="Repetition above 1× means the source was smaller than its share and was repeated."))
+    sec.tables += _source_language_tables(by_source)
+    repeated = stats.get("heavily_repeated") or {}
+    if repeated:
+        sec.paragraphs.append(f"Repeated more than {REPEAT_WARNING:g}× to fill their share (add data or lower the "
+                              "weight): "
+                              + ", ".join(f"{k} {v:g}×" for k, v in repeated.items()) + ".")
+    skipped_rows = stats.get("skipped_rows") or {}
+    if skipped_rows:
+        sec.paragraphs.append("Bad lines skipped (data.on_error=skip): " + "; ".join(
+            f"{k}: " + ", ".join(f"{fmt(n)} {why}" for why, n in v.items()) for k, v in skipped_rows.items()) + ".")
     if names:
         sec.figures.append(Figure(plots.grouped_bars(
             out / "mixture_sources.png", names,
@@ -189,6 +202,49 @@ def summary_tables(sec: Section, summary: dict[str, Any] | None) -> None:
     warnings = summary.get("warnings") or []
     sec.paragraphs.append(f"Build warnings ({len(warnings)}): " + "; ".join(warnings) if warnings
                           else "Build warnings: none.")
+
+
+SOURCE_LANGUAGE_MATRIX = 12  # up to this many languages the source x language table shows every cell
+ONE_LANGUAGE = 0.9  # a source with this share or more in one language is flagged
+
+
+def _licences(counts: dict[str, int] | None) -> str:
+    """'cc-by-4.0' or 'apache-2.0 60%, cc-by-4.0 40%' from a source's licence counts."""
+    if not counts:
+        return "–"
+    tot = sum(counts.values())
+    if len(counts) == 1:
+        return next(iter(counts)) or "unknown"
+    top = sorted(counts.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{k or 'unknown'} {pct(v, tot)}" for k, v in top[:3]) + (" …" if len(top) > 3 else "")
+
+
+def _source_language_tables(by_source: dict[str, Any]) -> list[Table]:
+    """Source x language: the whole matrix when there are few languages, else each source's language spread."""
+    per = {name: d.get("language") or {} for name, d in by_source.items() if d.get("language")}
+    if not per:
+        return []
+    langs = sorted({c for d in per.values() for c in d}, key=lambda c: -sum(d.get(c, 0) for d in per.values()))
+    tables = []
+    if len(langs) <= SOURCE_LANGUAGE_MATRIX:
+        rows = [[name, *[pct(d.get(c, 0), sum(d.values())) if d.get(c) else "–" for c in langs]]
+                for name, d in per.items()]
+        tables.append(Table("Source × language (share of each source's examples)", ["source", *langs], rows))
+    rows, flagged = [], []
+    for name, d in per.items():
+        tot = sum(d.values())
+        top_code, top_n = max(d.items(), key=lambda kv: kv[1])
+        one = top_n / tot >= ONE_LANGUAGE
+        if one:
+            flagged.append(name)
+        top = sorted(d.items(), key=lambda kv: -kv[1])[:5]
+        rows.append([name, fmt(len(d)), f"{top_code} {pct(top_n, tot)}" + (" ⚠" if one else ""),
+                     ", ".join(f"{c} {pct(n, tot)}" for c, n in top)])
+    note = (f"⚠: {', '.join(flagged)} {'is' if len(flagged) == 1 else 'are'} at least {ONE_LANGUAGE:.0%} one "
+            "language." if flagged else "")
+    tables.append(Table("Languages of each source", ["source", "languages", "largest language", "top languages"],
+                        rows, note=note))
+    return tables
 
 
 # --------------------------------------------------------------------------------------------------- tokenizer

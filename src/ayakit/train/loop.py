@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ayakit.io import write_manifest
+from ayakit.io import remove_stale_temporaries, write_manifest
 from ayakit.models.packed import PAD_MULTIPLE, PackStats, collate
 from ayakit.models.packed_lm import PackedLM
 from ayakit.recipe import Recipe, RecipeError
@@ -224,6 +224,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     ckpt_root = out / "checkpoints"
     start_step, history = 0, {"tokens_seen": 0, "examples_seen": 0, "target_tokens_seen": 0, "train_seconds": 0.0}
     stats = PackStats(0, 0, 0, 0)
+    last_loss = last_val = None
     if resume:
         found = ckpt.load_latest(accelerator, ckpt_root, warn=log)
         if found is None:
@@ -232,6 +233,8 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             start_step = found.step
             history.update(found.state.get("history", {}))
             stats = PackStats(**found.state.get("pack_stats", {"rows": 0, "examples": 0, "tokens": 0, "slots": 0}))
+            # a run killed after its last checkpoint resumes with no step left: its losses come from there
+            last_loss, last_val = found.state.get("last_loss"), found.state.get("last_val")
             if found.state.get("planned_steps") == planned_steps:
                 total_steps = schedule.total  # restored with the scheduler: the horizon may have been fitted
             else:  # the recipe now asks for another length: its plan wins
@@ -239,6 +242,8 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             log(f"resuming from {found.path} (step {start_step} of {total_steps})")
     if main:
         _prepare_outputs(out, fresh=start_step == 0, step=start_step)
+        if start_step and last_loss is None:  # a checkpoint written before the losses were kept in it
+            last_loss, last_val = _last_losses(out / METRICS, start_step)
     accelerator.wait_for_everyone()
 
     writer = _tensorboard(out, start_step) if main else None
@@ -254,7 +259,6 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     deadline = time.monotonic() + t.max_minutes * 60 if t.max_minutes else None
     metrics_path = out / METRICS
     window_tokens, window_start = 0, time.monotonic()
-    last_loss = last_val = None
     step = start_step
     loop_start, next_fit = time.monotonic(), start_step + 10
     wrapper.train()
@@ -342,7 +346,8 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             if step % t.checkpoint_every == 0 or final:
                 state = {"rows_consumed": step * rows_per_step, "total_steps": total_steps,
                          "planned_steps": planned_steps, "history": history,
-                         "pack_stats": vars(stats).copy(), "world_size": world}
+                         "pack_stats": vars(stats).copy(), "world_size": world,
+                         "last_loss": last_loss, "last_val": last_val}
                 ckpt.save_checkpoint(accelerator, ckpt_root, step, state, t.keep_checkpoints)
             if stop:
                 log(f"train.max_minutes={t.max_minutes} reached: stopping at step {step} of {total_steps}")
@@ -408,6 +413,9 @@ def _prepare_outputs(out: Path, fresh: bool, step: int) -> None:
     """A fresh run starts with empty metrics and no old checkpoints; a resumed one keeps metrics up to its step."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)  # the manifest marks a finished model; this one is not yet
+    for stale in out.glob(".final.*"):  # what a run killed while saving its final model left behind
+        shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_temporaries(out)
     metrics = out / METRICS
     if fresh:
         for name in ("checkpoints", "tb"):
@@ -418,9 +426,22 @@ def _prepare_outputs(out: Path, fresh: bool, step: int) -> None:
     if metrics.is_file():
         kept = [line for line in metrics.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= step]
-        with tempfile.NamedTemporaryFile("w", dir=out, delete=False, encoding="utf-8") as fh:
+        with tempfile.NamedTemporaryFile("w", dir=out, delete=False, encoding="utf-8", prefix=".metrics.",
+                                         suffix=".tmp") as fh:
             fh.write("".join(line + "\n" for line in kept))
         os.replace(fh.name, metrics)
+
+
+def _last_losses(metrics: Path, step: int) -> tuple[float | None, float | None]:
+    """The last train and validation losses metrics.jsonl recorded up to step."""
+    loss = val = None
+    if metrics.is_file():
+        for line in metrics.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if row.get("step", step + 1) <= step:
+                loss = row["loss"] if row.get("split") == "train" and "loss" in row else loss
+                val = row["val_loss"] if "val_loss" in row else val
+    return loss, val
 
 
 def _save_final(model: Any, tokenizer: Any, meta: dict, out: Path, recipe: Recipe, run_dir: Path,

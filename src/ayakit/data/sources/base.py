@@ -65,12 +65,20 @@ class Source:
     unselected: dict[str, int] = field(default_factory=dict)  # varieties outside the selection -> rows dropped
     skipped_reason: str | None = None  # why an optional source yields nothing
     rows_read: int = 0  # rows yielded so far
+    skipped: dict[str, int] = field(default_factory=dict)  # why -> lines skipped under data.on_error: skip
+    paths: tuple[str, ...] = ()  # the files a file-backed source reads (named when it yields nothing)
+
+    def skip(self, reason: str) -> None:
+        """Count one bad line skipped under data.on_error: skip, by reason."""
+        self.errors += 1
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
     def iter_batches(self, batch_size: int = 4096) -> Iterator[pa.RecordBatch]:
         """Stream the source as EXAMPLE_SCHEMA record batches of at most batch_size rows."""
         if self.skipped_reason:
             return
         self.errors, self.rows_read, self.dropped_languages, self.unselected = 0, 0, {}, {}  # counts are per read
+        self.skipped = {}
         builder = BatchBuilder(self)
         for item in self.rows(self):
             if isinstance(item, Block):
@@ -98,7 +106,11 @@ def _why_empty(source: Source) -> str:
     if source.unselected:
         parts.append(f"rows in other languages: {dict(sorted(source.unselected.items()))}")
     if source.errors:
-        parts.append(f"{source.errors} malformed rows skipped")
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(source.skipped.items()))
+        parts.append(f"{source.errors} malformed rows skipped" + (f": {why}" if why else ""))
+    if source.paths:
+        shown = ", ".join(source.paths[:5]) + (f" and {len(source.paths) - 5} more" if len(source.paths) > 5 else "")
+        parts.append(f"read {shown}")
     return (" (" + "; ".join(parts) + ")") if parts else ""
 
 

@@ -5,15 +5,18 @@ Example fields to file columns (`{inputs: question, targets: answer, language: l
 mapped are taken from a column of the same name when the file has one. Options:
 `language` (the language of every row when the file has no language column), `dataset`
 (default: the source name), `task`, `template`, `split`, `kind` and `license` (defaults for rows
-without them), `batch_size` (rows per read, default 4096).
+without them), `batch_size` (rows per read, default 4096), `required` (the fields every row must have,
+default [inputs, targets]).
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,11 +27,16 @@ import pyarrow.parquet as pq
 
 from ayakit.data.sources.base import Block, Source, make_source
 from ayakit.errors import DataError
+from ayakit.languages import UnknownLanguageError, closest, get
 from ayakit.recipe import Recipe, SourceSpec
 from ayakit.records import EXAMPLE_FIELDS
 
 FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet", ".csv", ".tsv", ".csv.gz", ".tsv.gz")
 REQUIRED = ("inputs", "targets")
+TEXT_FIELDS = ("inputs", "targets", "language")  # must be text in the file: a number here is a mistake, not data
+BOM = b"\xef\xbb\xbf"
+# what a corrupt compressed or binary file raises while it is read
+READ_ERRORS = (pa.ArrowException, OSError, EOFError, zlib.error)
 
 # A column mapping: Example field -> a column name, or alternatives (the first the file has wins).
 Mapping = dict[str, str | Sequence[str]]
@@ -66,31 +74,66 @@ def discover(path: str | Path, where: str) -> list[Path]:
     return sorted(found)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.name.lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
 def _csv_parse(fmt: str, **kw: Any) -> pacsv.ParseOptions:
     # TSV files (FLORES, SIB-200) are unquoted: a '"' inside a sentence is text, not a quote.
     return pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",", quote_char=False if fmt == "tsv" else '"', **kw)
 
 
+def _open_bytes(path: Path) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+def decode_line(raw: bytes, path: Path, lineno: int) -> str:
+    """One line as text; invalid UTF-8 is a DataError naming file, line, the byte and its column."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+                        ) from None
+
+
+def _first_bad_utf8(path: Path) -> DataError | None:
+    """The located error for the first line of a file that is not valid UTF-8, if any."""
+    try:
+        with _open_bytes(path) as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    decode_line(raw.removeprefix(BOM) if lineno == 1 else raw, path, lineno)
+                except DataError as exc:
+                    return exc
+    except READ_ERRORS:
+        return None
+    return None
+
+
 def _csv_header(path: Path, fmt: str) -> list[str]:
-    with _open_text(path) as fh:
-        line = fh.readline().rstrip("\r\n")
-    if not line:
+    try:
+        with _open_bytes(path) as fh:
+            raw = fh.readline()
+    except READ_ERRORS as exc:
+        raise DataError(f"{path}: cannot be read as {fmt.upper()} ({exc})") from None
+    line = decode_line(raw.removeprefix(BOM), path, 1).rstrip("\r\n")
+    if not line.strip():
         raise DataError(f"{path}: empty file (no header line)")
-    one = pacsv.read_csv(io.BytesIO((line + "\n").encode("utf-8")), parse_options=_csv_parse(fmt))
+    try:
+        one = pacsv.read_csv(io.BytesIO((line + "\n").encode("utf-8")), parse_options=_csv_parse(fmt))
+    except pa.ArrowInvalid as exc:
+        raise DataError(f"{path}:1: malformed {fmt.upper()} header ({exc})") from None
     return one.schema.names
+
+
+def _parquet(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except READ_ERRORS as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
 def file_columns(path: Path) -> list[str] | None:
     """Column names of a Parquet or CSV/TSV file without reading its rows (None for JSONL)."""
     fmt = file_format(path)
     if fmt == "parquet":
-        return pq.ParquetFile(path).schema_arrow.names
+        return _parquet(path).schema_arrow.names
     if fmt in ("csv", "tsv"):
         return _csv_header(path, fmt)
     return None
@@ -125,23 +168,101 @@ def iter_file_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
         yield from _as_blocks(_jsonl_rows(path, mapping, source, on_error, required, extra, keep), batch_size)
         return
     if fmt == "parquet":
-        pf = pq.ParquetFile(path)
+        pf = _parquet(path)
         cols = _with_kept(resolve_mapping(mapping, pf.schema_arrow.names, path, required), pf.schema_arrow.names, keep)
-        batches = pf.iter_batches(batch_size=batch_size, columns=sorted(set(cols.values())))
+        _check_text_columns(pf.schema_arrow, cols, path)
+        batches = _guarded(pf.iter_batches(batch_size=batch_size, columns=sorted(set(cols.values()))), path, "Parquet")
     else:
         cols, batches = _csv_batches(path, fmt, mapping, source, on_error, required, batch_size, keep)
+    check_language = "language" in cols and "language" in required and "language" not in extra
+    row = 0
     for batch in batches:
-        yield from _batch_rows(batch, cols, extra)
+        yield from _batch_rows(batch, cols, extra, path, row, source, on_error, check_language)
+        row += batch.num_rows
 
 
-def _batch_rows(batch: pa.RecordBatch, cols: dict[str, str], extra: dict[str, str]) -> Iterator[Block]:
+def _guarded(batches: Iterator[pa.RecordBatch], path: Path, what: str) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from batches
+    except READ_ERRORS as exc:
+        raise DataError(f"{path}: not a readable {what} file ({exc})") from None
+
+
+def _check_text_columns(schema: pa.Schema, cols: dict[str, str], path: Path) -> None:
+    for fld in TEXT_FIELDS:
+        col = cols.get(fld)
+        if col is None:
+            continue
+        typ = schema.field(col).type
+        if not (pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_null(typ)
+                or (pa.types.is_dictionary(typ) and pa.types.is_string(typ.value_type))):
+            raise DataError(f"{path}: column {col!r} (field {fld!r}) must be text, got {typ}")
+
+
+def _batch_rows(batch: pa.RecordBatch, cols: dict[str, str], extra: dict[str, str], path: Path, start: int,
+                source: Source, on_error: str, check_language: bool) -> Iterator[Block]:
     data: dict[str, Any] = dict(extra)
     for fld, col in cols.items():
         values = batch.column(col).to_pylist()
         if fld in extra:  # a null cell falls back on the fixed value
             values = [extra[fld] if v is None else v for v in values]
         data[fld] = values
-    yield Block(data, batch.num_rows)
+    n = batch.num_rows
+    if check_language:
+        bad = [(i, why) for i, v in enumerate(data["language"]) if (why := language_problem(v))]
+        if bad:
+            if on_error != "skip":
+                i, why = bad[0]
+                raise DataError(f"{path}: row {start + i + 1}: {why[1]}")
+            for _i, why in bad:
+                source.skip(why[0])
+            drop = {i for i, _w in bad}
+            keep_rows = [i for i in range(n) if i not in drop]
+            data = {k: [v[i] for i in keep_rows] if isinstance(v, list) else v for k, v in data.items()}
+            n = len(keep_rows)
+    if n:
+        yield Block(data, n)
+
+
+def language_problem(value: Any) -> tuple[str, str] | None:
+    """(skip reason, message) when a row's language value cannot be a language; None when it can.
+
+    A code that is a valid tag but outside the registry is not a problem here: the Source decides what to
+    do with it (and counts it); a code that is no language tag at all names the closest known codes.
+    """
+    if value is None:
+        return "no language", "no language (null); set it in the file or `options.language` for the source"
+    if not isinstance(value, str):
+        return "wrong type", f"'language' must be text, got {_type_name(value)}"
+    if not value.strip():
+        return "no language", "no language (empty); set it in the file or `options.language` for the source"
+    return _code_problem(value)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _code_problem(value: str) -> tuple[str, str] | None:
+    try:
+        get(value)
+        return None
+    except UnknownLanguageError:
+        import langcodes
+
+        if langcodes.tag_is_valid(value.strip().replace("_", "-")):
+            return None
+        return ("unknown language", f"unknown language code {value!r} (not a language tag); "
+                                    f"closest known: {', '.join(closest(value))}")
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def _with_kept(cols: dict[str, str], columns: Sequence[str], keep: Sequence[str]) -> dict[str, str]:
@@ -157,7 +278,7 @@ def _csv_batches(path: Path, fmt: str, mapping: Mapping, source: Source, on_erro
 
     def invalid(row: pacsv.InvalidRow) -> str:
         if on_error == "skip":
-            source.errors += 1
+            source.skip(f"malformed {fmt.upper()} row")
             return "skip"
         # pyarrow swallows exceptions raised here: remember the message, let it stop with "error"
         problems.append(f"{path}:{row.number or '?'}: malformed {fmt.upper()} row: {row.text[:80]!r} "
@@ -176,8 +297,13 @@ def _csv_batches(path: Path, fmt: str, mapping: Mapping, source: Source, on_erro
             for batch in reader:
                 for start in range(0, batch.num_rows, batch_size):
                     yield batch.slice(start, batch_size)
-        except pa.ArrowInvalid as exc:
-            raise DataError(problems[0] if problems else f"{path}: malformed {fmt.upper()}: {exc}") from None
+        except READ_ERRORS as exc:
+            if problems:
+                raise DataError(problems[0]) from None
+            located = _first_bad_utf8(path) if "UTF8" in str(exc) else None
+            if located is not None:
+                raise located from None
+            raise DataError(f"{path}: malformed {fmt.upper()}: {exc}") from None
 
     return cols, gen()
 
@@ -202,33 +328,87 @@ def _block(rows: list[dict[str, Any]]) -> Block:
 def _jsonl_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
                 required: Sequence[str], extra: dict[str, str], keep: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
     cols: dict[str, str] | None = None
-    with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+    check_language = "language" in required and "language" not in extra
+    try:
+        fh = _open_bytes(path)
+        lines = enumerate(fh, start=1)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc})") from None
+    with fh:
+        while True:
             try:
-                obj = json.loads(line)
-                if not isinstance(obj, dict):
-                    raise ValueError(f"a JSON {type(obj).__name__}, not an object")
-            except ValueError as exc:
-                if on_error == "skip":
-                    source.errors += 1
+                lineno, raw = next(lines)
+            except StopIteration:
+                break
+            except READ_ERRORS as exc:  # a corrupt .gz
+                raise DataError(f"{path}: cannot be read (corrupt compressed file? {exc})") from None
+            try:
+                obj = _parse_line(raw.removeprefix(BOM) if lineno == 1 else raw, path, lineno)
+                if obj is None:
                     continue
-                msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-                raise DataError(f"{path}:{lineno}: malformed JSON line: {msg}") from None
-            if cols is None or not all(c in obj for c in cols.values()):
-                try:
-                    cols = _with_kept(resolve_mapping(mapping, list(obj), path, required), list(obj), keep)
-                except DataError as exc:
-                    if on_error == "skip" and cols is not None:
-                        source.errors += 1
-                        continue
-                    raise DataError(f"{exc} (line {lineno})") from None
-            row = dict(extra)
-            for fld, col in cols.items():
-                if obj.get(col) is not None:
-                    row[fld] = obj[col]
+                if cols is None or not all(c in obj for c in cols.values()):
+                    try:
+                        cols = _with_kept(resolve_mapping(mapping, list(obj), path, required), list(obj), keep)
+                    except DataError as exc:
+                        if cols is None and on_error != "skip":
+                            raise DataError(f"{exc} (line {lineno})") from None
+                        raise _Bad("missing column", f"{path}:{lineno}: {exc.args[0].split(': ', 1)[1]}") from None
+                row = dict(extra)
+                for fld, col in cols.items():
+                    value = obj.get(col)
+                    if fld in TEXT_FIELDS and value is not None and not isinstance(value, str):
+                        raise _Bad("wrong type", f"{path}:{lineno}: {fld!r} must be text, got {_type_name(value)}")
+                    if value is not None:
+                        row[fld] = value
+                if check_language:
+                    problem = language_problem(row.get("language"))
+                    if problem:
+                        raise _Bad(problem[0], f"{path}:{lineno}: {problem[1]}")
+            except _Bad as bad:
+                if on_error == "skip":
+                    source.skip(bad.reason)
+                    continue
+                raise DataError(bad.message) from None
             yield row
+
+
+class _Bad(Exception):
+    """One bad line: why (the skip reason counted under on_error: skip) and the located message."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+def _parse_line(raw: bytes, path: Path, lineno: int) -> dict[str, Any] | None:
+    """One JSONL line as an object (None for a blank line); _Bad names what is wrong and where."""
+    try:
+        text = decode_line(raw, path, lineno)
+    except DataError as exc:
+        raise _Bad("not valid UTF-8", str(exc)) from None
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg.startswith("Unterminated string") or exc.pos >= len(text):
+            raise _Bad("cut-off JSON line", f"{path}:{lineno}: malformed JSON line: the line looks cut off "
+                                            f"(it ends before the JSON object is complete: {exc.msg.lower()})"
+                       ) from None
+        raise _Bad("malformed JSON", f"{path}:{lineno}: malformed JSON line: {exc.msg} (column {exc.colno})"
+                   ) from None
+    except (ValueError, RecursionError) as exc:  # an integer too long to convert, nesting too deep
+        raise _Bad("malformed JSON", f"{path}:{lineno}: malformed JSON line: {str(exc)[:120] or 'nested too deeply'}"
+                   ) from None
+    if not isinstance(obj, dict):
+        raise _Bad("not a JSON object", f"{path}:{lineno}: malformed JSON line: a JSON {_json_kind(obj)}, "
+                                        f"not an object")
+    return obj
+
+
+def _json_kind(obj: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(obj), "number")
 
 
 def files_reader(spec: SourceSpec, recipe: Recipe) -> Source:
@@ -242,7 +422,8 @@ def files_reader(spec: SourceSpec, recipe: Recipe) -> Source:
     defaults.setdefault("dataset", str(opts.get("dataset", spec.name)))
     batch_size = int(opts.get("batch_size", 4096))
     mapping: Mapping = dict(spec.columns)
-    required = REQUIRED if "language" in defaults else (*REQUIRED, "language")
+    required = tuple(opts.get("required", REQUIRED))
+    required = required if "language" in defaults else (*required, "language")
 
     def rows(source: Source):
         for f in files:
@@ -251,9 +432,11 @@ def files_reader(spec: SourceSpec, recipe: Recipe) -> Source:
     def sizes() -> dict[str, int] | None:
         if "dataset" in mapping or not all(file_format(f) == "parquet" for f in files):
             return None
-        if any("dataset" in pq.ParquetFile(f).schema_arrow.names for f in files):
+        if any("dataset" in _parquet(f).schema_arrow.names for f in files):
             return None
-        return {defaults["dataset"]: sum(pq.ParquetFile(f).metadata.num_rows for f in files)}
+        return {defaults["dataset"]: sum(_parquet(f).metadata.num_rows for f in files)}
 
-    return make_source(spec, recipe, kind=str(opts.get("kind", "human")), license=str(opts.get("license", "unknown")),
-                       rows=rows, defaults=defaults, sizes=sizes)
+    source = make_source(spec, recipe, kind=str(opts.get("kind", "human")),
+                         license=str(opts.get("license", "unknown")), rows=rows, defaults=defaults, sizes=sizes)
+    source.paths = tuple(str(f) for f in files)
+    return source
