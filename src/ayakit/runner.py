@@ -99,15 +99,7 @@ class StageBars:
 def _run_data(ctx: RunContext) -> Path:
     from ayakit.data.pipeline import build
 
-    from rich.text import Text
-
-    from ayakit.data.pipeline import load_stats
-    from ayakit.data.summary import build_summary
-
     build(ctx.recipe, ctx.run_dir, force="data" in ctx.forced, progress=StageBars(ctx.progress, "data", single=True))
-    if (ctx.run_dir / "data" / "stats.json").is_file():
-        for level, line in build_summary(load_stats(ctx.run_dir)):  # skipped, dropped, heavily repeated
-            ctx.progress.console.print(Text(line, style="yellow" if level == "warning" else "dim"))
     return ctx.run_dir / "data"
 
 

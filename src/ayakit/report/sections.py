@@ -7,7 +7,7 @@ from statistics import median
 from typing import Any
 
 from ayakit import languages as L
-from ayakit.data.summary import REPEAT_WARNING
+from ayakit.data.summary import REPEAT_WARN
 from ayakit.report import plots
 from ayakit.report.artifacts import BASELINE, TRAINED, RunArtifacts
 from ayakit.report.model import Figure, Section, Table
@@ -102,15 +102,6 @@ def mixture_section(art: RunArtifacts, out: Path) -> Section | None:
                               if repetition.get(n) is not None else "–"] for n in names],
                             note="Repetition above 1× means the source was smaller than its share and was repeated."))
     sec.tables += _source_language_tables(by_source)
-    repeated = stats.get("heavily_repeated") or {}
-    if repeated:
-        sec.paragraphs.append(f"Repeated more than {REPEAT_WARNING:g}× to fill their share (add data or lower the "
-                              "weight): "
-                              + ", ".join(f"{k} {v:g}×" for k, v in repeated.items()) + ".")
-    skipped_rows = stats.get("skipped_rows") or {}
-    if skipped_rows:
-        sec.paragraphs.append("Bad lines skipped (data.on_error=skip): " + "; ".join(
-            f"{k}: " + ", ".join(f"{fmt(n)} {why}" for why, n in v.items()) for k, v in skipped_rows.items()) + ".")
     if names:
         sec.figures.append(Figure(plots.grouped_bars(
             out / "mixture_sources.png", names,
@@ -197,7 +188,7 @@ def summary_tables(sec: Section, summary: dict[str, Any] | None) -> None:
         sec.tables.append(Table("Skipped", ["what", "why"], [[k, str(v)] for k, v in skipped.items()]))
     repeated = summary.get("repeated") or {}
     if repeated:
-        sec.tables.append(Table("Sources repeated more than 10x", ["source", "repetition"],
+        sec.tables.append(Table(f"Sources repeated more than {REPEAT_WARN:g}x", ["source", "repetition"],
                                 [[k, fmt(v, 1) + "×"] for k, v in repeated.items()]))
     warnings = summary.get("warnings") or []
     sec.paragraphs.append(f"Build warnings ({len(warnings)}): " + "; ".join(warnings) if warnings
