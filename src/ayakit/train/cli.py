@@ -100,7 +100,8 @@ def train_cmd(
     if manifest.is_file():
         m = read_json(manifest)
         Console().print(
-            f"model: {out}  steps {m['steps']}/{m['total_steps']}  train loss {m['final_train_loss']:.4f}"
+            f"model: {out}  steps {m['steps']}/{m['total_steps']}"
+            + (f"  train loss {m['final_train_loss']:.4f}" if m.get("final_train_loss") is not None else "")
             + (f"  validation loss {m['final_val_loss']:.4f}" if m.get("final_val_loss") is not None else "")
             + f"  {m['tokens_per_s']:,.0f} tokens/s  fill {100 * m['packing']['fill_rate']:.1f}%"
             + f"  {m['packing']['examples_per_row']:.2f} examples/row")

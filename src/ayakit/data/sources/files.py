@@ -352,7 +352,7 @@ def _jsonl_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
                     except DataError as exc:
                         if cols is None and on_error != "skip":
                             raise DataError(f"{exc} (line {lineno})") from None
-                        raise _Bad("missing column", f"{path}:{lineno}: {exc.args[0].split(': ', 1)[1]}") from None
+                        raise _Bad("missing column", f"{path}:{lineno}: {str(exc).removeprefix(f'{path}: ')}") from None
                 row = dict(extra)
                 for fld, col in cols.items():
                     value = obj.get(col)
