@@ -516,3 +516,30 @@ def _all_spellings() -> dict[str, str]:
         for name in fields.get("Description", "").split(" | "):
             out.setdefault(name.lower(), code)
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def info(code_or_tag: str) -> Language:
+    """A Language row for any code: the aya-101 registry row when the code names that row's own language (or its
+    standard variety: swa, swh, srp-Latn, nob), else a row built from the tag (yue, ckb, prs, nno, kin) with its
+    tier ("unlisted" outside the set), name, script and FLORES-200 codes."""
+    import langcodes
+
+    parts = parse(code_or_tag)
+    row = _registry_row(parts.language)
+    if row is not None:
+        return row
+    lang = parts.language
+    script = parts.script or default_script(lang, parts.region)
+    sub = iso639_3().get(lang, {}).get("subtag", lang)
+    native = langcodes.Language.get(sub, normalize=False).autonym()
+    return Language(code=lang, name=_name(lang), native_name=native if native and native != sub else _name(lang),
+                    tier=tier(lang), scripts=(script,),
+                    flores=tuple(c for c in flores_codes() if c.split("_")[0] == lang),
+                    iso1=sub if len(sub) == 2 else None, aliases=())
+
+
+def normalize_any(code: str) -> str:
+    """Like normalize, for any language: the registry code of an Aya language (swh_Latn -> swa), else the ISO 639-3
+    code of the variety's language (yue, prs, kin). Scripts and regions are not kept: use tag() for those."""
+    return info(code).code
