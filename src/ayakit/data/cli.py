@@ -155,6 +155,7 @@ def stats_cmd(
     bad = {k: v for k, v in s["errors"].items() if v}
     if bad:
         console.print(f"[yellow]malformed rows skipped[/]: {bad}")
+    print_summary(console, s)
 
 
 @app.command("plan")

@@ -92,7 +92,11 @@ class Source:
 def _why_empty(source: Source) -> str:
     parts = []
     if source.dropped_languages:
-        parts.append(f"rows whose language is not a language code: {dict(sorted(source.dropped_languages.items()))}")
+        named = []
+        for code, n in sorted(source.dropped_languages.items()):
+            near = L.closest_codes(code) if code != "<empty>" else []
+            named.append(f"{code!r} x{n}" + (f" (closest known: {', '.join(near)})" if near else ""))
+        parts.append("rows whose language is not a language code: " + "; ".join(named))
     if source.languages is not None:
         parts.append(f"after keeping only languages {source.languages!r}")
     if source.unselected:
