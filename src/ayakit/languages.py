@@ -150,6 +150,7 @@ def from_flores(flores_code: str) -> Language:
 # ---- tags: any ISO 639-3 language, with its script (and region), varieties kept distinct -------------------
 
 UNCODED_SCRIPT = "Zzzz"  # ISO 15924 for "uncoded script": a language with no known default and no text to look at
+DETECT_CHARS = 200  # detect_script looks at this many characters: enough to outvote digits and names
 
 
 @dataclass(frozen=True)
@@ -341,12 +342,11 @@ def _registry_row(language: str) -> Language | None:
 
 
 def detect_script(text: str) -> str | None:
-    """The dominant ISO 15924 script of a text (None when it has no letters)."""
-    prefixes = scripts_table()["unicode_scripts"]
+    """The dominant ISO 15924 script of a text's first DETECT_CHARS characters (None when it has no letters)."""
     counts: dict[str, int] = {}
-    for ch in text or "":
+    for ch in (text or "")[:DETECT_CHARS]:
         if ch.isalpha():
-            s = _char_script(ch, prefixes)
+            s = _char_script(ch)
             if s:
                 counts[s] = counts.get(s, 0) + 1
     if not counts:
@@ -357,11 +357,12 @@ def detect_script(text: str) -> str | None:
     return best
 
 
-def _char_script(ch: str, prefixes: dict[str, str]) -> str | None:
+@functools.lru_cache(maxsize=65536)
+def _char_script(ch: str) -> str | None:
     import unicodedata
 
     try:
-        return prefixes.get(unicodedata.name(ch).split(" ", 1)[0])
+        return scripts_table()["unicode_scripts"].get(unicodedata.name(ch).split(" ", 1)[0])
     except ValueError:
         return None
 

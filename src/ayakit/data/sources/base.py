@@ -156,7 +156,7 @@ class BatchBuilder:
             return False
         values = {f: _text(row.get(f)) or src.defaults.get(f, "") for f in EXAMPLE_FIELDS}
         values["language"] = found
-        values["script"] = L.parse(found).script or ""
+        values["script"] = found.split("-")[1]
         values["source"] = src.name
         values["kind"] = src.defaults.get("kind_override") or values["kind"] or src.kind
         values["license"] = src.defaults.get("license_override") or values["license"] or src.license
@@ -199,7 +199,7 @@ class BatchBuilder:
             col, default = column(fld), defaults.get(fld, "")
             values[fld] = [default] * len(keep) if col is None else [_text(col[i]) or default for i in keep]
         values["language"] = codes
-        values["script"] = [L.parse(c).script or "" for c in codes]
+        values["script"] = [c.split("-")[1] for c in codes]  # a tag always has its script second
         values["source"] = [src.name] * len(keep)
         for fld, base in (("kind", src.kind), ("license", src.license)):
             forced = defaults.get(f"{fld}_override")
