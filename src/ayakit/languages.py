@@ -400,8 +400,11 @@ def tag(code: str, *, script: str | None = None, text: str | None = None) -> str
 
 @functools.lru_cache(maxsize=65536)
 def matches(selector: str, code_or_tag: str) -> bool:
-    """Does a selection (`zho`, `zho-Hant`, `eng-GB`, `srp_Latn`) include this variety? A selector without a script
-    takes every script of its language, one without a region every region; `zho` never includes `yue`."""
+    """Does a selection (`zho`, `zho-Hant`, `eng-GB`, `srp_Latn`, or a set name: `aya-101`) include this variety? A
+    selector without a script takes every script of its language, one without a region every region; `zho` never
+    includes `yue`; a set takes every variety of its rows."""
+    if selector in SETS:
+        return in_set(code_or_tag, selector)
     want, have = parse(selector), parse(code_or_tag)
     if want.language != have.language:
         return False

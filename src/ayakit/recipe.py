@@ -22,15 +22,16 @@ class Strict(BaseModel):
 
 
 def _check_languages(codes: list[str] | None, *, allow_all: bool = False) -> list[str] | None:
-    """Every entry must be a language code (any ISO 639-3 language, any variety); unknown ones name the closest."""
-    from ayakit.languages import UnknownLanguageError, parse
+    """Every entry must be a language code (any ISO 639-3 language, any variety) or a set name (aya-101); unknown
+    ones name the closest."""
+    from ayakit.languages import SETS, UnknownLanguageError, parse
 
     if codes is None:
         return None
     if not codes:
         raise ValueError("an empty list selects nothing: name at least one language, or leave the key out")
     for code in codes:
-        if allow_all and code == "all":
+        if allow_all and code == "all" or code in SETS:
             continue
         try:
             parse(code)

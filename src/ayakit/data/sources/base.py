@@ -40,7 +40,8 @@ class Selection:
 
     def __contains__(self, code: object) -> bool:
         lang = L.parse(str(code)).language
-        return all(any(L.parse(sel).language == lang for sel in level) for level in self.levels)
+        return all(any(L.in_set(lang, sel) if sel in L.SETS else L.parse(sel).language == lang for sel in level)
+                   for level in self.levels)
 
     def __iter__(self):
         return iter(self.levels[-1])
@@ -235,7 +236,8 @@ def selected_languages(spec: SourceSpec, recipe: Recipe) -> Selection | None:
             continue
         try:
             for c in codes:
-                L.parse(c)
+                if c not in L.SETS:
+                    L.parse(c)
         except UnknownLanguageError as exc:
             raise UnknownLanguageError(f"recipe {where}: {exc}") from None
         levels.append(tuple(codes))
