@@ -177,3 +177,17 @@ def test_recipe_accepts_any_language_and_names_the_closest() -> None:
     with pytest.raises(RecipeError, match=r"eval.languages: .*'qqq'"):
         recipe_from_dict({"name": "r", "data": {"sources": [{"name": "s", "type": "files"}]},
                           "eval": {"languages": ["qqq"]}})
+
+
+def test_info_and_normalize_any_for_languages_outside_the_set() -> None:
+    from ayakit.annotate.auth import parse_languages
+
+    assert L.normalize_any("swh_Latn") == "swa" and L.normalize_any("srp-Latn") == "srp"
+    assert [L.normalize_any(c) for c in ("yue", "prs", "nno", "ckb", "kin")] == ["yue", "prs", "nno", "ckb", "kin"]
+    kin = L.info("kin")
+    assert (kin.name, kin.native_name, kin.tier, kin.scripts, kin.flores) == \
+        ("Kinyarwanda", "Ikinyarwanda", "unlisted", ("Latn",), ("kin_Latn",))
+    assert L.info("yue").tier == "high" and L.info("yue").name == "Cantonese"
+    assert parse_languages("kin,yue,zho,sw") == ["kin", "yue", "zho", "swa"]  # annotators in any language
+    with pytest.raises(L.UnknownLanguageError):
+        parse_languages("qqq")

@@ -150,6 +150,7 @@ def from_flores(flores_code: str) -> Language:
 # ---- tags: any ISO 639-3 language, with its script (and region), varieties kept distinct -------------------
 
 UNCODED_SCRIPT = "Zzzz"  # ISO 15924 for "uncoded script": a language with no known default and no text to look at
+DETECT_CHARS = 200  # detect_script looks at this many characters: enough to outvote digits and names
 
 
 @dataclass(frozen=True)
@@ -341,12 +342,11 @@ def _registry_row(language: str) -> Language | None:
 
 
 def detect_script(text: str) -> str | None:
-    """The dominant ISO 15924 script of a text (None when it has no letters)."""
-    prefixes = scripts_table()["unicode_scripts"]
+    """The dominant ISO 15924 script of a text's first DETECT_CHARS characters (None when it has no letters)."""
     counts: dict[str, int] = {}
-    for ch in text or "":
+    for ch in (text or "")[:DETECT_CHARS]:
         if ch.isalpha():
-            s = _char_script(ch, prefixes)
+            s = _char_script(ch)
             if s:
                 counts[s] = counts.get(s, 0) + 1
     if not counts:
@@ -357,11 +357,12 @@ def detect_script(text: str) -> str | None:
     return best
 
 
-def _char_script(ch: str, prefixes: dict[str, str]) -> str | None:
+@functools.lru_cache(maxsize=65536)
+def _char_script(ch: str) -> str | None:
     import unicodedata
 
     try:
-        return prefixes.get(unicodedata.name(ch).split(" ", 1)[0])
+        return scripts_table()["unicode_scripts"].get(unicodedata.name(ch).split(" ", 1)[0])
     except ValueError:
         return None
 
@@ -399,8 +400,11 @@ def tag(code: str, *, script: str | None = None, text: str | None = None) -> str
 
 @functools.lru_cache(maxsize=65536)
 def matches(selector: str, code_or_tag: str) -> bool:
-    """Does a selection (`zho`, `zho-Hant`, `eng-GB`, `srp_Latn`) include this variety? A selector without a script
-    takes every script of its language, one without a region every region; `zho` never includes `yue`."""
+    """Does a selection (`zho`, `zho-Hant`, `eng-GB`, `srp_Latn`, or a set name: `aya-101`) include this variety? A
+    selector without a script takes every script of its language, one without a region every region; `zho` never
+    includes `yue`; a set takes every variety of its rows."""
+    if selector in SETS:
+        return in_set(code_or_tag, selector)
     want, have = parse(selector), parse(code_or_tag)
     if want.language != have.language:
         return False
@@ -516,3 +520,30 @@ def _all_spellings() -> dict[str, str]:
         for name in fields.get("Description", "").split(" | "):
             out.setdefault(name.lower(), code)
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def info(code_or_tag: str) -> Language:
+    """A Language row for any code: the aya-101 registry row when the code names that row's own language (or its
+    standard variety: swa, swh, srp-Latn, nob), else a row built from the tag (yue, ckb, prs, nno, kin) with its
+    tier ("unlisted" outside the set), name, script and FLORES-200 codes."""
+    import langcodes
+
+    parts = parse(code_or_tag)
+    row = _registry_row(parts.language)
+    if row is not None:
+        return row
+    lang = parts.language
+    script = parts.script or default_script(lang, parts.region)
+    sub = iso639_3().get(lang, {}).get("subtag", lang)
+    native = langcodes.Language.get(sub, normalize=False).autonym()
+    return Language(code=lang, name=_name(lang), native_name=native if native and native != sub else _name(lang),
+                    tier=tier(lang), scripts=(script,),
+                    flores=tuple(c for c in flores_codes() if c.split("_")[0] == lang),
+                    iso1=sub if len(sub) == 2 else None, aliases=())
+
+
+def normalize_any(code: str) -> str:
+    """Like normalize, for any language: the registry code of an Aya language (swh_Latn -> swa), else the ISO 639-3
+    code of the variety's language (yue, prs, kin). Scripts and regions are not kept: use tag() for those."""
+    return info(code).code

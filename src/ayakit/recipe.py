@@ -21,16 +21,17 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
-def _check_languages(codes: list[str] | None, *, allow_all: bool = False) -> list[str] | None:
-    """Every entry must be a language code (any ISO 639-3 language, any variety); unknown ones name the closest."""
-    from ayakit.languages import UnknownLanguageError, parse
+def _check_languages(codes: list[str] | None, *, allow_all: bool = False, allow_sets: bool = True) -> list[str] | None:
+    """Every entry must be a language code (any ISO 639-3 language, any variety) or a set name (aya-101); unknown
+    ones name the closest."""
+    from ayakit.languages import SETS, UnknownLanguageError, parse
 
     if codes is None:
         return None
     if not codes:
         raise ValueError("an empty list selects nothing: name at least one language, or leave the key out")
     for code in codes:
-        if allow_all and code == "all":
+        if allow_all and code == "all" or allow_sets and code in SETS:
             continue
         try:
             parse(code)
@@ -191,7 +192,8 @@ class EvalConfig(Strict):
     max_new_tokens: int | None = Field(None, gt=0)  # caps every generation task; None keeps each task's own
     baseline: bool = True  # evaluate the untrained model too
 
-    _languages = field_validator("languages")(classmethod(lambda cls, v: _check_languages(v, allow_all=True)))
+    _languages = field_validator("languages")(
+        classmethod(lambda cls, v: _check_languages(v, allow_all=True, allow_sets=False)))
 
 
 class ReportConfig(Strict):

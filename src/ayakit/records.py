@@ -17,7 +17,7 @@ class Example:
 
     inputs: str
     targets: str
-    language: str  # registry code (ISO 639-3)
+    language: str  # language tag: ISO 639-3 + script (+ region), ayakit.languages.tag
     script: str = ""  # ISO 15924
     source: str = ""  # the recipe's source name
     dataset: str = ""  # the dataset inside the source

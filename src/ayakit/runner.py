@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import contextlib
 import os
 import resource
@@ -349,6 +351,12 @@ def print_summary(result: RunResult, console: Console, elapsed: float) -> None:
         console.print(f"markdown: {result.report.with_name('report.md')}")
     for line in result.headline:
         console.print(f"  {line}", highlight=False, soft_wrap=True)
+    stats = result.run_dir / "data" / "stats.json"
+    if stats.is_file():  # nothing dropped, skipped or repeated in silence
+        from ayakit.data.summary import summary_lines
+
+        for line in summary_lines(json.loads(stats.read_text(encoding="utf-8")).get("summary") or {}):
+            console.print(f"  {line}", highlight=False, soft_wrap=True, style="yellow" if "warning" in line else None)
 
 
 def run_cmd(

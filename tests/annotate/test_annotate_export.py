@@ -94,4 +94,4 @@ def test_export_reads_as_an_aya_dataset_recipe_source(factory, annotated, tmp_pa
     source = sources.open_source(recipe.data.sources[0], recipe)
     rows = [r for batch in source.iter_batches() for r in batch.to_pylist()]
     assert sorted(r["inputs"] for r in rows) == sorted(["Habari?", "ما اسمك؟", "Q (edited)"])
-    assert {r["language"] for r in rows} == {"swa", "ara"} and {r["kind"] for r in rows} == {"human"}
+    assert {r["language"] for r in rows} == {"swh-Latn", "arb-Arab"} and {r["kind"] for r in rows} == {"human"}

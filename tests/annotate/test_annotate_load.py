@@ -47,7 +47,7 @@ def test_load_judge_pairs_with_verdicts(factory, pairs_file) -> None:
 
 @pytest.mark.parametrize("line, message", [
     ('{"inputs": "a", "targets": "b"}', "bad.jsonl:2: missing language"),
-    ('{"inputs": "a", "targets": "b", "language": "klingon"}', "bad.jsonl:2: unknown language"),
+    ('{"inputs": "a", "targets": "b", "language": "qqq"}', "bad.jsonl:2: unknown language"),
     ("{not json", "bad.jsonl:2: not valid JSON"),
 ])
 def test_bad_example_rows_name_file_and_line(factory, tmp_path, line, message) -> None:

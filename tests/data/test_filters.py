@@ -161,3 +161,15 @@ def test_langid_survives_control_characters_and_surrogates():
 
     assert detect_cld2("Bonjour tout le monde, comment allez-vous\x85 aujourd'hui \x01 ?").code == "fra"
     assert detect_cld2("hello \ud800 world, this is a sentence written in plain English").code == "eng"
+
+
+def test_langid_checks_tags_and_spares_languages_the_detectors_do_not_know():
+    latin = "Dobar dan, kako ste danas? Nadam se da ste dobro i da je sve u redu."
+    cyrillic = "Добар дан, како сте данас? Надам се да сте добро и да је све у реду."
+    assert langid.verdict(latin, "srp-Latn") == langid.MATCH
+    assert langid.verdict(latin, "srp-Cyrl") == langid.MISMATCH  # the tag's script is checked
+    assert langid.verdict(cyrillic, "srp-Cyrl") == langid.MATCH
+    kabyle = "Azul fell-awen, amek tettilim? Nekkni nella d lxir, tanemmirt ɣef wayen akk txeddmem ass-a."
+    assert "kab" not in langid.cld2_languages()
+    assert langid.verdict(kabyle, "kab-Latn") == langid.UNKNOWN  # pycld2 has no label: not dropped on its word
+    assert langid.verdict("Это совсем другой текст на русском языке, не кабильский.", "kab-Latn") == langid.MISMATCH

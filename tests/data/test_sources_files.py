@@ -169,3 +169,18 @@ def test_any_language_and_variety_kept_distinct(tmp_path: Path):
                          languages=["kin", "zho-Hant", "srp-Latn"])
     assert [r["language"] for r in got] == ["kin-Latn", "zho-Hant", "srp-Latn", "srp-Latn"]
     assert src.unselected == {"yue-Hant": 1, "zho-Hans": 1, "srp-Cyrl": 1, "eng-Latn-GB": 1}
+
+
+def test_a_source_emptied_by_bad_language_codes_names_the_closest(tmp_path: Path):
+    path = _jsonl(tmp_path / "b.jsonl", [{"inputs": "a", "targets": "b", "language": "swahil"},
+                                         {"inputs": "c", "targets": "d", "language": None}])
+    with pytest.raises(DataError, match=r"'<empty>' x1; 'swahil' x1 \(closest known: swa"):
+        _read({"name": "b", "type": "files", "path": str(path)})
+
+
+def test_a_set_name_selects_every_variety_of_its_rows(tmp_path: Path):
+    rows = [{"inputs": "q", "targets": "a", "language": code} for code in ("swa", "kin", "yue", "srp_Latn", "wol")]
+    path = _jsonl(tmp_path / "s.jsonl", rows)
+    src, _b, got = _read({"name": "s", "type": "files", "path": str(path)}, languages=["aya-101"])
+    assert [r["language"] for r in got] == ["swh-Latn", "yue-Hant", "srp-Latn"]
+    assert src.unselected == {"kin-Latn": 1, "wol-Latn": 1}

@@ -33,7 +33,7 @@ def test_judge_cli_writes_pairs_and_summary_and_caches(server: str, tiny_seq2seq
 
     pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
     assert [p["id"] for p in pairs][:2] == ["p1", "p2"] and len(pairs) == 3
-    assert {p["language"] for p in pairs} == {"eng", "swa"}
+    assert {p["language"] for p in pairs} == {"eng-Latn", "swh-Latn"}  # language tags
     for p in pairs:
         assert {"id", "language", "prompt", "model_a", "model_b", "answer_a", "answer_b", "verdict_ab",
                 "verdict_ba", "outcome"} <= set(p)
@@ -43,7 +43,7 @@ def test_judge_cli_writes_pairs_and_summary_and_caches(server: str, tiny_seq2seq
     unparseable = sum((p["verdict_ab"] is None) + (p["verdict_ba"] is None) for p in pairs)
     assert overall["unparseable_verdicts"] == unparseable  # counted, never dropped silently
     assert overall["valid"] + overall["invalid"] == overall["pairs"] == 3
-    assert set(summary["languages"]) == {"eng", "swa"}
+    assert set(summary["languages"]) == {"eng-Latn", "swh-Latn"}
     assert (out / "manifest.json").is_file()
 
     before = _requests(server)

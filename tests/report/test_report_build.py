@@ -130,7 +130,7 @@ def test_report_rollup_merges_to_the_papers_rows_and_says_so(fake_run: Path) -> 
     md = index.with_name("report.md").read_text(encoding="utf-8")
     assert "## Languages rolled up" in md
     assert "yue-Hant, zho-Hant -> zho" in md and "(--rollup)" in md
-    assert "Per language variety (4)" in md  # zho took two varieties
+    assert "Per language, rolled up to the paper's rows (4)" in md  # zho took two varieties
     assert "| zho (Chinese) | high | zho | 250 |" in md
     assert json.loads((index.parent / "manifest.json").read_text())["inputs"]["rollup"] is True
     from ayakit.report.artifacts import load_run

@@ -91,7 +91,7 @@ def test_output_reads_as_a_files_source(tiny_data, tmp_path, stand_in) -> None:
          "weight": 0.03}]}})
     source = files_reader(recipe.data.sources[0], recipe)
     rows = [r for b in source.iter_batches() for r in b.to_pylist()]
-    assert rows and all(r["kind"] == "safety" and r["language"] == "eng" for r in rows)
+    assert rows and all(r["kind"] == "safety" and r["language"] == "eng-Latn" for r in rows)
 
 
 def test_prompts_translated_into_more_languages(tiny_data, tmp_path, stand_in) -> None:

@@ -109,7 +109,7 @@ def test_translate_caps_tags_and_output(source_file, tmp_path) -> None:
     assert all(n <= 1 for n in per_dataset.values()) and set(per_dataset) == {"d1", "d2"}
     assert {r["id"] for r in audit if r["kept"]} == {row["id"] for row in kept}
     for r in audit:
-        assert r["source_language"] == "eng" and r["model"] == "phrasebook" and r["mode"] == "lookup"
+        assert r["source_language"] == "eng-Latn" and r["model"] == "phrasebook" and r["mode"] == "lookup"
         assert r["kept"] == (r["reasons"] == [])
     poem = [r for r in audit if r["checks"]["inputs"]["length_ratio"] and "Write a short poem" in
             next(e.inputs for e in examples if e.id == r["source_id"])]
@@ -163,14 +163,14 @@ def test_hf_model_by_flores_codes_and_cli(tiny_nllb, source_file, tmp_path) -> N
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     audit = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
-    assert {r["mode"] for r in audit if r["target_language"] == "swa"} == {"nllb"}
-    assert {r["mode"] for r in audit if r["target_language"] == "zho"} == {"prompt"}
-    for lang in ("swa", "zho"):
+    assert {r["mode"] for r in audit if r["target_language"] == "swh-Latn"} == {"nllb"}  # targets are tags
+    assert {r["mode"] for r in audit if r["target_language"] == "zho-Hans"} == {"prompt"}
+    for lang in ("swh-Latn", "zho-Hans"):
         table = pq.read_table(out / "data" / f"{lang}.parquet")
         assert table.num_rows == sum(r["kept"] for r in audit if r["target_language"] == lang)
-    before = (out / "progress" / "swa.jsonl").read_text()
+    before = (out / "progress" / "swh-Latn.jsonl").read_text()
     rerun = CliRunner().invoke(app, args)
-    assert rerun.exit_code == 0 and (out / "progress" / "swa.jsonl").read_text() == before  # all done already
+    assert rerun.exit_code == 0 and (out / "progress" / "swh-Latn.jsonl").read_text() == before  # all done already
 
 
 def test_cli_errors_are_one_line(tmp_path) -> None:
@@ -199,7 +199,7 @@ def test_recipe_source_by_name(tiny_nllb, tmp_path) -> None:
                                       "--to", "swh", "--out", str(out), "--limit", "6", "--max-new-tokens", "6"])
     assert result.exit_code == 0, result.output
     audit = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
-    assert 0 < len(audit) <= 6 and all(r["source_language"] == "eng" for r in audit)
+    assert 0 < len(audit) <= 6 and all(r["source_language"] == "eng-Latn" for r in audit)
     missing = CliRunner().invoke(app, ["translate", "nope", "--recipe", str(recipe), "--model", str(tiny_nllb),
                                        "--to", "swh", "--out", str(out)])
     assert missing.exit_code != 0 and "calendar" in str(missing.exception)

@@ -124,7 +124,7 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
         secret = app_secret(s)
     pkg = resources.files("ayakit.annotate")
     templates = Jinja2Templates(directory=str(pkg.joinpath("templates")))
-    templates.env.globals.update(native=lambda c: L.get(c).native_name, english=lambda c: L.get(c).name,
+    templates.env.globals.update(native=lambda c: L.info(c).native_name, english=lambda c: L.info(c).name,
                                  text_dir=text_dir, limits=limits(), choices=compare_choices())
     app = FastAPI(title="ayakit annotate", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.factory = factory
@@ -158,7 +158,7 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
         if lang is None:
             return user.language_codes[0]
         try:
-            code = L.normalize(lang)
+            code = L.normalize_any(lang)
         except L.UnknownLanguageError as exc:
             raise store.Invalid(str(exc)) from None
         return store.check_language(user, code)
@@ -285,7 +285,7 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
         item = store.next_edit_item(s, row.user, code)
         if item is None:
             return page(request, "message.html", row, title="Nothing to edit",
-                        message=f"No more examples to edit in {L.get(code).native_name}. Thank you!")
+                        message=f"No more examples to edit in {L.info(code).native_name}. Thank you!")
         return RedirectResponse(f"/edit/{item.id}", status_code=303)
 
     @app.get("/edit/{item_id}", response_class=HTMLResponse)
@@ -311,7 +311,7 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
         target = store.next_rate_target(s, row.user, code)
         if target is None:
             return page(request, "message.html", row, title="Nothing to rate",
-                        message=f"No more examples to rate in {L.get(code).native_name}. Thank you!")
+                        message=f"No more examples to rate in {L.info(code).native_name}. Thank you!")
         return page(request, "rate.html", row, lang=code, target=target)
 
     @app.post("/rate")
@@ -331,7 +331,7 @@ def create_app(db_url: str | None = None, *, secure_cookies: bool = False,
         pair = store.next_pair(s, row.user, code)
         if pair is None:
             return page(request, "message.html", row, title="Nothing to compare",
-                        message=f"No more answer pairs to compare in {L.get(code).native_name}. Thank you!")
+                        message=f"No more answer pairs to compare in {L.info(code).native_name}. Thank you!")
         swap = secrets.randbelow(2) == 1  # random order: which model is shown as A
         shown_a, answer_a, answer_b = ((pair.model_b, pair.answer_b, pair.answer_a) if swap
                                        else (pair.model_a, pair.answer_a, pair.answer_b))

@@ -28,7 +28,7 @@ def parse_languages(spec: str | list[str]) -> list[str]:
     parts = spec.split(",") if isinstance(spec, str) else spec
     codes: list[str] = []
     for part in (p.strip() for p in parts):
-        if part and (code := L.normalize(part)) not in codes:
+        if part and (code := L.normalize_any(part)) not in codes:
             codes.append(code)
     if not codes:
         raise DataError("give at least one language, e.g. --languages swa,ara")

@@ -41,7 +41,7 @@ def compare_choices() -> dict[str, str]:
 
 def is_rtl(code: str) -> bool:
     """True when the language's default script is written right to left."""
-    return L.get(code).script in settings()["rtl_scripts"]
+    return L.info(code).script in settings()["rtl_scripts"]
 
 
 def text_dir(code: str) -> str:

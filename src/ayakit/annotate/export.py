@@ -91,7 +91,7 @@ def export(session: Session, out: str | Path, fmt: str = "aya-dataset", min_appr
         ratio = _ratio(up, down)
         if min_approval is not None and ratio is not None and ratio < min_approval:
             continue
-        rows.append({"inputs": ann.inputs, "targets": ann.targets, "language": L.get(ann.language).name,
+        rows.append({"inputs": ann.inputs, "targets": ann.targets, "language": L.info(ann.language).name,
                      "language_code": ann.language, "annotation_type": ann.annotation_type,
                      "user_id": public_user_id(secret, user), "approval_ratio": ratio, "votes_up": up,
                      "votes_down": down, "_ann": ann})
@@ -100,7 +100,7 @@ def export(session: Session, out: str | Path, fmt: str = "aya-dataset", min_appr
     else:
         table = examples_to_table([
             Example(inputs=r["inputs"], targets=r["targets"], language=r["language_code"],
-                    script=L.get(r["language_code"]).script, source="annotate", dataset="annotate",
+                    script=L.info(r["language_code"]).script, source="annotate", dataset="annotate",
                     task="instruction", template=r["annotation_type"], kind="human", license=license,
                     split="train", id=f"annotate-{r['_ann'].id}")
             for r in rows])

@@ -85,7 +85,7 @@ def _require(where: str, row: dict, columns: tuple[str, ...]) -> None:
 
 def _language(where: str, code: object) -> str:
     try:
-        return L.normalize(str(code))
+        return L.normalize_any(str(code))
     except L.UnknownLanguageError as exc:
         raise DataError(f"{where}: {exc}") from None
 
@@ -185,7 +185,7 @@ def _item(where: str, row: dict, activity: str, file: Path) -> dict:
     inputs, targets = str(row["inputs"]), str(row["targets"])
     ext = str(row.get("id") or example_id(lang, inputs, targets))
     return dict(external_id=ext[:200], activity=activity, inputs=inputs, targets=targets, language=lang,
-                script=str(row.get("script") or L.get(lang).script)[:8],
+                script=str(row.get("script") or L.info(lang).script)[:8],
                 source=str(row.get("source") or "")[:200], dataset=str(row.get("dataset") or "")[:200],
                 kind=str(row.get("kind") or "")[:32], license=str(row.get("license") or "")[:100],
                 origin=str(file)[:500])

@@ -60,7 +60,7 @@ def build_summary(stats: dict[str, Any], requested: list[str] | None) -> dict[st
     present = stats.get("counts", {}).get("language", {})
     skipped: dict[str, str] = {}
     for sel in requested or []:
-        if any(L.matches(sel, t) for t in present):
+        if sel in L.SETS or any(L.matches(sel, t) for t in present):
             continue
         removed = {REASONS.get(name, name): sum(n for lang, n in by.items() if _matches(sel, lang))
                    for name, by in dropped.items() if name != "language_selection"}

@@ -44,7 +44,7 @@ import yaml
 
 from ayakit.errors import DataError
 from ayakit.io import atomic_path, fingerprint, read_json, write_json_atomic, write_manifest, write_text_atomic
-from ayakit.languages import get as get_language
+from ayakit import languages as L
 from ayakit.records import Example, example_id, examples_to_table
 
 
@@ -103,9 +103,14 @@ def segment(text: str, language: str = "eng") -> list[list[str]]:
     return [split_sentences(line, language) for line in text.split("\n")]
 
 
+def _script(language: str) -> str:
+    """The script of a language tag (or of any code: its default script)."""
+    return L.parse(L.tag(language)).script or ""
+
+
 def join_segments(lines: list[list[str]], language: str) -> str:
     """Translated sentences back into text: spaces between sentences unless the script does not use them."""
-    joiner = "" if get_language(language).script in rules()["unspaced_scripts"] else " "
+    joiner = "" if _script(language) in rules()["unspaced_scripts"] else " "
     return "\n".join(joiner.join(s.strip() for s in line) for line in lines)
 
 
@@ -115,7 +120,7 @@ def join_segments(lines: list[list[str]], language: str) -> str:
 def length_ratio(source: str, translation: str, target_language: str) -> float:
     """Characters of the translation per character of the source, normalised by the target script's density."""
     table = rules()["length_ratio"]["script_density"]
-    density = table.get(get_language(target_language).script, table["default"])
+    density = table.get(_script(target_language), table["default"])
     return (len(translation.strip()) / max(1, len(source.strip()))) / density
 
 
@@ -226,7 +231,8 @@ class HFTranslator:
     def flores_token(self, language: str) -> str | None:
         """The language's FLORES-200 code when it is a token of this model's vocabulary."""
         tok = self.tokenizer
-        for code in get_language(language).flores:
+        exact = L.tag(language).replace("-", "_")  # zho_Hant for zho-Hant, before the language's other varieties
+        for code in dict.fromkeys([exact, *L.info(language).flores]):
             tid = tok.convert_tokens_to_ids(code)
             if tid is not None and tid != tok.unk_token_id:
                 return code
@@ -255,7 +261,7 @@ class HFTranslator:
             else:
                 ids = [encode_source(tok, t, self.arch, self.max_source) for t in texts]
         else:
-            names = {"source": get_language(source).name, "target": get_language(target).name}
+            names = {"source": L.display_name(source), "target": L.display_name(target)}
             ids = [encode_source(tok, _fill(rules()["prompt"], {**names, "text": t}), self.arch, self.max_source)
                    for t in texts]
         generated = self.generate_ids(ids, **kwargs)
@@ -525,7 +531,7 @@ def _translate_batch(batch: list[Example], translator: Translator, settings: Tra
         entry["texts"][name] = text
         entry["reasons"] += [f"{name}:{r}" for r in reasons]
         entry["checks"][name] = checks
-    script = get_language(target).script
+    script = _script(target)
     model_fp = model_fingerprint(translator)
     for e in batch:
         entry = per_example[e.id]
@@ -564,8 +570,8 @@ def translate_cmd(
                                            "or with --recipe the name of one of its sources."),
     model: str = typer.Option(..., "--model", help="HF translation model dir: NLLB-style (FLORES codes in its "
                                                    "vocabulary) or an instruction model."),
-    to: str = typer.Option(..., "--to", help="Comma-separated target languages (any registry code: swa, fr, "
-                                             "fra_Latn)."),
+    to: str = typer.Option(..., "--to", help="Comma-separated target languages, any language or variety "
+                                             "(swa, fr, fra_Latn, kin, zho-Hant, srp-Latn)."),
     from_: str = typer.Option("eng", "--from", help="Source language: rows without a language column are in it; "
                                                     "rows in other languages are skipped."),
     recipe: Path = typer.Option(None, "--recipe", help="Read SOURCE as the name of a source in this recipe."),
@@ -591,8 +597,8 @@ def translate_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    src = get_language(from_).code
-    targets = list(dict.fromkeys(get_language(c.strip()).code for c in to.split(",") if c.strip()))
+    src = L.tag(from_)
+    targets = list(dict.fromkeys(L.tag(c.strip()) for c in to.split(",") if c.strip()))
     if not targets:
         raise DataError("--to names no language")
     if recipe is not None:
@@ -604,8 +610,8 @@ def translate_cmd(
         examples = read_examples(Path(source), src, limit=limit)
         origin = input_fingerprint(Path(source))
     console = Console()
-    other = sum(e.language != src for e in examples)
-    examples = [e for e in examples if e.language == src]
+    other = sum(not L.matches(from_, e.language) for e in examples)
+    examples = [e for e in examples if L.matches(from_, e.language)]
     if other:
         console.print(f"skipping {other} examples not in {src} (--from)")
     if not examples:

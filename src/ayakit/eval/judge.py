@@ -32,7 +32,7 @@ import yaml
 
 from ayakit.errors import DataError
 from ayakit.io import fingerprint, iter_jsonl, write_json_atomic, write_manifest, write_text_atomic
-from ayakit.languages import get as get_language
+from ayakit import languages as L
 from ayakit.records import example_id
 
 # The paper's simulated win-rate languages ([P] 4.3.2).
@@ -90,7 +90,7 @@ def fill(template: str, values: dict[str, str]) -> str:
 
 def render_judge(prompt: JudgePrompt, language: str, instruction: str, first: str, second: str) -> tuple[str, str]:
     """The (system, user) messages asking which of two answers is better."""
-    values = {"language": get_language(language).name, "instruction": instruction, "first": first,
+    values = {"language": L.display_name(language), "instruction": instruction, "first": first,
               "second": second}
     return fill(prompt.system, values), fill(prompt.user, values)
 
@@ -215,7 +215,7 @@ def load_prompt_file(path: Path, default_language: str | None = None) -> list[Pr
         if not lang:
             raise DataError(f"{path}:{n}: no `language` (or pass a single --languages code)")
         try:
-            code = get_language(str(lang)).code
+            code = L.tag(str(lang))
         except Exception as exc:  # noqa: BLE001 - UnknownLanguageError names the closest codes
             raise DataError(f"{path}:{n}: {exc}") from None
         items.append(PromptItem(str(row.get("id") or example_id("judge", code, text)), code, text))
@@ -483,7 +483,7 @@ def judge_cmd(
 
     from ayakit.models import GenerationParams
 
-    codes = [get_language(c.strip()).code for c in languages.split(",") if c.strip()]
+    codes = [L.tag(c.strip()) for c in languages.split(",") if c.strip()]
     if prompts is not None:
         items = load_prompt_file(prompts, codes[0] if len(codes) == 1 else None)
         items = cap_per_language([it for it in items if it.language in codes], max_items)

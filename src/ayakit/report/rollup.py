@@ -61,6 +61,7 @@ def rollup_artifacts(art: RunArtifacts) -> dict[str, list[str]]:
     merged: dict[str, set[str]] = {}
     if art.stats:
         stats = art.stats = copy.deepcopy(art.stats)
+        stats["rolled_up"] = True
         counts = stats.get("counts") or {}
         if isinstance(counts.get("language"), dict):
             counts["language"] = merge_counts(counts["language"], merged)

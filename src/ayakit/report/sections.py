@@ -138,8 +138,10 @@ def mixture_section(art: RunArtifacts, out: Path) -> Section | None:
             rows += [["…", "", "", ""]] + [[lang_label(c), tier_of(c), fmt(int(v)), pct(v, tot)]
                                            for c, v in tail if (c, v) not in head]
         sec.tables.append(Table("Largest and smallest languages", ["language", "tier", "examples", "share"], rows))
+        rolled = bool(stats.get("rolled_up"))
         sec.tables.append(Table(
-            f"Per language variety ({len(ordered)})", ["language", "tier", "paper's row", "examples", "share"],
+            f"Per language, rolled up to the paper's rows ({len(ordered)})" if rolled
+            else f"Per language variety ({len(ordered)})", ["language", "tier", "paper's row", "examples", "share"],
             [[lang_label(c), tier_of(c), _rollup_row(c), fmt(int(v)), pct(v, tot)] for c, v in ordered],
             note="Varieties stay distinct (script and region are part of the tag); `unlisted`: outside the Aya 101, "
                  "no tier is invented. `ayakit report --rollup` merges them into the paper's rows."))

@@ -38,7 +38,7 @@ def _cap(text: str) -> str:
 def identity_prompts(languages: list[str] | None = None) -> tuple[list[Prompt], list[str]]:
     """The 28 identity prompts per language (group ids like gender:woman, race_gender:black_man, religion:islam)."""
     table = identity_table()
-    wanted = [L.normalize(c) for c in languages] if languages else list(table["languages"])
+    wanted = [L.normalize_any(c) for c in languages] if languages else list(table["languages"])
     prompts: list[Prompt] = []
     absent: list[str] = []
     for code in wanted:

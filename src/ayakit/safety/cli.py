@@ -44,7 +44,7 @@ def _slug(label: str) -> str:
 def _langs(value: str | None) -> list[str] | None:
     from ayakit import languages as L
 
-    return [L.normalize(c) for c in value.split(",") if c.strip()] if value else None
+    return [L.normalize_any(c) for c in value.split(",") if c.strip()] if value else None
 
 
 def _backend(spec: str, batch_size: int):

@@ -52,7 +52,7 @@ def flores_prompts(data_dir: str | Path, languages: list[str], per_language: int
     prompts: list[Prompt] = []
     absent: list[str] = []
     for code in languages:
-        lang = L.get(code)
+        lang = L.info(code)
         path = next((root / f / f"{split}.tsv" for f in lang.flores if (root / f / f"{split}.tsv").is_file()), None)
         if path is None:
             absent.append(lang.code)
@@ -80,12 +80,12 @@ def embedded_prompts(languages: list[str] | None, per_language: int | None = 20,
                      seed: int = 1234) -> tuple[list[Prompt], list[str]]:
     """First halves of conversation lines from the installed chatterbot-corpus (the offline fallback, 25 languages)."""
     root = _chatterbot_root()
-    wanted_set = {L.normalize(c) for c in languages} if languages else None
+    wanted_set = {L.normalize_any(c) for c in languages} if languages else None
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     by_lang: dict[str, list[tuple[str, str]]] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         try:
-            code = L.normalize(folder.name)
+            code = L.normalize_any(folder.name)
         except L.UnknownLanguageError:
             continue  # hinglish, traditionalchinese: not registry languages of their own
         if wanted_set is not None and code not in wanted_set:
@@ -97,7 +97,7 @@ def embedded_prompts(languages: list[str] | None, per_language: int | None = 20,
                     if isinstance(line, str) and len(line.split()) >= 4 or (
                             isinstance(line, str) and len(line) >= 8 and sum(map(_is_unspaced_char, line)) > 4):
                         by_lang.setdefault(code, []).append((f"{path.stem}-{c}-{t}", line))
-    wanted = [L.normalize(c) for c in languages] if languages else sorted(by_lang)
+    wanted = [L.normalize_any(c) for c in languages] if languages else sorted(by_lang)
     prompts, absent = [], []
     for code in wanted:
         if code not in by_lang:

@@ -16,7 +16,7 @@ def refusal_table() -> dict:
     """The phrase table and its window."""
     path = resources.files("ayakit.safety").joinpath("resources/refusals.yaml")
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["phrases"] = {L.normalize(k): [normalize_text(p) for p in v] for k, v in data["phrases"].items()}
+    data["phrases"] = {L.normalize_any(k): [normalize_text(p) for p in v] for k, v in data["phrases"].items()}
     return data
 
 
@@ -27,13 +27,13 @@ def covered_languages() -> list[str]:
 
 def covers(language: str) -> bool:
     """True when the detector has phrases for this language."""
-    return L.normalize(language) in refusal_table()["phrases"]
+    return L.normalize_any(language) in refusal_table()["phrases"]
 
 
 def refusal_phrase(answer: str, language: str, prompt: str = "") -> str | None:
     """The refusal phrase found at the start of answer (within the window), ignoring phrases the prompt itself has."""
     table = refusal_table()
-    phrases = table["phrases"].get(L.normalize(language))
+    phrases = table["phrases"].get(L.normalize_any(language))
     if phrases is None:
         return None
     head = normalize_text(answer)[: table["window"]]

@@ -47,7 +47,7 @@ def script_facts() -> dict:
 
 def folder_language(name: str) -> str:
     """The registry code of a public data folder or file name (`fil`, `fr-CA-u-sd-caqc`, `zh`, `sp`)."""
-    return L.normalize(script_facts()["folder_aliases"].get(name, name))
+    return L.normalize_any(script_facts()["folder_aliases"].get(name, name))
 
 
 @functools.cache
@@ -144,10 +144,10 @@ class LexiconScorer:
         return cls(*load_lexicons(directory))
 
     def covers(self, language: str) -> bool:
-        return L.normalize(language) in self.lexicons
+        return L.normalize_any(language) in self.lexicons
 
     def score(self, texts: list[str], language: str) -> list[float]:
-        lex = self.lexicons.get(L.normalize(language))
+        lex = self.lexicons.get(L.normalize_any(language))
         if lex is None:
             raise DataError(f"lexicon scorer: no word list for {language!r}")
         return [1.0 if lex.matches(t) else 0.0 for t in texts]
@@ -178,7 +178,7 @@ class PerspectiveScorer:
         self._lock = threading.Lock()
 
     def covers(self, language: str) -> bool:
-        return L.normalize(language) in perspective_languages()
+        return L.normalize_any(language) in perspective_languages()
 
     def _wait(self) -> None:
         with self._lock:
@@ -189,7 +189,7 @@ class PerspectiveScorer:
 
     def score_one(self, client, text: str, language: str) -> float:
         """The TOXICITY summary score of one text."""
-        lang = L.get(language)
+        lang = L.info(language)
         body = {"comment": {"text": text}, "languages": [lang.iso1 or lang.code],
                 "requestedAttributes": {"TOXICITY": {}}, "doNotStore": True}
         backoff = max(self.interval, 0.5)
@@ -241,7 +241,7 @@ class ClassifierScorer:
         self.model = AutoModelForSequenceClassification.from_pretrained(str(path)).eval()
         cfg = self.model.config
         listed = languages or getattr(cfg, "languages", None)
-        self.languages = {L.normalize(c) for c in listed} if listed else None
+        self.languages = {L.normalize_any(c) for c in listed} if listed else None
         labels = {str(v).lower(): int(k) for k, v in (cfg.id2label or {}).items()}
         idx = next((labels[k] for k in ("toxic", "toxicity", "offensive", "hate") if k in labels), None)
         if idx is None:
@@ -260,7 +260,7 @@ class ClassifierScorer:
         return "declared" if self.languages is not None else "unverified"
 
     def covers(self, language: str) -> bool:
-        return self.languages is None or L.normalize(language) in self.languages
+        return self.languages is None or L.normalize_any(language) in self.languages
 
     def score(self, texts: list[str], language: str) -> list[float]:
         import torch

@@ -77,7 +77,7 @@ def load_xsafety(data_dir: str | Path, languages: list[str] | None = None,
     root = Path(data_dir) / "xsafety"
     if not root.is_dir():
         raise FileNotFoundError(f"XSafety not found at {root} (expected <data_dir>/xsafety)")
-    wanted = {L.normalize(c) for c in languages} if languages else None
+    wanted = {L.normalize_any(c) for c in languages} if languages else None
     skipped: dict[str, list[str]] = {}
     prompts: list[HarmPrompt] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):

@@ -40,7 +40,8 @@ class Selection:
 
     def __contains__(self, code: object) -> bool:
         lang = L.parse(str(code)).language
-        return all(any(L.parse(sel).language == lang for sel in level) for level in self.levels)
+        return all(any(L.in_set(lang, sel) if sel in L.SETS else L.parse(sel).language == lang for sel in level)
+                   for level in self.levels)
 
     def __iter__(self):
         return iter(self.levels[-1])
@@ -100,7 +101,11 @@ class Source:
 def _why_empty(source: Source) -> str:
     parts = []
     if source.dropped_languages:
-        parts.append(f"rows whose language is not a language code: {dict(sorted(source.dropped_languages.items()))}")
+        named = []
+        for code, n in sorted(source.dropped_languages.items()):
+            near = L.closest_codes(code) if code != "<empty>" else []
+            named.append(f"{code!r} x{n}" + (f" (closest known: {', '.join(near)})" if near else ""))
+        parts.append("rows whose language is not a language code: " + "; ".join(named))
     if source.languages is not None:
         parts.append(f"after keeping only languages {source.languages!r}")
     if source.unselected:
@@ -164,7 +169,7 @@ class BatchBuilder:
             return False
         values = {f: _text(row.get(f)) or src.defaults.get(f, "") for f in EXAMPLE_FIELDS}
         values["language"] = found
-        values["script"] = L.parse(found).script or ""
+        values["script"] = found.split("-")[1]
         values["source"] = src.name
         values["kind"] = src.defaults.get("kind_override") or values["kind"] or src.kind
         values["license"] = src.defaults.get("license_override") or values["license"] or src.license
@@ -207,7 +212,7 @@ class BatchBuilder:
             col, default = column(fld), defaults.get(fld, "")
             values[fld] = [default] * len(keep) if col is None else [_text(col[i]) or default for i in keep]
         values["language"] = codes
-        values["script"] = [L.parse(c).script or "" for c in codes]
+        values["script"] = [c.split("-")[1] for c in codes]  # a tag always has its script second
         values["source"] = [src.name] * len(keep)
         for fld, base in (("kind", src.kind), ("license", src.license)):
             forced = defaults.get(f"{fld}_override")
@@ -243,7 +248,8 @@ def selected_languages(spec: SourceSpec, recipe: Recipe) -> Selection | None:
             continue
         try:
             for c in codes:
-                L.parse(c)
+                if c not in L.SETS:
+                    L.parse(c)
         except UnknownLanguageError as exc:
             raise UnknownLanguageError(f"recipe {where}: {exc}") from None
         levels.append(tuple(codes))

@@ -19,11 +19,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from ayakit import languages as L
 from ayakit.data.sources.base import Block, Source, make_source
 from ayakit.data.sources.files import FILE_SUFFIXES, Mapping, file_format, iter_file_rows, resolve_mapping
 from ayakit.errors import DataError
-from ayakit import languages as L
-from ayakit.languages import UnknownLanguageError, get
+from ayakit.languages import UnknownLanguageError
 from ayakit.recipe import Recipe, SourceSpec
 
 SPLIT_NAMES = ("train", "validation", "test", "dev", "devtest")
