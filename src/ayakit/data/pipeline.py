@@ -822,6 +822,9 @@ def _make_executor(kind: str, stage: str, pipeline: list, tasks: int, workers: i
     raise DataError(f"unknown executor {kind!r}: choose local, slurm or ray")
 
 
+make_executor = _make_executor  # public: the tokenize stage runs its tasks on the same executors
+
+
 def _executors(ctx: Context, kind: str, workers: int, options: dict[str, Any]) -> list[tuple[str, Any]]:
     """One datatrove executor per stage, in order (Slurm stages depend on the previous one)."""
     tasks = _stage_tasks(ctx)
