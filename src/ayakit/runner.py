@@ -24,7 +24,7 @@ from ayakit.io import (MANIFEST, file_sha256, fingerprint, read_json, write_json
 from ayakit.recipe import Recipe, RecipeError, apply_override, load_recipe, parse_override, recipe_from_dict
 
 STATE_DIR = "stages"  # runs/<name>/stages/<stage>/manifest.json: what each stage last finished with
-STAGE_NAMES = ("data", "tokenizer", "baseline", "train", "eval", "report")
+STAGE_NAMES = ("data", "tokenizer", "tokenize", "baseline", "train", "eval", "report")
 UNTRAINED_DIR = "model-untrained"
 
 
@@ -131,6 +131,13 @@ def _run_baseline(ctx: RunContext) -> Path:
     return _evaluate(ctx, model, "baseline")
 
 
+def _run_tokenize(ctx: RunContext) -> Path:
+    from ayakit.train.tokenize import tokenize
+
+    return tokenize(ctx.recipe, ctx.run_dir, force="tokenize" in ctx.forced,
+                    progress=StageBars(ctx.progress, "tokenize", single=True))
+
+
 def _run_train(ctx: RunContext) -> Path:
     from ayakit.train.loop import train
 
@@ -161,6 +168,12 @@ def _tokenizer_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
             "data": up["data"]}
 
 
+def _tokenize_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
+    t = r.train
+    return {"model": _section(r, "model"), "lengths": [t.max_source_length, t.max_target_length],
+            "validation_fraction": t.validation_fraction, "data": up["data"], "tokenizer": up["tokenizer"]}
+
+
 def _baseline_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
     return {"model": _section(r, "model"), "eval": _eval_settings(r), "seed": r.seed, "tokenizer": up["tokenizer"],
             "data_dir": _data_dir(r)}
@@ -168,7 +181,7 @@ def _baseline_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
 
 def _train_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
     return {"model": _section(r, "model"), "train": _section(r, "train"), "seed": r.seed, "data": up["data"],
-            "tokenizer": up["tokenizer"]}
+            "tokenizer": up["tokenizer"], "tokens": up["tokenize"]}
 
 
 def _eval_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
@@ -182,6 +195,7 @@ def _report_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
 STAGES: tuple[Stage, ...] = (
     Stage("data", _data_inputs, _run_data, "data", describe="sample the weighted mixture"),
     Stage("tokenizer", _tokenizer_inputs, _run_tokenizer, "tokenizer", describe="tokenizer and fertility"),
+    Stage("tokenize", _tokenize_inputs, _run_tokenize, "tokens", describe="token shards"),
     Stage("baseline", _baseline_inputs, _run_baseline, "eval/baseline", enabled=lambda r: r.eval.baseline,
           describe="evaluate the untrained model"),
     Stage("train", _train_inputs, _run_train, "model", describe="finetune"),
