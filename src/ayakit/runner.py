@@ -127,8 +127,21 @@ def _evaluate(ctx: RunContext, model: Path, model_id: str) -> Path:
 def _run_baseline(ctx: RunContext) -> Path:
     from ayakit.train.model import init_model
 
+    m = ctx.recipe.model
+    if m.name_or_path and not m.overrides and _vocab_fits(m.name_or_path, ctx.run_dir / "tokenizer"):
+        return _evaluate(ctx, m.name_or_path, "baseline")  # a pretrained start is referenced, never copied
     model = init_model(ctx.recipe, ctx.run_dir / "tokenizer", ctx.run_dir / UNTRAINED_DIR)
     return _evaluate(ctx, model, "baseline")
+
+
+def _vocab_fits(name_or_path: str, tokenizer_dir: Path) -> bool:
+    """Whether the pretrained model's embeddings cover the run's tokenizer (else it is resized, so saved)."""
+    from transformers import AutoConfig
+
+    from ayakit.train.tokenizer import load_tokenizer
+
+    vocab = getattr(AutoConfig.from_pretrained(name_or_path), "vocab_size", None)
+    return vocab is not None and len(load_tokenizer(tokenizer_dir)) <= vocab
 
 
 def _run_tokenize(ctx: RunContext) -> Path:

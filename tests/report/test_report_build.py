@@ -84,3 +84,13 @@ def test_bad_summary_is_a_one_line_error_naming_the_file(fake_run: Path) -> None
 def test_missing_run_dir(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         build_report(tmp_path / "nope")
+
+
+def test_a_pretrained_start_is_labelled_pretrained_not_untrained(fake_run: Path) -> None:
+    recipe = fake_run / "recipe.yaml"
+    recipe.write_text(recipe.read_text(encoding="utf-8") + "model: {name_or_path: google/mt5-small}\n",
+                      encoding="utf-8")
+    build_report(fake_run)
+    md = (fake_run / "report" / "report.md").read_text(encoding="utf-8")
+    assert "pretrained -> trained" in md and "| pretrained |" in md.replace("  ", " ")
+    assert "untrained" not in md
