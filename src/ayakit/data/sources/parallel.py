@@ -115,7 +115,9 @@ def flores_reader(spec: SourceSpec, recipe: Recipe) -> Source:
             eng = _read_sib(sib / "eng_Latn" / "train.tsv")
         else:
             eng_lines = _read_lines(official / "dev" / "eng_Latn.dev")
-        for lang in _selected(source):
+        for unit, lang in enumerate(_selected(source)):  # one language is one unit of a shard
+            if not source.owns(unit):
+                continue
             if sib is not None:
                 code = next((c for c in lang.flores if (sib / c / "train.tsv").is_file()), None)
                 if code is None:
@@ -133,7 +135,7 @@ def flores_reader(spec: SourceSpec, recipe: Recipe) -> Source:
                 pairs = [(str(i), a, b) for i, (a, b) in enumerate(zip(x_lines, eng_lines))]
             yield from _pairs_to_rows(spec, recipe, lang, pairs, "flores200", script=code.split("_")[-1])
 
-    return make_source(spec, recipe, kind=kind, license=license, rows=rows)
+    return make_source(spec, recipe, kind=kind, license=license, rows=rows, shardable=True)
 
 
 def _int_or_str(key: str) -> tuple[int, str]:
@@ -178,7 +180,9 @@ def tatoeba_reader(spec: SourceSpec, recipe: Recipe) -> Source:
     pairs_by_file = tatoeba_files(folder)
 
     def rows(source: Source) -> Iterator[dict[str, Any]]:
-        for code, (x_path, eng_path) in pairs_by_file.items():
+        for unit, (code, (x_path, eng_path)) in enumerate(pairs_by_file.items()):  # a file pair is one unit
+            if not source.owns(unit):
+                continue
             try:
                 lang = get(code)
             except UnknownLanguageError:
@@ -195,4 +199,4 @@ def tatoeba_reader(spec: SourceSpec, recipe: Recipe) -> Source:
             pairs = [(str(i), x_lines[i], eng_lines[i]) for i in train]
             yield from _pairs_to_rows(spec, recipe, lang, pairs, "tatoeba")
 
-    return make_source(spec, recipe, kind=kind, license=license, rows=rows)
+    return make_source(spec, recipe, kind=kind, license=license, rows=rows, shardable=True)
