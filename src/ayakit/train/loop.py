@@ -127,6 +127,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     torch.set_flush_denormal(True)  # denormals slow T5 on CPUs several-fold as training goes on
     # accelerate warns on every checkpoint that tied embeddings are saved once; loading ties them again
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
+    entered = time.monotonic()
     check_recipe(recipe)
     t = recipe.train
     run_dir = Path(run_dir)
@@ -221,6 +222,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     window_tokens, window_start = 0, time.monotonic()
     last_loss = last_val = None
     step = start_step
+    first_step_s = None
     loop_start, next_fit = time.monotonic(), start_step + 10
     wrapper.train()
     try:
@@ -255,6 +257,8 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            if step == start_step + 1:
+                first_step_s = time.monotonic() - entered  # from train() to one finished step: setup cost
 
             loss_total = accelerator.reduce(loss_total, reduction="sum")
             last_loss = mean_loss(loss_total, counts[0])
@@ -327,6 +331,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             "steps": step, "total_steps": total_steps, "planned_steps": planned_steps,
             "stopped_early": step < planned_steps,
             "final_train_loss": last_loss, "final_val_loss": last_val, "world_size": world, "threads": threads,
+            "seconds_to_first_step": first_step_s,
             "rows_per_step": rows_per_step, "row_source_length": row_src, "row_target_length": row_tgt,
             "train_examples": len(train_shards), "validation_examples": len(val_set),
             "held_out_unused": unused_held_out, "token_shards": str(train_shards.directory),
