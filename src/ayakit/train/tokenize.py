@@ -199,12 +199,18 @@ def tokenize(recipe: Recipe, run_dir: Path, executor: str | None = None, force: 
     return finish(out, files, inputs, ctx)
 
 
-def wait_for_slurm(ex: Any, poll_s: float = 2.0, timeout_s: float = 24 * 3600) -> None:
-    """Block until every array task of a submitted Slurm executor has finished (completion markers)."""
+def wait_for_slurm(ex: Any, poll_s: float = 2.0) -> None:
+    """Block until a submitted Slurm executor's array tasks have all finished or its job has left the queue."""
+    import subprocess
     import time
 
-    deadline = time.monotonic() + timeout_s
-    while ex.get_incomplete_ranks() and time.monotonic() < deadline:
+    while ex.get_incomplete_ranks():
+        job = getattr(ex, "job_id", None)
+        if job in (None, -1):
+            return
+        queued = subprocess.run(["squeue", "-h", "-j", str(job)], capture_output=True, text=True).stdout.strip()
+        if not queued:  # the job ended; what is still incomplete failed (reported by the caller)
+            return
         time.sleep(poll_s)
 
 
