@@ -331,7 +331,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             "steps": step, "total_steps": total_steps, "planned_steps": planned_steps,
             "stopped_early": step < planned_steps,
             "final_train_loss": last_loss, "final_val_loss": last_val, "world_size": world, "threads": threads,
-            "seconds_to_first_step": first_step_s,
+            "seconds_to_first_step": first_step_s, "distributed_type": str(accelerator.distributed_type).split(".")[-1],
             "rows_per_step": rows_per_step, "row_source_length": row_src, "row_target_length": row_tgt,
             "train_examples": len(train_shards), "validation_examples": len(val_set),
             "held_out_unused": unused_held_out, "token_shards": str(train_shards.directory),

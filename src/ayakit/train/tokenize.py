@@ -83,9 +83,11 @@ def tokenize_inputs(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
 
 def encode_batch(tokenizer: Any, inputs: list[str], targets: list[str], arch: str, max_source: int,
                  max_target: int) -> tuple[list[list[int]], list[list[int]]]:
-    """ayakit.features.encode for a batch, with one tokenizer call per side (the round-trip test pins equality)."""
-    src_ids = tokenizer(inputs, add_special_tokens=False)["input_ids"]
-    tgt_ids = tokenizer(targets, add_special_tokens=False)["input_ids"]
+    """ayakit.features.encode for a batch, in one tokenizer call (the round-trip test pins the equality)."""
+    # one call for both sides; ids only (no attention masks or type ids to build and throw away)
+    ids = tokenizer(inputs + targets, add_special_tokens=False, return_attention_mask=False,
+                    return_token_type_ids=False)["input_ids"]
+    src_ids, tgt_ids = ids[: len(inputs)], ids[len(inputs):]
     eos = tokenizer.eos_token_id
     if arch == "seq2seq":
         sources = [ids[: max_source - 1] + [eos] for ids in src_ids]
