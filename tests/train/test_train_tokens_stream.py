@@ -137,3 +137,15 @@ def test_rows_in_epoch_counts_without_moving_the_stream(tmp_path: Path) -> None:
     assert stream.epoch == 1 and not stream.pending
     unpacked = RowStream(shards, "seq2seq", False, 40, 16, seed=2)
     assert unpacked.rows_in_epoch(0) == len(shards)
+
+
+def test_ray_tokenize_writes_the_same_bytes_as_local(tokenized: Path, tmp_path: Path, th) -> None:
+    pytest.importorskip("ray", reason="ray is not installed (the optional extra ayakit[ray]; CI installs it)")
+    other = tmp_path / "ray"
+    shutil.copytree(tokenized / "data", other / "data")
+    shutil.copytree(tokenized / "tokenizer", other / "tokenizer")
+    tokenize(th.micro_recipe(validation_fraction=0.1), other, executor="ray")
+    names = sorted(p.name for p in (tokenized / "tokens").glob("*-0000*.*"))
+    assert len(names) == 8
+    for name in names:
+        assert (tokenized / "tokens" / name).read_bytes() == (other / "tokens" / name).read_bytes(), name
