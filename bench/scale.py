@@ -73,7 +73,7 @@ train:
   max_target_length: 1024
   pack_source_length: 1024
   pack_target_length: 1024
-  batch_size: 2
+  batch_size: 1
   steps: {steps}
   optimizer: adamw
   lr: 0.001
@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6], help="mixture sizes (examples)")
     ap.add_argument("--steps", type=int, default=20, help="training steps per size")
     ap.add_argument("--repeats", type=int, default=2, help="alternating tokenize repeats (ayakit, datasets.map)")
+    ap.add_argument("--train-repeats", type=int, default=2,
+                    help="training runs per size, alternating over the sizes after every build (same load for all)")
     ap.add_argument("--repeat-up-to", type=float, default=1e5,
                     help="sizes above this get one tokenize round (each round of a large size takes long)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/ayakit-scale"), help="scratch directory")
@@ -179,21 +181,29 @@ def main() -> None:
         print(table[-1], flush=True)
         table.append((n, "datasets.map (1 proc)", best_d[1], best_d[2], f"{best_d[0]:,.0f} tokens/s", "", load()))
         print(table[-1], flush=True)
-        shutil.rmtree(run_dir / "model", ignore_errors=True)
-        wall, rss, _ = measured([*py, "train", str(run_dir)], env)
-        m = json.loads((run_dir / "model" / "manifest.json").read_text())
-        table.append((n, f"train ({args.steps} steps)", rss, wall, f"{m['tokens_per_s']:,.0f} tokens/s",
-                      f"first step {m['seconds_to_first_step']:.1f} s", load()))
-        print(table[-1], flush=True)
-        if not args.keep:
+    trains: dict[int, list] = {n: [] for n in sizes}
+    for _ in range(args.train_repeats):
+        for n in sizes:
+            run_dir = args.work / f"run-{n}"
             shutil.rmtree(run_dir / "model", ignore_errors=True)
+            wall, rss, _ = measured([*py, "train", str(run_dir)], env)
+            m = json.loads((run_dir / "model" / "manifest.json").read_text())
+            trains[n].append((rss, wall, m["tokens_per_s"], m["seconds_to_first_step"], load()))
+            print(n, "train", trains[n][-1], flush=True)
+    for n in sizes:
+        runs = trains[n]
+        firsts = [r[3] for r in runs]
+        table.append((n, f"train ({args.steps} steps, {len(runs)} runs)", max(r[0] for r in runs),
+                      statistics.median(r[1] for r in runs), f"{statistics.median(r[2] for r in runs):,.0f} tokens/s",
+                      f"first step {statistics.median(firsts):.1f} s ({min(firsts):.1f}-{max(firsts):.1f})",
+                      runs[-1][4]))
     print("\n| examples | stage | peak RSS (MiB) | wall (s) | throughput | note | load avg |")
     print("|---|---|---|---|---|---|---|")
     for n, stage, rss, wall, thr, note, la in table:
         print(f"| {n:,} | {stage} | {rss:,.0f} | {wall:.1f} | {thr} | {note} | {la} |")
-    trains = [r for r in table if r[1].startswith("train")]
-    if len(trains) > 1:
-        first, last = trains[0], trains[-1]
+    train_rows = [r for r in table if r[1].startswith("train")]
+    if len(train_rows) > 1:
+        first, last = train_rows[0], train_rows[-1]
         print(f"\ntraining peak RSS {first[2]:.0f} -> {last[2]:.0f} MiB ({100 * (last[2] / first[2] - 1):+.1f}%); "
               f"time to first step: {first[5]} -> {last[5]}")
     if not args.keep:

@@ -2,7 +2,9 @@
 
 The example order of an epoch is a pseudo-random permutation of [0, n) computed position by position (a Feistel
 network keyed by seed and epoch, cycle-walked into range), so no list of n indices is ever held. Examples are
-packed in that order by packing.Packer, whose look-ahead is bounded; every process computes the same global row
+packed in that order by packing.Packer, whose look-ahead is bounded, and each row handed out is drawn at random
+from a pool of closed rows of the same epoch (an epoch's rows are all handed out before the next epoch's);
+every process computes the same global row
 stream from the index alone (lengths, not tokens) and reads the tokens of its own rows only. The stream's state
 (epoch, cursor, open and pending rows) is small and JSON-able: checkpoints record it and a resumed run continues
 with exactly the rows it would have seen. Nothing here depends on the number of processes.
@@ -21,6 +23,8 @@ from ayakit.train.tokens import TokenShards
 ROUNDS = 4
 CHUNK = 256  # examples drawn from the permutation at a time
 WINDOW = 64  # open rows of the packer
+POOL = 128  # closed rows a row is drawn from at random: the packer closes its fullest-aged rows first, so
+#             without this the fill of a batch would drift along the epoch
 
 
 def _mix(x: np.ndarray, key: np.uint64) -> np.ndarray:
@@ -68,14 +72,15 @@ class RowStream:
         second = row_target if arch == "seq2seq" else None
         self.packer = Packer(row_source, second, window) if packing else None
         self.epoch, self.cursor, self.rows_taken = 0, 0, 0
+        self.draining = False  # the epoch's examples are all packed; its last rows are being handed out
         self.pending: list[list[int]] = []
 
     def _feed(self) -> None:
-        """Draw the next chunk of this epoch's order into the packer (or close the epoch)."""
+        """Draw the next chunk of this epoch's order into the packer; at the epoch's end, close every row."""
         if self.cursor >= self.n:
             if self.packer is not None:
                 self.pending.extend(self.packer.flush())
-            self.epoch, self.cursor = self.epoch + 1, 0
+            self.draining = True
             return
         end = min(self.n, self.cursor + self.chunk)
         ids = permute(np.arange(self.cursor, end), self.n, self.seed, self.epoch)
@@ -88,13 +93,19 @@ class RowStream:
         for i, a, b in zip(ids.tolist(), first.tolist(), tgt.tolist()):
             self.pending.extend(self.packer.add(i, a, b))
 
+    def _next_row(self) -> list[int]:
+        while not (len(self.pending) >= POOL or (self.draining and self.pending)):
+            if self.draining:  # the epoch's rows are all handed out: the next epoch starts
+                self.epoch, self.cursor, self.draining = self.epoch + 1, 0, False
+            else:
+                self._feed()
+        key = hashlib.blake2b(f"{self.seed}:{self.rows_taken}".encode(), digest_size=8).digest()
+        self.rows_taken += 1
+        return self.pending.pop(int.from_bytes(key, "big") % len(self.pending))
+
     def take(self, count: int) -> list[list[int]]:
         """The next `count` rows."""
-        while len(self.pending) < count:
-            self._feed()
-        out, self.pending = self.pending[:count], self.pending[count:]
-        self.rows_taken += count
-        return out
+        return [self._next_row() for _ in range(count)]
 
     @property
     def progress(self) -> float:
@@ -104,6 +115,7 @@ class RowStream:
     def state(self) -> dict[str, Any]:
         """The stream position, JSON-able: what a checkpoint records."""
         return {"epoch": self.epoch, "cursor": self.cursor, "rows_taken": self.rows_taken, "examples": self.n,
+                "draining": self.draining,
                 "pending": [list(r) for r in self.pending],
                 "open": self.packer.state() if self.packer is not None else []}
 
@@ -112,6 +124,7 @@ class RowStream:
         if state["examples"] != self.n:
             raise ValueError(f"the checkpoint's stream has {state['examples']} examples, the token shards {self.n}")
         self.epoch, self.cursor, self.rows_taken = state["epoch"], state["cursor"], state["rows_taken"]
+        self.draining = state["draining"]
         self.pending = [list(r) for r in state["pending"]]
         if self.packer is not None:
             self.packer.load(state["open"])
@@ -130,7 +143,7 @@ class RowStream:
                           self.packer.window if self.packer else WINDOW, self.chunk)
         probe.epoch = epoch
         rows = 0
-        while probe.epoch == epoch:
+        while not probe.draining:
             probe._feed()
             rows += len(probe.pending)
             probe.pending = []
