@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "languages": ("ayakit.cli:languages_cmd", "Look up language codes, or list a language set (aya-101) by tier."),
     "data": ("ayakit.data.cli:app", "Build, plan, inspect and sample the weighted instruction mixture."),
     "tokenizer": ("ayakit.train.cli:tokenizer_app", "Train a tokenizer on a mixture; fertility per language."),
+    "tokenize": ("ayakit.train.cli:tokenize_cmd", "Tokenise a run's mixture once into memory-mapped token shards."),
     "train": ("ayakit.train.cli:train_cmd", "Finetune a seq2seq or decoder model on a mixture."),
     "eval": ("ayakit.eval.cli:app", "Evaluate a model per language and resource tier; compare runs."),
     "run": ("ayakit.runner:run_cmd", "Run a recipe end to end: data, tokenizer, baseline, train, eval, report."),

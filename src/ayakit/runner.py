@@ -25,7 +25,7 @@ from ayakit.io import (MANIFEST, file_sha256, fingerprint, read_json, write_json
 from ayakit.recipe import Recipe, RecipeError, load_recipe
 
 STATE_DIR = "stages"  # runs/<name>/stages/<stage>/manifest.json: what each stage last finished with
-STAGE_NAMES = ("data", "tokenizer", "baseline", "train", "eval", "report")
+STAGE_NAMES = ("data", "tokenizer", "tokenize", "baseline", "train", "eval", "report")
 UNTRAINED_DIR = "model-untrained"
 
 
@@ -128,8 +128,28 @@ def _evaluate(ctx: RunContext, model: Path, model_id: str) -> Path:
 def _run_baseline(ctx: RunContext) -> Path:
     from ayakit.train.model import init_model
 
+    m = ctx.recipe.model
+    if m.name_or_path and not m.overrides and _vocab_fits(m.name_or_path, ctx.run_dir / "tokenizer"):
+        return _evaluate(ctx, m.name_or_path, "baseline")  # a pretrained start is referenced, never copied
     model = init_model(ctx.recipe, ctx.run_dir / "tokenizer", ctx.run_dir / UNTRAINED_DIR)
     return _evaluate(ctx, model, "baseline")
+
+
+def _vocab_fits(name_or_path: str, tokenizer_dir: Path) -> bool:
+    """Whether the pretrained model's embeddings cover the run's tokenizer (else it is resized, so saved)."""
+    from transformers import AutoConfig
+
+    from ayakit.train.tokenizer import load_tokenizer
+
+    vocab = getattr(AutoConfig.from_pretrained(name_or_path), "vocab_size", None)
+    return vocab is not None and len(load_tokenizer(tokenizer_dir)) <= vocab
+
+
+def _run_tokenize(ctx: RunContext) -> Path:
+    from ayakit.train.tokenize import tokenize
+
+    return tokenize(ctx.recipe, ctx.run_dir, force="tokenize" in ctx.forced,
+                    progress=StageBars(ctx.progress, "tokenize", single=True))
 
 
 def _run_train(ctx: RunContext) -> Path:
@@ -162,6 +182,12 @@ def _tokenizer_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
             "data": up["data"]}
 
 
+def _tokenize_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
+    t = r.train
+    return {"model": _section(r, "model"), "lengths": [t.max_source_length, t.max_target_length],
+            "validation_fraction": t.validation_fraction, "data": up["data"], "tokenizer": up["tokenizer"]}
+
+
 def _baseline_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
     return {"model": _section(r, "model"), "eval": _eval_settings(r), "seed": r.seed, "tokenizer": up["tokenizer"],
             "data_dir": _data_dir(r)}
@@ -169,7 +195,7 @@ def _baseline_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
 
 def _train_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
     return {"model": _section(r, "model"), "train": _section(r, "train"), "seed": r.seed, "data": up["data"],
-            "tokenizer": up["tokenizer"]}
+            "tokenizer": up["tokenizer"], "tokens": up["tokenize"]}
 
 
 def _eval_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
@@ -183,6 +209,7 @@ def _report_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
 STAGES: tuple[Stage, ...] = (
     Stage("data", _data_inputs, _run_data, "data", describe="sample the weighted mixture"),
     Stage("tokenizer", _tokenizer_inputs, _run_tokenizer, "tokenizer", describe="tokenizer and fertility"),
+    Stage("tokenize", _tokenize_inputs, _run_tokenize, "tokens", describe="token shards"),
     Stage("baseline", _baseline_inputs, _run_baseline, "eval/baseline", enabled=lambda r: r.eval.baseline,
           describe="evaluate the untrained model"),
     Stage("train", _train_inputs, _run_train, "model", describe="finetune"),

@@ -142,3 +142,13 @@ def test_report_rollup_merges_to_the_papers_rows_and_says_so(fake_run: Path) -> 
     zho = art.evals["trained"]["tasks"]["xcopa_mini"]["by_language"]["zho"]
     assert zho["score"] == pytest.approx((60 * 30 + 70 * 40) / 70) and zho["n"] == 70 and zho["tier"] == "high"
     assert art.stats["counts"]["language"]["kin"] == 110
+
+
+def test_a_pretrained_start_is_labelled_pretrained_not_untrained(fake_run: Path) -> None:
+    recipe = fake_run / "recipe.yaml"
+    recipe.write_text(recipe.read_text(encoding="utf-8") + "model: {name_or_path: google/mt5-small}\n",
+                      encoding="utf-8")
+    build_report(fake_run)
+    md = (fake_run / "report" / "report.md").read_text(encoding="utf-8")
+    assert "pretrained -> trained" in md and "| pretrained |" in md.replace("  ", " ")
+    assert "untrained" not in md

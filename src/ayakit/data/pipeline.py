@@ -11,8 +11,9 @@ key selects; the gather stage sorts each shard by that key. Memory per task is b
 dedup keys (20 bytes per record of the bucket: raise data.tasks for more buckets) or one output shard; the plan
 stage streams the buckets several times and holds about 20 * sqrt(k) keys per sampling group.
 
-The read+filter tasks split a `files` source of several files by file; any other source is one stream every
-task reads, each keeping every tasks-th batch (the reading is repeated, the filtering is not).
+The read+filter tasks split a `files` source of several files by file, and the hub, embedded and parallel readers
+by their units (files, (family, language) pairs, languages) through their `shard` option, so the inputs are read
+once whatever the task count; any other source is one stream every task reads, each keeping every tasks-th batch.
 
 Work files live in <run>/data/.work/ (data removed when the build finishes; logs and reports kept); the mixture is
 <run>/data/shards-NNNNN-of-NNNNN.parquet, stats.json and manifest.json, each written atomically.
@@ -284,8 +285,9 @@ class FilterStep(_Step):
 
 def _task_sources(spec, recipe: Recipe, rank: int, tasks: int) -> list[tuple[Any, bool]]:
     """The Sources one filter task reads, each with whether it is this task's own shard: a `files` source of
-    several files is split by file (task r reads files r, r + tasks, ...); any other source is one stream
-    that every task reads, keeping every tasks-th batch."""
+    several files is split by file (task r reads files r, r + tasks, ...); a shardable reader (hub, embedded,
+    parallel) reads only its units k with k % tasks == r; any other source is one stream that every task reads,
+    keeping every tasks-th batch. Either way the tasks together read each input once."""
     from ayakit.data.sources import open_source
 
     if spec.type == "files" and spec.path and tasks > 1:
@@ -294,7 +296,11 @@ def _task_sources(spec, recipe: Recipe, rank: int, tasks: int) -> list[tuple[Any
         files = discover(spec.path, f"source {spec.name!r}")
         if len(files) > 1:
             return [(open_source(spec.model_copy(update={"path": str(f)}), recipe), True) for f in files[rank::tasks]]
-    return [(open_source(spec, recipe), False)]
+    source = open_source(spec, recipe)
+    if source.shardable and tasks > 1:
+        source.shard = (rank, tasks)
+        return [(source, True)]
+    return [(source, False)]
 
 
 def _task_batches(source, sharded: bool, rank: int, tasks: int, batch_size: int):
@@ -857,6 +863,9 @@ def _make_executor(kind: str, stage: str, pipeline: list, tasks: int, workers: i
         return RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
                                    **options)
     raise DataError(f"unknown executor {kind!r}: choose local, slurm or ray")
+
+
+make_executor = _make_executor  # public: the tokenize stage runs its tasks on the same executors
 
 
 def _executors(ctx: Context, kind: str, workers: int, options: dict[str, Any]) -> list[tuple[str, Any]]:

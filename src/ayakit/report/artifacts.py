@@ -30,6 +30,11 @@ class RunArtifacts:
     safety: dict[str, Any] | None = None
 
     @property
+    def baseline_label(self) -> str:
+        """What the baseline model is: "pretrained" when the recipe starts from model.name_or_path, else "untrained"."""
+        return "pretrained" if (self.recipe.get("model") or {}).get("name_or_path") else "untrained"
+
+    @property
     def name(self) -> str:
         """The run's name: the recipe's, else the folder's."""
         return str(self.recipe.get("name") or self.run_dir.name)

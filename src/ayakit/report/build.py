@@ -31,7 +31,7 @@ def build_report(run_dir: Path, out_dir: Path | None = None, rollup: bool = Fals
         secs.append(recipe)
     title = (art.recipe.get("report") or {}).get("title") or f"ayakit run: {art.name}"
     report = Report(title=title, subtitle=str(art.recipe.get("description") or ""),
-                    headline=headline(art.stats, art.evals.get(BASELINE), art.evals.get(TRAINED)),
+                    headline=headline(art.stats, art.evals.get(BASELINE), art.evals.get(TRAINED), art.baseline_label),
                     sections=secs)
     index = write_text_atomic(out / "index.html", to_html(report))
     write_text_atomic(out / "report.md", to_markdown(report))

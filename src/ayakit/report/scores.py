@@ -72,20 +72,20 @@ def digits(summary: dict[str, Any] | None) -> int:
     return 1 if (summary or {}).get("scale") == "0-100" else 3
 
 
-def arrow(before: float | None, after: float | None, nd: int = 2) -> str:
+def arrow(before: float | None, after: float | None, nd: int = 2, label: str = "untrained") -> str:
     """'27.1 -> 61.0 (+33.9)'; one side alone when the other is missing."""
     if before is None and after is None:
         return "n/a"
     if before is None:
         return f"{after:.{nd}f}"
     if after is None:
-        return f"{before:.{nd}f} (untrained only)"
+        return f"{before:.{nd}f} ({label} only)"
     return f"{before:.{nd}f} -> {after:.{nd}f} ({after - before:+.{nd}f})"
 
 
 def headline(stats: dict[str, Any] | None, baseline: dict[str, Any] | None,
-             trained: dict[str, Any] | None) -> list[str]:
-    """Three lines: languages trained; held-out score before -> after; the same by tier."""
+             trained: dict[str, Any] | None, label: str = "untrained") -> list[str]:
+    """Three lines: languages trained; held-out score before -> after; the same by tier (label: the baseline's kind)."""
     langs = trained_languages(stats)
     tiers: dict[str, int] = {}
     for code in langs:
@@ -101,11 +101,11 @@ def headline(stats: dict[str, Any] | None, baseline: dict[str, Any] | None,
     n_tasks = len(tasks(ref, heldout=True))
     b_all = overall(baseline) if baseline else None
     t_all = overall(trained) if trained else None
-    lines.append(f"held-out {metric} ({n_tasks} task{'s' if n_tasks != 1 else ''}), untrained -> trained: "
-                 f"{arrow(b_all, t_all, nd)}")
+    lines.append(f"held-out {metric} ({n_tasks} task{'s' if n_tasks != 1 else ''}), {label} -> trained: "
+                 f"{arrow(b_all, t_all, nd, label)}")
     b_tier = by_tier(baseline) if baseline else {}
     t_tier = by_tier(trained) if trained else {}
-    parts = [f"{t}-resource {arrow(b_tier.get(t), t_tier.get(t), nd)}"
+    parts = [f"{t}-resource {arrow(b_tier.get(t), t_tier.get(t), nd, label)}"
              for t in sorted(set(b_tier) | set(t_tier), key=_tier_key)]
     lines.append("by tier: " + ("; ".join(parts) if parts else "n/a"))
     return lines

@@ -105,3 +105,32 @@ def train_cmd(
             + (f"  validation loss {m['final_val_loss']:.4f}" if m.get("final_val_loss") is not None else "")
             + f"  {m['tokens_per_s']:,.0f} tokens/s  fill {100 * m['packing']['fill_rate']:.1f}%"
             + f"  {m['packing']['examples_per_row']:.2f} examples/row")
+
+
+def tokenize_cmd(
+    run_dir: Path = typer.Argument(..., help=RUN_DIR_HELP),
+    recipe: Path = typer.Option(None, "--recipe", "-r", help=RECIPE_HELP),
+    executor: str = typer.Option(None, "--executor", help="local, slurm or ray (default: the recipe's "
+                                 "data.executor); one task per mixture shard, data.workers at once locally."),
+    force: bool = typer.Option(False, "--force", help="Redo every token shard even when the manifest matches."),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+) -> None:
+    """Tokenise RUN_DIR's mixture once into token shards (RUN_DIR/tokens) that training memory-maps.
+
+    Each shard is a flat token file plus an index of example boundaries and the prompt/target split; the
+    held-out validation slice goes to its own shards. Trains the tokenizer first when RUN_DIR/tokenizer is
+    missing. Skipped when tokens/manifest.json matches the mixture, tokenizer and lengths; a killed run redoes
+    only its unfinished tasks.
+    """
+    from ayakit.train.tokenize import token_totals, tokenize
+    from ayakit.train.tokenizer import build_tokenizer
+
+    rec = _recipe(run_dir, recipe, overrides)
+    if not (Path(run_dir) / "tokenizer" / "tokenizer_config.json").is_file():
+        build_tokenizer(rec, Path(run_dir))
+    out = tokenize(rec, Path(run_dir), executor=executor, force=force)
+    totals = token_totals(run_dir)
+    for split, t in totals.items():
+        Console().print(f"{split}: {t['examples']:,} examples, {t['source_tokens']:,} source + "
+                        f"{t['target_tokens']:,} target tokens")
+    Console().print(f"token shards: {out}")

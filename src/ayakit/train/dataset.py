@@ -1,4 +1,4 @@
-"""The mixture as training data: read the Parquet shards, split off validation by id hash, encode."""
+"""The mixture as training data: its Parquet shards, its fingerprint, the held-out choice, validation examples."""
 
 from __future__ import annotations
 
@@ -70,30 +70,14 @@ class Encoded:
 
     sources: list[list[int]]  # seq2seq: encoder ids; causal: bos + prompt
     targets: list[list[int]]  # ids carrying the loss, ending with eos
-    languages: list[str]
+    languages: list[str]  # may be empty (token shards do not keep languages)
 
     def __len__(self) -> int:
         return len(self.sources)
 
 
-def split_and_encode(table: pa.Table, tokenizer: Any, arch: str, max_source: int, max_target: int,
-                     validation_fraction: float, validation_max: int) -> tuple[Encoded, Encoded]:
-    """(train, validation) encoded through ayakit.models.encoding; `split == "test"` rows are never trained on."""
-    cols = table.to_pydict()
-    train = Encoded([], [], [])
-    val = Encoded([], [], [])
-    for inputs, targets, lang, ex_id, split in zip(cols["inputs"], cols["targets"], cols["language"], cols["id"],
-                                                   cols["split"]):
-        if split == "test":
-            continue
-        held_out = split == "validation" or is_validation(ex_id, validation_fraction)
-        dest = val if held_out else train
-        if held_out and len(val) >= validation_max:
-            continue
-        enc = encode(tokenizer, inputs, targets, arch, max_source, max_target)
-        dest.sources.append(enc.source)
-        dest.targets.append(enc.target)
-        dest.languages.append(lang)
-    if not train.sources:
-        raise DataError("the mixture has no training examples left after holding out the validation slice")
-    return train, val
+def load_validation(shards: Any, limit: int) -> Encoded:
+    """The first `limit` held-out examples (mixture order) of the validation token shards, in memory."""
+    n = min(len(shards), limit)
+    sources, targets = shards.gather(range(n))
+    return Encoded(sources, targets, [])

@@ -10,7 +10,6 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,12 @@ from ayakit.models.packed import PAD_MULTIPLE, PackStats, collate
 from ayakit.models.packed_lm import PackedLM
 from ayakit.recipe import Recipe, RecipeError
 from ayakit.train import checkpoint as ckpt
-from ayakit.train.dataset import Encoded, mixture_fingerprint, read_mixture, split_and_encode
+from ayakit.train.dataset import Encoded, load_validation, mixture_files, mixture_fingerprint
 from ayakit.train.loss import backward_scale, local_weight, mean_loss
 from ayakit.train.model import build_model, check_recipe, save_model
 from ayakit.train.packing import epoch_rows
+from ayakit.train.stream import RowStream, rank_rows
+from ayakit.train.tokenize import check_columns, open_split, token_totals, tokenize
 from ayakit.train.schedule import Schedule, make_lambda_scheduler, steps_that_fit
 from ayakit.train.tokenizer import build_tokenizer, load_tokenizer
 
@@ -36,60 +37,15 @@ def model_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "model"
 
 
-@dataclass
-class RowStream:
-    """An endless, deterministic stream of packed rows over epochs; position k is the k-th row ever trained on."""
-
-    data: Encoded
-    arch: str
-    packing: bool
-    row_source: int
-    row_target: int
-    seed: int
-    _epoch: int = -1
-    _start: int = 0
-    _rows: list[list[int]] = field(default_factory=list)
-    epoch_sizes: dict[int, int] = field(default_factory=dict)
-
-    def _load(self, epoch: int) -> None:
-        self._rows = epoch_rows(self.data.sources, self.data.targets, self.arch, self.packing, self.row_source,
-                                self.row_target, self.seed, epoch)
-        self.epoch_sizes[epoch] = len(self._rows)
-        self._epoch = epoch
-
-    def rows_in_epoch(self, epoch: int) -> int:
-        """How many rows epoch `epoch` packs into."""
-        if epoch not in self.epoch_sizes:
-            saved = (self._epoch, self._start, self._rows)
-            self._load(epoch)
-            if saved[0] >= 0:
-                self._epoch, self._start, self._rows = saved
-        return self.epoch_sizes[epoch]
-
-    def take(self, position: int, count: int) -> tuple[list[list[int]], float]:
-        """Rows [position, position + count) and the epoch (fractional) reached."""
-        if position < self._start or self._epoch < 0:
-            self._epoch, self._start = -1, 0
-            self._load(0)
-        out: list[list[int]] = []
-        while len(out) < count:
-            offset = position + len(out) - self._start
-            if offset >= len(self._rows):
-                self._start += len(self._rows)
-                self._load(self._epoch + 1)
-                continue
-            out.extend(self._rows[offset: offset + count - len(out)])
-        return out, self._epoch + (position + count - self._start) / max(len(self._rows), 1)
-
-
-def row_lengths(recipe: Recipe, arch: str, data: Encoded) -> tuple[int, int]:
-    """Capacity of one packed row: (encoder or whole-row tokens, decoder tokens)."""
+def row_lengths(recipe: Recipe, arch: str, totals: dict[str, int]) -> tuple[int, int]:
+    """Capacity of one packed row: (encoder or whole-row tokens, decoder tokens); totals: the train split's token
+    counts (source_tokens, target_tokens)."""
     t = recipe.train
     src = t.pack_source_length or (t.max_source_length + (t.max_target_length if arch == "causal" else 0))
     if arch == "causal" or t.pack_target_length:
         return src, t.pack_target_length or 0
     # size decoder rows from the mixture's target/source ratio, so both sides fill about equally
-    ratio = sum(map(len, data.targets)) / max(sum(map(len, data.sources)), 1)
+    ratio = totals["target_tokens"] / max(totals["source_tokens"], 1)
     tgt = -(-math.ceil(src * ratio * 1.1) // PAD_MULTIPLE) * PAD_MULTIPLE
     return src, max(t.max_target_length, tgt)
 
@@ -173,10 +129,11 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     torch.set_flush_denormal(True)  # denormals slow T5 on CPUs several-fold as training goes on
     # accelerate warns on every checkpoint that tied embeddings are saved once; loading ties them again
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
+    entered = time.monotonic()
     check_recipe(recipe)
     t = recipe.train
     run_dir = Path(run_dir)
-    table = read_mixture(run_dir)  # a missing or malformed mixture is an error before anything is built
+    check_columns(mixture_files(run_dir))  # a missing or malformed mixture is an error before anything is built
     out = model_dir(run_dir)
     # accelerate keeps one global state per process; a second train() in the same process (the runner, ablations)
     # may use another precision. The process group (PartialState) is kept.
@@ -194,6 +151,8 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     tok_path = run_dir / "tokenizer"
     if main and not (tok_path / "tokenizer_config.json").is_file():
         build_tokenizer(recipe, run_dir, progress)
+    if main:  # the tokenize stage, unless `ayakit run` / `ayakit tokenize` already made these shards
+        tokenize(recipe, run_dir)
     accelerator.wait_for_everyone()
     tokenizer = load_tokenizer(tok_path)
     model, meta = build_model(recipe, tokenizer)
@@ -202,14 +161,19 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     if arch == "seq2seq" and start_id is None:
         start_id = tokenizer.pad_token_id
 
-    train_set, val_set = split_and_encode(table, tokenizer, arch, t.max_source_length, t.max_target_length,
-                                          t.validation_fraction, t.validation_max_examples)
-    row_src, row_tgt = row_lengths(recipe, arch, train_set)
-    stream = RowStream(train_set, arch, t.packing, row_src, row_tgt, recipe.seed)
+    train_shards, held_out = open_split(run_dir, "train"), open_split(run_dir, "validation")
+    val_set = load_validation(held_out, t.validation_max_examples)
+    unused_held_out = len(held_out) - len(val_set)
+    if unused_held_out:
+        log(f"validation: {len(val_set)} held-out examples used (train.validation_max_examples), "
+            f"{unused_held_out} more held out and not trained on")
+    totals = token_totals(run_dir)
+    row_src, row_tgt = row_lengths(recipe, arch, totals["train"])
+    stream = RowStream(train_shards, arch, t.packing, row_src, row_tgt, recipe.seed)
     world, rank = accelerator.num_processes, accelerator.process_index
     rows_per_step = t.batch_size * t.grad_accum * world
-    rows_epoch = stream.rows_in_epoch(0)
-    total_steps = t.steps or max(1, math.ceil((t.epochs or 1.0) * rows_epoch / rows_per_step))
+    # with train.epochs, one pass over the index (lengths only) counts an epoch's rows
+    total_steps = t.steps or max(1, math.ceil((t.epochs or 1.0) * stream.rows_in_epoch(0) / rows_per_step))
 
     compute_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.precision, torch.float32)
     wrapper = PackedLM(model, arch, mask_dtype=compute_dtype)
@@ -232,6 +196,10 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
         else:
             start_step = found.step
             history.update(found.state.get("history", {}))
+            if "stream" in found.state:
+                stream.load(found.state["stream"])
+            else:  # a checkpoint from before streams recorded their position: replay the rows it consumed
+                stream.skip(found.state.get("rows_consumed", start_step * rows_per_step))
             stats = PackStats(**found.state.get("pack_stats", {"rows": 0, "examples": 0, "tokens": 0, "slots": 0}))
             # a run killed after its last checkpoint resumes with no step left: its losses come from there
             last_loss, last_val = found.state.get("last_loss"), found.state.get("last_val")
@@ -260,17 +228,19 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     metrics_path = out / METRICS
     window_tokens, window_start = 0, time.monotonic()
     step = start_step
+    first_step_s = None
     loop_start, next_fit = time.monotonic(), start_step + 10
     wrapper.train()
     try:
         while step < total_steps:
             step_start = time.monotonic()
-            global_rows, epoch = stream.take(step * rows_per_step, rows_per_step)
+            global_rows = stream.take(rows_per_step)
+            epoch = stream.progress
             batches, local_tokens = [], 0
-            for m in range(t.grad_accum):
-                begin = (m * world + rank) * t.batch_size
-                batch, st = collate(global_rows[begin: begin + t.batch_size], train_set.sources, train_set.targets,
-                                    arch, tokenizer.pad_token_id, start_id, t.loss_normalization)
+            for rows in rank_rows(global_rows, rank, world, t.batch_size, t.grad_accum):
+                local_rows, sources, targets = read_rows(train_shards, rows)  # only this process's examples
+                batch, st = collate(local_rows, sources, targets, arch, tokenizer.pad_token_id, start_id,
+                                    t.loss_normalization)
                 batches.append({k: v.to(accelerator.device) for k, v in batch.items()})
                 stats.add(st)
                 local_tokens += st.tokens
@@ -293,6 +263,8 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            if step == start_step + 1:
+                first_step_s = time.monotonic() - entered  # from train() to one finished step: setup cost
 
             loss_total = accelerator.reduce(loss_total, reduction="sum")
             last_loss = mean_loss(loss_total, counts[0])
@@ -346,7 +318,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             if step % t.checkpoint_every == 0 or final:
                 state = {"rows_consumed": step * rows_per_step, "total_steps": total_steps,
                          "planned_steps": planned_steps, "history": history,
-                         "pack_stats": vars(stats).copy(), "world_size": world,
+                         "pack_stats": vars(stats).copy(), "world_size": world, "stream": stream.state(),
                          "last_loss": last_loss, "last_val": last_val}
                 ckpt.save_checkpoint(accelerator, ckpt_root, step, state, t.keep_checkpoints)
             if stop:
@@ -366,8 +338,10 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             "steps": step, "total_steps": total_steps, "planned_steps": planned_steps,
             "stopped_early": step < planned_steps,
             "final_train_loss": last_loss, "final_val_loss": last_val, "world_size": world, "threads": threads,
+            "seconds_to_first_step": first_step_s, "distributed_type": str(accelerator.distributed_type).split(".")[-1],
             "rows_per_step": rows_per_step, "row_source_length": row_src, "row_target_length": row_tgt,
-            "train_examples": len(train_set), "validation_examples": len(val_set),
+            "train_examples": len(train_shards), "validation_examples": len(val_set),
+            "held_out_unused": unused_held_out, "token_shards": str(train_shards.directory),
             "packing": {"enabled": t.packing, "fill_rate": stats.fill_rate,
                         "examples_per_row": stats.examples_per_row, "rows": stats.rows},
             **history,
@@ -376,6 +350,17 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
         })
     accelerator.wait_for_everyone()
     return out
+
+
+def read_rows(shards: Any, rows: list[list[int]]) -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
+    """Rows renumbered 0..k-1 and the (sources, targets) of their examples, read from the token shards."""
+    ids = [i for row in rows for i in row]
+    sources, targets = shards.gather(ids)
+    local, k = [], 0
+    for row in rows:
+        local.append(list(range(k, k + len(row))))
+        k += len(row)
+    return local, sources, targets
 
 
 def validation_loss(wrapper: Any, accelerator: Any, data: Encoded, arch: str, t: Any, pad_id: int,

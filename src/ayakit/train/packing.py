@@ -14,28 +14,68 @@ from ayakit.models.packed import PAD_MULTIPLE, PackStats, collate  # noqa: F401
 from ayakit.models.packed_lm import PackedLM  # noqa: F401
 
 
+class Packer:
+    """Online best-fit packing under one or two capacities, with a bounded look-ahead of `window` open rows.
+
+    An example goes to the open row it fills best (least room left after it, both sides counted); when none has
+    room it opens a row, and past `window` open rows the oldest one is closed (so no example waits long). Its state is plain lists, so a
+    checkpoint can record it and a resumed run packs the same rows.
+    """
+
+    def __init__(self, cap_first: int, cap_second: int | None, window: int = 64) -> None:
+        self.cap_first, self.cap_second, self.window = cap_first, cap_second, window
+        self.open: list[list[Any]] = []  # [indices, used_first, used_second]
+
+    def add(self, i: int, a: int, b: int = 0) -> list[list[int]]:
+        """Place example i (lengths a, b); the rows this closes (zero or one)."""
+        best, best_room = None, None
+        ca, cb = self.cap_first, self.cap_second
+        for row in self.open:
+            ra = ca - row[1] - a
+            if ra < 0:
+                continue
+            if cb is not None:
+                rb = cb - row[2] - b
+                if rb < 0:
+                    continue
+                room = ra / ca + rb / cb
+            else:
+                room = ra / ca
+            if best_room is None or room < best_room:
+                best, best_room = row, room
+        if best is not None:
+            best[0].append(i)
+            best[1] += a
+            best[2] += b
+            return []
+        self.open.append([[i], a, b])
+        if len(self.open) <= self.window:
+            return []
+        return [self.open.pop(0)[0]]
+
+    def flush(self) -> list[list[int]]:
+        """Close every open row (the end of an epoch)."""
+        rows = [r[0] for r in self.open]
+        self.open = []
+        return rows
+
+    def state(self) -> list[list[Any]]:
+        """The open rows, JSON-able."""
+        return [[list(r[0]), int(r[1]), int(r[2])] for r in self.open]
+
+    def load(self, state: list[list[Any]]) -> None:
+        """Restore open rows saved by state()."""
+        self.open = [[list(r[0]), int(r[1]), int(r[2])] for r in state]
+
+
 def pack_rows(first: list[int], second: list[int] | None, cap_first: int, cap_second: int | None,
               order: list[int], window: int = 64) -> list[list[int]]:
-    """Greedy first-fit of examples (in `order`) into rows under one or two capacities; rows of example indices.
-
-    Up to `window` rows stay open; an example goes to the first open row with room for both its lengths.
-    """
+    """Best fit of examples (in `order`) into rows under one or two capacities; rows of example indices."""
+    packer = Packer(cap_first, cap_second if second is not None else None, window)
     rows: list[list[int]] = []
-    open_rows: list[list[Any]] = []  # [indices, used_first, used_second]
     for i in order:
-        a = first[i]
-        b = second[i] if second is not None else 0
-        for row in open_rows:
-            if row[1] + a <= cap_first and (second is None or row[2] + b <= cap_second):
-                row[0].append(i)
-                row[1] += a
-                row[2] += b
-                break
-        else:
-            open_rows.append([[i], a, b])
-            if len(open_rows) > window:
-                rows.append(open_rows.pop(0)[0])
-    rows.extend(r[0] for r in open_rows)
+        rows.extend(packer.add(i, first[i], second[i] if second is not None else 0))
+    rows.extend(packer.flush())
     return rows
 
 

@@ -68,18 +68,27 @@ class Source:
     rows_read: int = 0  # rows yielded so far
     skipped: dict[str, int] = field(default_factory=dict)  # why -> lines skipped under data.on_error: skip
     paths: tuple[str, ...] = ()  # the files a file-backed source reads (named when it yields nothing)
+    shardable: bool = False  # the reader honours `shard`: each task then reads only its own units
+    shard: tuple[int, int] | None = None  # (index, count): this reader reads only units k with k % count == index
+    units_read: int = 0  # units (files, (family, language) pairs, language pairs) this read opened
 
     def skip(self, reason: str) -> None:
         """Count one bad line skipped under data.on_error: skip, by reason."""
         self.errors += 1
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
+    def owns(self, unit: int) -> bool:
+        """Whether work unit `unit` (a file, a (family, language) pair, ...) belongs to this shard; counts it."""
+        mine = self.shard is None or unit % self.shard[1] == self.shard[0]
+        self.units_read += mine
+        return mine
+
     def iter_batches(self, batch_size: int = 4096) -> Iterator[pa.RecordBatch]:
         """Stream the source as EXAMPLE_SCHEMA record batches of at most batch_size rows."""
         if self.skipped_reason:
             return
         self.errors, self.rows_read, self.dropped_languages, self.unselected = 0, 0, {}, {}  # counts are per read
-        self.skipped = {}
+        self.skipped, self.units_read = {}, 0
         builder = BatchBuilder(self)
         for item in self.rows(self):
             if isinstance(item, Block):
@@ -259,8 +268,9 @@ def selected_languages(spec: SourceSpec, recipe: Recipe) -> Selection | None:
 def make_source(spec: SourceSpec, recipe: Recipe, *, kind: str, license: str,
                 rows: Callable[[Source], Iterable[dict[str, Any]]],
                 defaults: dict[str, str] | None = None,
-                sizes: Callable[[], dict[str, int] | None] | None = None) -> Source:
-    """A Source with the spec's overrides (kind, license, languages) applied over the reader's defaults."""
+                sizes: Callable[[], dict[str, int] | None] | None = None, shardable: bool = False) -> Source:
+    """A Source with the spec's overrides (kind, license, languages) applied over the reader's defaults;
+    shardable: its `rows` reads only the units `Source.owns` when a shard is set."""
     if spec.kind is not None and spec.kind not in KINDS:
         raise DataError(f"source {spec.name!r}: kind {spec.kind!r} is not one of {', '.join(KINDS)}")
     defaults = dict(defaults or {})
@@ -269,7 +279,7 @@ def make_source(spec: SourceSpec, recipe: Recipe, *, kind: str, license: str,
     if spec.license:
         defaults["license_override"] = spec.license
     return Source(name=spec.name, kind=spec.kind or kind, license=spec.license or license, rows=rows,
-                  defaults=defaults, languages=selected_languages(spec, recipe), sizes=sizes)
+                  defaults=defaults, languages=selected_languages(spec, recipe), sizes=sizes, shardable=shardable)
 
 
 def skipped_source(spec: SourceSpec, kind: str, license: str, reason: str) -> Source:

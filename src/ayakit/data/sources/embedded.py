@@ -154,15 +154,16 @@ def embedded_reader(spec: SourceSpec, recipe: Recipe) -> Source:
 
     def rows(source: Source) -> Iterator[dict[str, Any]]:
         codes = [lang.code for lang in languages()]
-        for name in chosen:
-            for code in codes:
-                if source.languages is not None and code not in source.languages:
-                    continue
+        units = ((name, code) for name in chosen for code in codes
+                 if source.languages is None or code in source.languages)
+        for unit, (name, code) in enumerate(units):  # a (family, language) pair is one unit of a shard
+            if source.owns(unit):
                 yield from generate(name, code, recipe.seed, variants=variants, numbers=numbers,
                                     per_language=per_language, native_share=native_share)
 
     return make_source(spec, recipe, kind=kinds[0] if len(kinds) == 1 else "templated",
-                       license=licenses[0] if len(licenses) == 1 else " AND ".join(licenses), rows=rows)
+                       license=licenses[0] if len(licenses) == 1 else " AND ".join(licenses), rows=rows,
+                       shardable=True)
 
 
 def coverage(seed: int = 0) -> dict[str, dict[str, int]]:

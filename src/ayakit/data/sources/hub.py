@@ -80,8 +80,13 @@ def _unreachable(hub_id: str) -> DataError:
 
 
 def _hub_stream(hub_id: str, configs: Sequence[str], splits: Sequence[str], mapping: Mapping,
-                required: Sequence[str], keep: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(config, row) from datasets.load_dataset(..., streaming=True); DataError when the hub is unreachable."""
+                required: Sequence[str], keep: Sequence[str], shard: tuple[int, int] | None = None
+                ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(config, row) from datasets.load_dataset(..., streaming=True); DataError when the hub is unreachable.
+
+    With a shard (index, count), a stream of at least `count` files is split by file (IterableDataset.shard);
+    a smaller stream k is read whole by task k % count. Either way each row is read once over all tasks.
+    """
     try:
         import datasets
 
@@ -89,6 +94,10 @@ def _hub_stream(hub_id: str, configs: Sequence[str], splits: Sequence[str], mapp
         streams = [(c or "default", datasets.load_dataset(hub_id, c, split=s, streaming=True)) for c, s in plans]
     except Exception:  # noqa: BLE001 - any failure to reach or resolve the hub means the same to the user
         raise _unreachable(hub_id) from None
+    if shard is not None:
+        index, count = shard
+        streams = [(c, s.shard(num_shards=count, index=index)) if s.num_shards >= count else (c, s)
+                   for k, (c, s) in enumerate(streams) if s.num_shards >= count or k % count == index]
     for config, stream in streams:
         cols: dict[str, str] | None = None
         try:
@@ -135,11 +144,13 @@ def hub_reader(spec: SourceSpec, recipe: Recipe, *, default_id: str, mapping: Ma
 
     def rows(source: Source) -> Iterator[dict[str, Any]]:
         if not spec.path:
-            for config, row in _hub_stream(hub_id, spec.configs, splits, mapping, required, keep):
+            for config, row in _hub_stream(hub_id, spec.configs, splits, mapping, required, keep, source.shard):
                 full = {**base_row(config), **{k: v for k, v in row.items() if v is not None}}
                 yield hook(full, config) if hook else full
             return
-        for config, _split, f in files:
+        for unit, (config, _split, f) in enumerate(files):  # a file is one unit of a shard
+            if not source.owns(unit):
+                continue
             if folder_language and not _folder_selected(f.parent.name, source, f):
                 continue
             for row in iter_file_rows(f, mapping, source, recipe.data.on_error, required, batch_size,
@@ -157,7 +168,7 @@ def hub_reader(spec: SourceSpec, recipe: Recipe, *, default_id: str, mapping: Ma
         return out
 
     default_kind = kind if isinstance(kind, str) else "templated"
-    return make_source(spec, recipe, kind=default_kind, license=license, rows=rows, sizes=sizes)
+    return make_source(spec, recipe, kind=default_kind, license=license, rows=rows, sizes=sizes, shardable=True)
 
 
 def _hooked(item: dict[str, Any] | Block, hook: Hook, config: str) -> dict[str, Any] | Block:

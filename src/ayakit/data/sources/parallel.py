@@ -157,7 +157,9 @@ def flores_reader(spec: SourceSpec, recipe: Recipe) -> Source:
             present = sorted(p.name for p in sib.iterdir() if (p / "train.tsv").is_file())
         else:
             present = sorted(p.name[:-len(".dev")] for p in (official / "dev").glob("*.dev"))
-        for code in _flores_codes(source, present):
+        for unit, code in enumerate(_flores_codes(source, present)):  # one language is one unit of a shard
+            if not source.owns(unit):
+                continue
             lang = variety(code)
             if sib is not None:
                 x = _read_sib(sib / code / "train.tsv")
@@ -170,7 +172,7 @@ def flores_reader(spec: SourceSpec, recipe: Recipe) -> Source:
                 pairs = [(str(i), a, b) for i, (a, b) in enumerate(zip(x_lines, eng_lines))]
             yield from _pairs_to_rows(spec, recipe, lang, pairs, "flores200", script=code.split("_")[-1])
 
-    return make_source(spec, recipe, kind=kind, license=license, rows=rows)
+    return make_source(spec, recipe, kind=kind, license=license, rows=rows, shardable=True)
 
 
 def _int_or_str(key: str) -> tuple[int, str]:
@@ -215,7 +217,9 @@ def tatoeba_reader(spec: SourceSpec, recipe: Recipe) -> Source:
     pairs_by_file = tatoeba_files(folder)
 
     def rows(source: Source) -> Iterator[dict[str, Any]]:
-        for code, (x_path, eng_path) in pairs_by_file.items():
+        for unit, (code, (x_path, eng_path)) in enumerate(pairs_by_file.items()):  # a file pair is one unit
+            if not source.owns(unit):
+                continue
             try:
                 lang, tag = variety(code), L.tag(code)
             except UnknownLanguageError:
@@ -236,4 +240,4 @@ def tatoeba_reader(spec: SourceSpec, recipe: Recipe) -> Source:
             pairs = [(str(i), x_lines[i], eng_lines[i]) for i in train]
             yield from _pairs_to_rows(spec, recipe, lang, pairs, "tatoeba")
 
-    return make_source(spec, recipe, kind=kind, license=license, rows=rows)
+    return make_source(spec, recipe, kind=kind, license=license, rows=rows, shardable=True)
