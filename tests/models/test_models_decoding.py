@@ -103,3 +103,4 @@ def test_rows_of_a_cache_that_cannot_be_merged_are_refused(lm) -> None:
 
 def test_only_a_decoder_only_model_scores_its_prompt() -> None:
     assert ARCHS["causal"].ECHO and not ARCHS["seq2seq"].ECHO
+
