@@ -154,3 +154,13 @@ def test_seq2seq_scores_do_not_depend_on_the_encoder_window(tiny_models, monkeyp
     monkeypatch.setattr(seq2seq, "WINDOW_TOKENS", 1)  # one item per window
     for a, b in zip(wide, backend.loglikelihood(REQUESTS)):
         assert [x.logprob for x in a] == pytest.approx([y.logprob for y in b], rel=1e-6, abs=1e-5)
+
+
+def test_the_recipe_names_exactly_the_architecture_table() -> None:
+    """recipe.py keeps its own Literal (ayakit.errors imports recipe, so recipe cannot import ayakit.models): the two
+    lists must agree."""
+    from typing import get_args
+
+    from ayakit.recipe import ModelConfig
+
+    assert get_args(ModelConfig.model_fields["arch"].annotation) == tuple(ARCHS)

@@ -13,6 +13,7 @@ class Arch(Protocol):
     JOINT: bool  # prompt and target share one sequence (causal), so a row's length is their sum
     PAD_SIDE: str  # where generation pads prompts: "left" (causal, every prompt ends where decoding starts)
     SCORE_OPTIONS: dict[str, tuple[str, ...]]  # options `score` takes, with their allowed values (first: default)
+    ECHO: bool  # the model predicts every prompt token from the ones before it, so a prompt can be scored
 
     def auto_class(self) -> Any:
         """The transformers Auto class that loads this architecture."""
@@ -50,6 +51,29 @@ class Arch(Protocol):
 
     def finish_generation_config(self, gen: Any, model: Any, tokenizer: Any) -> None:
         """Set the architecture's start/bos ids on a generation config before saving."""
+        ...
+
+    # decoding rows that join and leave a running batch (serve's continuous batching); `rows` is the module's
+    # own `Rows` (its caches and masks), opaque to callers; `len(rows)` is its number of rows
+
+    def prefill(self, model: Any, prompts: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+        """Rows for the prompts, computed together, and each row's first-token logits (B, V)."""
+        ...
+
+    def step(self, model: Any, rows: Any, next_ids: Any) -> tuple[Any, Any]:
+        """Feed each row its next token (B,): the advanced rows and each row's next logits (B, V)."""
+        ...
+
+    def mergeable(self, rows: Any) -> bool:
+        """Whether other rows can be appended to these (their caches are plain dynamic layers)."""
+        ...
+
+    def merge_rows(self, rows: Any, other: Any) -> Any:
+        """`rows` then `other`, padded to common widths; a RuntimeError when `rows` is not mergeable."""
+        ...
+
+    def select_rows(self, rows: Any, keep: list[int]) -> Any:
+        """Only the rows at indices `keep`, without the padding none of them needs."""
         ...
 
 

@@ -6,10 +6,12 @@ Packed causal rows restart `position_ids` per example and use a block-causal 4-D
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
+from ayakit.models import kvcache
 from ayakit.models.encoding import token_ids
-from ayakit.models.packed import PackStats, additive_mask, loss_weight, round_up
+from ayakit.models.packed import PackStats, additive_mask, loss_weight, pad_prompts, round_up
 from ayakit.models.scoring import chunks, flat_scores, logits_at, row_scores
 
 NAME = "causal"
@@ -17,6 +19,7 @@ JOINT = True
 PAD_SIDE = "left"
 STRATEGIES = ("packed", "cache")
 SCORE_OPTIONS = {"strategy": STRATEGIES}
+ECHO = True  # every prompt token is predicted from the ones before it, so a prompt can be scored
 
 
 def auto_class() -> Any:
@@ -241,3 +244,69 @@ def _cached(model: Any, encoded: list[tuple[list[int], list[list[int]]]], batch_
         for r, (_, i, _) in enumerate(rows):
             results[i].append((float(logprob[r]), bool(greedy[r])))
     return results
+
+
+# --- decoding rows that join and leave (serve's continuous batching) --------------------------------------------
+
+
+@dataclass
+class Rows:
+    """Rows being decoded: each row's KV cache, computed alone, left-padded to a common length."""
+
+    cache: Any  # DynamicCache over the prompts and the tokens generated so far
+    mask: Any  # (B, L) attention mask over the cached positions
+    positions: Any  # (B,) position id of the token each row feeds next (padding does not count)
+
+    def __len__(self) -> int:
+        return int(self.mask.shape[0])
+
+
+def prefill(model: Any, prompts: list[list[int]], pad_id: int) -> tuple[Rows, Any]:
+    """Run the left-padded prompts (positions counted from each row's first real token): the rows and each row's
+    next-token logits (B, V)."""
+    import torch
+    from transformers.cache_utils import DynamicCache
+
+    device = next(model.parameters()).device
+    ids, attn = pad_prompts(prompts, pad_id, PAD_SIDE)
+    ids, attn = ids.to(device), attn.to(device)
+    positions = (attn.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    with torch.inference_mode():
+        out = model(input_ids=ids, attention_mask=attn, position_ids=positions, cache=cache, use_cache=True)
+    return Rows(kvcache.new_cache(out, cache), attn, attn.sum(-1)), out.logits[:, -1]
+
+
+def step(model: Any, rows: Rows, next_ids: Any) -> tuple[Rows, Any]:
+    """Feed each row its next token (B,): the advanced rows (cache updated in place) and the next logits (B, V)."""
+    import torch
+
+    mask = kvcache.extend(rows.mask)
+    with torch.inference_mode():
+        out = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=rows.positions[:, None],
+                    cache=rows.cache, use_cache=True)
+    return Rows(kvcache.new_cache(out, rows.cache), mask, rows.positions + 1), out.logits[:, -1]
+
+
+def mergeable(rows: Rows) -> bool:
+    """Whether other rows can be appended to these (plain dynamic layers)."""
+    return kvcache.plain(list(rows.cache.layers))
+
+
+def merge_rows(rows: Rows, other: Rows) -> Rows:
+    """`rows` then `other` (rows' cache grows in place), left-padded to the longer; positions are unchanged."""
+    import torch
+
+    if not mergeable(rows):
+        raise RuntimeError("this model's cache cannot be merged; wait for the running batch to finish")
+    mask = kvcache.merge_self(list(rows.cache.layers), rows.mask, list(other.cache.layers), other.mask)
+    return Rows(rows.cache, mask, torch.cat([rows.positions, other.positions]))
+
+
+def select_rows(rows: Rows, keep: list[int]) -> Rows:
+    """Only the rows `keep` (cache changed in place), without the leading padding none of them needs."""
+    import torch
+
+    idx = torch.tensor(keep, dtype=torch.long, device=rows.mask.device)
+    mask = kvcache.select_self(list(rows.cache.layers), rows.mask, idx)
+    return Rows(rows.cache, mask, rows.positions[idx])

@@ -9,8 +9,10 @@ decoder are called separately, each with its own 4-D additive mask. T5's positio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from ayakit.models import kvcache
 from ayakit.models.encoding import token_ids
 from ayakit.models.packed import PackStats, additive_mask, loss_weight, pad_prompts, round_up
 from ayakit.models.scoring import chunks, flat_scores, logits_at
@@ -19,6 +21,7 @@ NAME = "seq2seq"
 JOINT = False
 PAD_SIDE = "right"
 SCORE_OPTIONS: dict[str, tuple[str, ...]] = {}
+ECHO = False  # the decoder does not read the prompt token by token, so the prompt has no per-token scores
 
 
 def auto_class() -> Any:
@@ -192,3 +195,85 @@ def score(model: Any, encoded: list[tuple[list[int], list[list[int]]]], batch_si
             for r, (i, j) in enumerate(rows):
                 results[i][j] = (float(logprob[r]), bool(greedy[r]))
     return results
+
+
+# --- decoding rows that join and leave (serve's continuous batching) --------------------------------------------
+
+
+@dataclass
+class Rows:
+    """Rows being decoded: each row's encoder states and caches, computed alone, padded to common widths."""
+
+    cache: Any  # EncoderDecoderCache: decoder self-attention (left-padded) and cross-attention (right-padded)
+    mask: Any  # (B, L) decoder self-attention mask over the cached positions
+    enc: Any  # (B, S, d) encoder states, right-padded
+    enc_mask: Any  # (B, S)
+
+    def __len__(self) -> int:
+        return int(self.mask.shape[0])
+
+
+def prefill(model: Any, prompts: list[list[int]], pad_id: int) -> tuple[Rows, Any]:
+    """Encode the prompts and run the decoder start token: the rows and each row's first-token logits (B, V)."""
+    import torch
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+    from transformers.modeling_outputs import BaseModelOutput
+
+    device = next(model.parameters()).device
+    ids, attn = pad_prompts(prompts, pad_id, PAD_SIDE)
+    ids, attn = ids.to(device), attn.to(device)
+    with torch.inference_mode():
+        enc = model.get_encoder()(input_ids=ids, attention_mask=attn).last_hidden_state
+        start = model.generation_config.decoder_start_token_id
+        start = pad_id if start is None else start
+        dec = torch.full((len(prompts), 1), start, dtype=torch.long, device=device)
+        cache = EncoderDecoderCache(DynamicCache(config=model.config), DynamicCache(config=model.config))
+        out = model(encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=attn,
+                    decoder_input_ids=dec, cache=cache, use_cache=True)
+    mask = torch.ones((len(prompts), 1), dtype=torch.long, device=device)
+    return Rows(kvcache.new_cache(out, cache), mask, enc, attn), out.logits[:, -1]
+
+
+def step(model: Any, rows: Rows, next_ids: Any) -> tuple[Rows, Any]:
+    """Feed each row its next token (B,): the advanced rows (cache updated in place) and the next logits (B, V)."""
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    mask = kvcache.extend(rows.mask)
+    with torch.inference_mode():
+        out = model(encoder_outputs=BaseModelOutput(last_hidden_state=rows.enc), attention_mask=rows.enc_mask,
+                    decoder_input_ids=next_ids[:, None], decoder_attention_mask=mask, cache=rows.cache,
+                    use_cache=True)
+    return Rows(kvcache.new_cache(out, rows.cache), mask, rows.enc, rows.enc_mask), out.logits[:, -1]
+
+
+def mergeable(rows: Rows) -> bool:
+    """Whether other rows can be appended to these (plain dynamic self-attention layers)."""
+    return kvcache.plain(list(rows.cache.self_attention_cache.layers))
+
+
+def merge_rows(rows: Rows, other: Rows) -> Rows:
+    """`rows` then `other` (rows' cache grows in place): self-attention left-padded, encoder side right-padded."""
+    import torch
+
+    if not mergeable(rows):
+        raise RuntimeError("this model's cache cannot be merged; wait for the running batch to finish")
+    mask = kvcache.merge_self(list(rows.cache.self_attention_cache.layers), rows.mask,
+                              list(other.cache.self_attention_cache.layers), other.mask)
+    span = max(rows.enc.shape[1], other.enc.shape[1])
+    kvcache.concat_layers(list(rows.cache.cross_attention_cache.layers),
+                          list(other.cache.cross_attention_cache.layers), span, left=False)
+    enc = torch.cat([kvcache.pad(rows.enc, span, 1), kvcache.pad(other.enc, span, 1)])
+    enc_mask = torch.cat([kvcache.pad(rows.enc_mask, span, 1), kvcache.pad(other.enc_mask, span, 1)])
+    return Rows(rows.cache, mask, enc, enc_mask)
+
+
+def select_rows(rows: Rows, keep: list[int]) -> Rows:
+    """Only the rows `keep` (cache changed in place), without the padding columns none of them needs."""
+    import torch
+
+    idx = torch.tensor(keep, dtype=torch.long, device=rows.mask.device)
+    mask = kvcache.select_self(list(rows.cache.self_attention_cache.layers), rows.mask, idx)
+    end = int(rows.enc_mask[idx].any(0).nonzero()[-1]) + 1  # trailing encoder padding no kept row needs
+    kvcache.select_layers(list(rows.cache.cross_attention_cache.layers), idx, slice(None, end))
+    return Rows(rows.cache, mask, rows.enc[idx, :end], rows.enc_mask[idx, :end])

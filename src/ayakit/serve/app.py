@@ -316,9 +316,9 @@ def create_app(engine: Engine, limits: ServeLimits | None = None, api_key: str |
         rid, created = f"cmpl-{uuid.uuid4().hex}", _now()
         prompt_infos = None
         if req.echo and req.logprobs is not None:
-            if engine.arch != "causal":
+            if not engine.impl.ECHO:
                 raise APIError(400, "echo with logprobs scores the prompt, which needs a causal model; this model is "
-                               "seq2seq", param="echo")
+                               f"{engine.arch}", param="echo")
             prompt_infos = await _score(batcher, engine, prompt, req.logprobs)
         if req.stream:
             if max_tokens == 0:

@@ -1,10 +1,10 @@
 """Continuous batching on an HF model: rows join a running batch between decoding steps and leave when they finish.
 
-Each row's KV cache (and, for seq2seq, its encoder output and cross-attention cache) is computed alone by a
-prefill, then merged into the running batch: self-attention caches are left-padded to a common length (the
-attention mask hides the padding; T5's relative positions and explicit causal position ids are unchanged by it),
-encoder states right-padded. A finished row is dropped from every tensor at once. Sampling is per row, so one
-row's bad parameters or failing callback finish that row with an error and never touch the others.
+Each row's caches are computed alone by a prefill, then merged into the running batch, and a finished row is
+dropped from every tensor at once; how an architecture lays out its caches, masks and positions is its module's
+business (`Arch.prefill`, `step`, `merge_rows`, `select_rows` in ayakit.models), so this loop never branches on
+it. Sampling is per row, so one row's bad parameters or failing callback finish that row with an error and never
+touch the others.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class RunningBatch:
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self.seq2seq = engine.arch == "seq2seq"
+        self.impl = engine.impl  # the architecture's module: prefill, step, merge and select rows
         self.rows: list[RowState] = []
         self._clear()
 
@@ -142,18 +142,12 @@ class RunningBatch:
         return len(self.rows)
 
     def _clear(self) -> None:
-        self.cache: Any = None
-        self.mask: Any = None  # (B, L) self-attention mask over the cached positions, left-padded
+        self.state: Any = None  # the architecture's Rows: caches and masks of the running rows
         self.next_ids: Any = None  # (B,) the token each row feeds at the next step
-        self.positions: Any = None  # (B,) causal: position id of that token
-        self.enc: Any = None  # seq2seq: (B, S, d) encoder states, right-padded
-        self.enc_mask: Any = None  # seq2seq: (B, S)
 
     def can_join(self) -> bool:
         """Whether new rows can be merged into the running rows (caches of plain dynamic layers)."""
-        from transformers.cache_utils import DynamicLayer
-
-        return not self.rows or all(type(layer) is DynamicLayer for layer in self._layers())
+        return not self.rows or self.impl.mergeable(self.state)
 
     def admit(self, requests: list[GenRequest]) -> list[RowState]:
         """Prefill the requests together and merge them into the batch; a request whose prefill fails fails alone."""
@@ -173,18 +167,8 @@ class RunningBatch:
         if not self.rows:
             return
         try:
-            ones = torch.ones((len(self.rows), 1), dtype=self.mask.dtype, device=self.mask.device)
-            mask = torch.cat([self.mask, ones], dim=1)
             with self.engine._lock, torch.inference_mode():
-                if self.seq2seq:
-                    from transformers.modeling_outputs import BaseModelOutput
-
-                    out = self.engine.model(encoder_outputs=BaseModelOutput(last_hidden_state=self.enc),
-                                            attention_mask=self.enc_mask, decoder_input_ids=self.next_ids[:, None],
-                                            decoder_attention_mask=mask, cache=self.cache, use_cache=True)
-                else:
-                    out = self.engine.model(input_ids=self.next_ids[:, None], attention_mask=mask,
-                                            position_ids=self.positions[:, None], cache=self.cache, use_cache=True)
+                state, logits = self.impl.step(self.engine.model, self.state, self.next_ids)
         except Exception as exc:  # noqa: BLE001 - the rows share this forward: each gets the error, the server lives
             log.exception("a decoding step failed; its %d rows fail", len(self.rows))
             for row in self.rows:
@@ -192,11 +176,8 @@ class RunningBatch:
             self.rows = []
             self._clear()
             return
-        self.cache = out.cache if getattr(out, "cache", None) is not None else self.cache
-        self.mask = mask
-        if self.positions is not None:
-            self.positions = self.positions + 1
-        self.next_ids = self._sample(out.logits[:, -1], self.rows).to(self.mask.device)
+        self.state = state
+        self.next_ids = self._sample(logits, self.rows).to(self.engine.device)
         self._evict()
 
     # --- internals ----------------------------------------------------------------------------------------------
@@ -208,10 +189,14 @@ class RunningBatch:
         return row.done
 
     def _admit_rows(self, rows: list[RowState]) -> None:
+        import torch
+
         if not rows:
             return
+        eng = self.engine
         try:
-            part = self._prefill(rows)
+            with eng._lock, torch.inference_mode():
+                part, logits = self.impl.prefill(eng.model, [r.req.prompt_ids for r in rows], eng.pad_id)
         except Exception as exc:  # noqa: BLE001 - find the row that fails: the others are served
             if len(rows) == 1:
                 log.exception("prefill of one request failed")
@@ -220,45 +205,17 @@ class RunningBatch:
             for row in rows:
                 self._admit_rows([row])
             return
-        logits = part.pop("logits")
-        part["next_ids"] = self._sample(logits, rows).to(part["mask"].device)
-        self._merge(part)
+        next_ids = self._sample(logits, rows).to(eng.device)
+        if not self.rows:
+            self._clear()
+            self.state, self.next_ids = part, next_ids
+        else:
+            if not self.can_join():
+                raise RuntimeError("this model's cache cannot be merged; wait for the running batch to finish")
+            self.state = self.impl.merge_rows(self.state, part)
+            self.next_ids = torch.cat([self.next_ids, next_ids])
         self.rows += rows
         self._evict()
-
-    def _prefill(self, rows: list[RowState]) -> dict[str, Any]:
-        """One forward over the new rows' prompts alone: their caches, masks and first-token logits."""
-        import torch
-        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-
-        eng = self.engine
-        seqs = [r.req.prompt_ids for r in rows]
-        ids, attn = eng._pad(seqs)
-        ids, attn = ids.to(eng.device), attn.to(eng.device)
-        config = eng.model.config
-        with eng._lock, torch.inference_mode():
-            if self.seq2seq:
-                from transformers.modeling_outputs import BaseModelOutput
-
-                enc = eng.model.get_encoder()(input_ids=ids, attention_mask=attn).last_hidden_state
-                start = eng.model.generation_config.decoder_start_token_id
-                start = eng.pad_id if start is None else start
-                dec = torch.full((len(rows), 1), start, dtype=torch.long, device=eng.device)
-                cache = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
-                out = eng.model(encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=attn,
-                                decoder_input_ids=dec, cache=cache, use_cache=True)
-                mask = torch.ones((len(rows), 1), dtype=torch.long, device=eng.device)
-                part = {"enc": enc, "enc_mask": attn, "positions": None}
-            else:
-                positions = (attn.cumsum(-1) - 1).clamp(min=0)
-                cache = DynamicCache(config=config)
-                out = eng.model(input_ids=ids, attention_mask=attn, position_ids=positions, cache=cache,
-                                use_cache=True)
-                mask = attn
-                part = {"enc": None, "enc_mask": None, "positions": attn.sum(-1)}
-        part.update(cache=out.cache if getattr(out, "cache", None) is not None else cache, mask=mask,
-                    logits=out.logits[:, -1])
-        return part
 
     def _sample(self, logits: Any, rows: list[RowState]) -> Any:
         """Each row's next token, chosen and pushed row by row; a row that fails finishes alone with the error."""
@@ -278,47 +235,8 @@ class RunningBatch:
             chosen.append(token)
         return torch.tensor(chosen, dtype=torch.long)
 
-    def _layers(self, cross: bool = False) -> list[Any]:
-        if self.cache is None:
-            return []
-        if self.seq2seq:
-            return list((self.cache.cross_attention_cache if cross else self.cache.self_attention_cache).layers)
-        return [] if cross else list(self.cache.layers)
-
-    def _merge(self, part: dict[str, Any]) -> None:
-        """Append a prefilled part to the batch: self-attention left-padded, encoder states right-padded."""
-        import torch
-
-        if not self.rows:
-            self._clear()
-            self.cache, self.mask, self.next_ids = part["cache"], part["mask"], part["next_ids"]
-            self.positions, self.enc, self.enc_mask = part["positions"], part["enc"], part["enc_mask"]
-            return
-        if not self.can_join():
-            raise RuntimeError("this model's cache cannot be merged; wait for the running batch to finish")
-        new = part["cache"]
-        width = max(self.mask.shape[1], part["mask"].shape[1])
-        theirs = new.self_attention_cache.layers if self.seq2seq else new.layers
-        for mine, other in zip(self._layers(), theirs):
-            mine.keys = torch.cat([_pad(mine.keys, width, -2, left=True), _pad(other.keys, width, -2, left=True)])
-            mine.values = torch.cat([_pad(mine.values, width, -2, left=True),
-                                     _pad(other.values, width, -2, left=True)])
-        self.mask = torch.cat([_pad(self.mask, width, 1, left=True), _pad(part["mask"], width, 1, left=True)])
-        self.next_ids = torch.cat([self.next_ids, part["next_ids"]])
-        if self.seq2seq:
-            span = max(self.enc.shape[1], part["enc"].shape[1])
-            for mine, other in zip(self._layers(cross=True), new.cross_attention_cache.layers):
-                mine.keys = torch.cat([_pad(mine.keys, span, -2), _pad(other.keys, span, -2)])
-                mine.values = torch.cat([_pad(mine.values, span, -2), _pad(other.values, span, -2)])
-            self.enc = torch.cat([_pad(self.enc, span, 1), _pad(part["enc"], span, 1)])
-            self.enc_mask = torch.cat([_pad(self.enc_mask, span, 1), _pad(part["enc_mask"], span, 1)])
-        else:
-            self.positions = torch.cat([self.positions, part["positions"]])
-
     def _evict(self) -> None:
         """Drop finished rows from every tensor, then the padding columns no remaining row needs."""
-        import torch
-
         keep = [i for i, row in enumerate(self.rows) if not row.done]
         if len(keep) == len(self.rows):
             return
@@ -326,30 +244,5 @@ class RunningBatch:
         if not keep:
             self._clear()
             return
-        idx = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
-        first = int(self.mask[idx].any(0).nonzero()[0])  # leading columns that are padding in every row
-        for layer in self._layers():
-            layer.keys, layer.values = layer.keys[idx, :, first:], layer.values[idx, :, first:]
-        self.mask = self.mask[idx, first:]
-        self.next_ids = self.next_ids[idx]
-        if self.positions is not None:
-            self.positions = self.positions[idx]
-        if self.seq2seq:
-            end = int(self.enc_mask[idx].any(0).nonzero()[-1]) + 1  # trailing encoder padding no row needs
-            for layer in self._layers(cross=True):
-                layer.keys, layer.values = layer.keys[idx, :, :end], layer.values[idx, :, :end]
-            self.enc = self.enc[idx, :end]
-            self.enc_mask = self.enc_mask[idx, :end]
-
-
-def _pad(t: Any, size: int, dim: int, left: bool = False) -> Any:
-    """`t` zero-padded along `dim` to `size` (on the left or the right)."""
-    import torch
-
-    missing = size - t.shape[dim]
-    if missing <= 0:
-        return t
-    shape = list(t.shape)
-    shape[dim] = missing
-    filler = torch.zeros(shape, dtype=t.dtype, device=t.device)
-    return torch.cat([filler, t] if left else [t, filler], dim=dim)
+        self.state = self.impl.select_rows(self.state, keep)
+        self.next_ids = self.next_ids[keep]

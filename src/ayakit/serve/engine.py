@@ -117,6 +117,7 @@ class Engine:
         lm = load(path, device=device, dtype=dtype)
         config = lm.model.config
         self.arch = lm.arch
+        self.impl = lm.impl  # the architecture's module (ayakit.models): decoding rows, capabilities
         self.tokenizer = lm.tokenizer
         self.device = str(lm.device)
         self.model = lm.model
@@ -156,14 +157,14 @@ class Engine:
         return [c.text for c in self.run(reqs)]
 
     def score(self, text: str, top: int = 0) -> list[TokenInfo]:
-        """Each prompt token's log-probability given the ones before it (causal models; the first has none).
+        """Each prompt token's log-probability given the ones before it (an `ECHO` architecture; the first has none).
 
         Offsets are character positions in `text`, so a caller can tell context tokens from continuation tokens.
         """
         import torch
 
-        if self.arch != "causal":
-            raise ValueError("scoring a prompt needs a causal model")
+        if not self.impl.ECHO:
+            raise ValueError(f"scoring a prompt needs a causal model; this model is {self.arch}")
         ids = self.encode_prompt(text)
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         starts = [start for start, _ in enc["offset_mapping"]]
@@ -180,18 +181,3 @@ class Engine:
                 best = [(self.tokenizer.convert_ids_to_tokens(int(t)), float(v)) for v, t in zip(values, idx)]
             out.append(TokenInfo(ids[i], tokens[i], float(logp[i - 1, ids[i]]), best, starts[i]))
         return out
-
-    def _pad(self, seqs: list[list[int]]) -> tuple[Any, Any]:
-        import torch
-
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            if self.arch == "causal":  # left padding: every row's next token sits in the last column
-                ids[i, width - len(s):] = torch.tensor(s)
-                mask[i, width - len(s):] = 1
-            else:
-                ids[i, : len(s)] = torch.tensor(s)
-                mask[i, : len(s)] = 1
-        return ids, mask
