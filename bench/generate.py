@@ -3,11 +3,13 @@
 The same prompts, the same model and the same batch size for every engine; repeats alternate the engines' order
 (HF, ct2 float32, ct2 int8, then reversed). Prints, per model and engine, generated tokens per second (median and
 range over repeats), the speed ratio against HF measured within each repeat (median and range), the share of
-outputs identical to HF's (token ids and text), and the load average around every timed call.
+outputs identical to HF's (token ids and text), and the load average around every timed call. With --score N
+(default 128), also loglikelihood of N prompts x 4 choices on the demo model: pairs/s, ratio, the largest
+log-probability difference and the share of items whose best choice is the same.
 
 Models: the demo-size model (preset `tiny`, ~6.7M parameters with an 8k vocabulary; random weights unless
 --model gives a trained one) and a ~60M-parameter mT5-small-shaped model (d_model 512, 8+8 layers, 6 heads,
-untied output layer, 8k vocabulary), both with a SentencePiece tokenizer trained here on CLDR text (babel).
+unscaled output layer, 40k embedding rows of which the tokenizer's 8k are used), both with a SentencePiece tokenizer trained here on CLDR text (babel).
 Random weights are redrawn (see build_model) so that greedy outputs vary (a freshly initialised T5 repeats <pad>,
 which would make "identical outputs" vacuous) and next-token distributions are peaked, as a trained model's are. Goal: >= 3x for the demo model in float32, 100% identical.
 
@@ -34,6 +36,7 @@ import yaml
 
 INSTRUCTIONS = ["Translate to English:", "Summarise in one sentence:", "Answer the question:",
                 "Write a short story about", "Which language is this?", "Continue the text:"]
+LARGE_VOCAB = 40000  # mT5-small's body (~40M) + a 40k x 512 embedding: ~60M parameters
 EMBED_STD = 1.0  # T5's own initialisation of the embeddings
 MT5_SMALL_BODY = {"d_model": 512, "d_ff": 1024, "d_kv": 64, "num_heads": 6, "num_layers": 8,
                   "num_decoder_layers": 8, "dropout_rate": 0.0}
@@ -76,7 +79,7 @@ def build_tokenizer(texts: dict[str, list[str]], vocab: int, out: Path):
 
 def build_model(out: Path, tok, fields: dict, vocab: int, tie: bool, std: float, seed: int = 0) -> Path:
     """A random T5 (gated-gelu, as ayakit's presets), vocabulary padded to vocab: weight matrices redrawn from
-    N(0, std), embeddings from N(0, EMBED_STD), norms left at 1.
+    N(0, std), embeddings from N(0, EMBED_STD) (rows past the tokenizer near 0), norms left at 1.
 
     Freshly initialised, a T5 repeats <pad>; with every weight from N(0, 0.3), next-token distributions are so flat
     that top-2 logits 1e-5 apart occur (2-5 in 128-256 prompts) and float32 rounding picks either; with N(0, 4)
@@ -94,6 +97,7 @@ def build_model(out: Path, tok, fields: dict, vocab: int, tie: bool, std: float,
         for name, p in model.named_parameters():
             if "shared" in name or "lm_head" in name:
                 p.normal_(0.0, EMBED_STD)
+                p[len(tok):].normal_(0.0, 1e-3)  # rows past the tokenizer (padding, as mT5's) never win argmax
             elif p.dim() > 1:
                 p.normal_(0.0, std)
     model.save_pretrained(out)
@@ -200,6 +204,50 @@ def bench_model(label: str, path: Path, prompts: list[str], args: argparse.Names
     return summary
 
 
+def bench_scoring(label: str, path: Path, prompts: list[str], args: argparse.Namespace) -> dict:
+    """loglikelihood of 4 choices per prompt (the choice tasks' call): HF vs CTranslate2 float32, alternating."""
+    from ayakit.eval.backends import load_backend
+    from ayakit.models.ct2 import CT2Backend
+
+    rng = random.Random(2)
+    words = [w for p in prompts for w in p.split()[4:]]
+    requests = [(p, [" " + " ".join(rng.sample(words, rng.randint(1, 4))) for _ in range(4)]) for p in prompts]
+    engines = {"hf": load_backend(str(path), batch_size=args.batch_size, threads=args.threads),
+               "ct2-float32": CT2Backend(path, batch_size=args.batch_size, threads=args.threads,
+                                         compute_type="float32")}
+    for b in engines.values():
+        b.loglikelihood(requests[:4])
+    times: dict[str, list[float]] = {k: [] for k in engines}
+    out: dict[str, list] = {}
+    for rep in range(args.repeats):
+        for name in (list(engines) if rep % 2 == 0 else list(engines)[::-1]):
+            before = load()
+            t = time.perf_counter()
+            out[name] = engines[name].loglikelihood(requests)
+            times[name].append(time.perf_counter() - t)
+            print(f"  scoring repeat {rep + 1} {name:>12}: {times[name][-1]:7.2f} s  load {before} -> {load()}",
+                  flush=True)
+    hf, ct = out["hf"], out["ct2-float32"]
+    pairs = [(a, b) for ra, rb in zip(hf, ct) for a, b in zip(ra, rb)]
+    ratio = [h / c for h, c in zip(times["hf"], times["ct2-float32"])]
+    best = statistics.mean(max(range(4), key=lambda j: ra[j].logprob) == max(range(4), key=lambda j: rb[j].logprob)
+                           for ra, rb in zip(hf, ct))
+    return {"model": label, "requests": len(requests), "pairs": len(pairs), "seconds": times,
+            "ratio_median": statistics.median(ratio), "ratio_range": [min(ratio), max(ratio)],
+            "max_abs_logprob_diff": max(abs(a.logprob - b.logprob) for a, b in pairs),
+            "same_is_greedy": statistics.mean(a.is_greedy == b.is_greedy for a, b in pairs),
+            "same_best_choice": best}
+
+
+def report_scoring(s: dict) -> None:
+    hf, ct = (statistics.median(s["seconds"][k]) for k in ("hf", "ct2-float32"))
+    print(f"\n{s['model']}: loglikelihood of {s['requests']} prompts x 4 choices ({s['pairs']} pairs)")
+    print(f"  hf {s['pairs'] / hf:.1f} pairs/s, ct2-float32 {s['pairs'] / ct:.1f} pairs/s (medians): "
+          f"{s['ratio_median']:.2f}x (range {s['ratio_range'][0]:.2f}-{s['ratio_range'][1]:.2f}x); "
+          f"max |logprob difference| {s['max_abs_logprob_diff']:.2e} nats; same best choice "
+          f"{100 * s['same_best_choice']:.1f}%; same is_greedy {100 * s['same_is_greedy']:.1f}%")
+
+
 def report(summary: dict) -> None:
     print(f"\n{summary['model']}: {summary['prompts']} prompts, greedy, {summary['max_new_tokens']} new tokens, "
           f"batch {summary['batch_size']}, {summary['threads']} thread(s)")
@@ -226,6 +274,9 @@ def main() -> None:
     ap.add_argument("--compute-types", nargs="+", default=["float32", "int8"],
                     help="CTranslate2 compute types to time (default: float32 int8)")
     ap.add_argument("--skip-large", action="store_true", help="only the demo-size model")
+    ap.add_argument("--score", type=int, default=128, metavar="N",
+                    help="also time loglikelihood (N prompts x 4 choices) on the demo model; 0 to skip "
+                         "(default: 128)")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args()
 
@@ -246,8 +297,9 @@ def main() -> None:
             prompts = make_prompts(texts, args.prompts)
         print(f"\n== {label}", flush=True)
         results.append(bench_model(label, demo, prompts, args))
+        scoring = bench_scoring(label, demo, prompts[: args.score], args) if args.score else None
         if not args.skip_large:
-            large = build_model(root / "large", tok, MT5_SMALL_BODY, 8000, tie=False, std=0.1)
+            large = build_model(root / "large", tok, MT5_SMALL_BODY, LARGE_VOCAB, tie=False, std=0.05)
             import torch
             from transformers import T5ForConditionalGeneration
 
@@ -258,9 +310,11 @@ def main() -> None:
             results.append(bench_model(label, large, make_prompts(texts, args.prompts_large, seed=1), args))
     for summary in results:
         report(summary)
+    if scoring:
+        report_scoring(scoring)
     print(f"\nload average at end: {load()}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+        args.json.write_text(json.dumps({"generation": results, "scoring": scoring}, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

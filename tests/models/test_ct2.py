@@ -170,6 +170,17 @@ def test_compute_type_errors() -> None:
     assert check_compute_type("cpu", None) == "float32"
 
 
+def test_device_errors(models: dict) -> None:
+    with pytest.raises(BackendError, match="expected 'cpu', 'cuda' or 'cuda:N'"):
+        CT2Backend(models["t5"], device="cuda:x")
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() == 0:
+        with pytest.raises(BackendError, match="no CUDA device"):
+            CT2Backend(models["t5"], device="cuda:0")
+        assert not list((models["t5"] / ".ct2").glob("float16-*")), "nothing is converted for a missing device"
+
+
 def test_vocabulary_is_id_exact(engines: dict) -> None:
     hf, ct = engines["t5"]
     n = len(hf.tokenizer)
