@@ -265,8 +265,9 @@ def _generation_defaults(model_dir: Path) -> dict[str, Any]:
 class CT2Backend:
     """A seq2seq (Translator) or causal (Generator) model run by CTranslate2, tokenised exactly as the HF engine.
 
-    Scores are summed token log-probabilities (CTranslate2's score_batch); `is_greedy` comes from one greedy
-    decoding per context, whose first tokens equal a continuation exactly when each of its tokens is the argmax.
+    Scores are summed token log-probabilities (CTranslate2's score_batch, which encodes the context once per
+    choice); `is_greedy` comes from greedy decoding of each context, whose first tokens equal a continuation exactly
+    when each of its tokens is the argmax. Sampling is seeded per call (a fresh CTranslate2 instance per seed).
     """
 
     def __init__(self, model: str | Path, batch_size: int = 32, device: str | None = None,
@@ -297,7 +298,7 @@ class CT2Backend:
         meta = _ayakit_meta(self.model_dir)
         self.max_length = max_length or meta.get("max_source_length") or 1024
         self.max_target = max_length or meta.get("max_target_length") or 1024
-        self.trained_by_ayakit = bool(meta)
+        self.trained_by_ayakit = (self.model_dir / "ayakit.json").is_file()
         if score_eos is None:
             score_eos = convention == "ayakit" and (self.arch == "seq2seq" or self.trained_by_ayakit)
         self.score_eos = score_eos
@@ -311,6 +312,9 @@ class CT2Backend:
         self.tokenizer = tokenizer
         self.path = convert(self.model_dir, self.compute_type, cache_dir, notify)
         self.tokens = _converted_vocabulary(self.path)
+        if self.tokens != vocabulary(tokenizer, len(self.tokens)):
+            raise BackendError(f"ctranslate2: the tokenizer of {model} does not match the vocabulary converted into "
+                               f"{self.path} (token strings by id differ)")
         self.index = {t: i for i, t in enumerate(self.tokens)}
         config = read_json(self.model_dir / "config.json")
         self.window = config.get("max_position_embeddings") if self.arch == "causal" else None
