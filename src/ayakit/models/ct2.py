@@ -484,5 +484,20 @@ class CT2Backend:
         return [apply_stop(self.tokenizer.decode(seq, skip_special_tokens=True), params.stop) for seq in out]
 
 
-__all__ = ["COMPUTE_TYPES", "CT2Backend", "cache_root", "check_compute_type", "convert", "vocabulary",
+OPTIONS = ("batch_size", "device", "max_length", "convention", "score_eos", "compute_type", "threads", "cache_dir",
+           "arch", "tokenizer", "notify")
+REMOTE_OPTIONS = ("model", "api_key", "chat", "timeout", "max_retries", "backoff", "client")  # for endpoints only
+
+
+def load(spec: str | Path, **kwargs: Any) -> CT2Backend:
+    """The ctranslate2 engine from load_backend-style options; HF-only ones (dtype, strategy, ...) are refused."""
+    kwargs = {k: v for k, v in kwargs.items() if k not in REMOTE_OPTIONS}
+    unknown = sorted(k for k, v in kwargs.items() if k not in OPTIONS and v is not None)
+    if unknown:
+        raise BackendError(f"the ctranslate2 engine does not take {', '.join(unknown)}; it takes "
+                           f"{', '.join(OPTIONS)} (compute_type instead of dtype)")
+    return CT2Backend(spec, **{k: v for k, v in kwargs.items() if k in OPTIONS})
+
+
+__all__ = ["COMPUTE_TYPES", "CT2Backend", "load", "cache_root", "check_compute_type", "convert", "vocabulary",
            "weights_fingerprint"]
