@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ct2_tiny_models import build_llama, build_t5  # noqa: E402
 
 from ayakit.eval.backends import BackendError, GenerationParams, load_backend  # noqa: E402
-from ayakit.models.ct2 import CT2Backend, check_compute_type, convert, vocabulary  # noqa: E402
+from ayakit.models.ct2 import CT2Backend, check_compute_type, convert, load, vocabulary  # noqa: E402
 
 PROMPTS = ["The man turned on the faucet.", "Die Katze schläft auf dem", "我们去北京大学。", "Answer: yes",
            "La mutation ajoute une nouvelle variation génétique. El niño come una manzana", "x",
@@ -170,6 +170,17 @@ def test_compute_type_errors() -> None:
     assert check_compute_type("cpu", None) == "float32"
 
 
+def test_device_errors(models: dict) -> None:
+    with pytest.raises(BackendError, match="expected 'cpu', 'cuda' or 'cuda:N'"):
+        CT2Backend(models["t5"], device="cuda:x")
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() == 0:
+        with pytest.raises(BackendError, match="no CUDA device"):
+            CT2Backend(models["t5"], device="cuda:0")
+        assert not list((models["t5"] / ".ct2").glob("float16-*")), "nothing is converted for a missing device"
+
+
 def test_vocabulary_is_id_exact(engines: dict) -> None:
     hf, ct = engines["t5"]
     n = len(hf.tokenizer)
@@ -194,3 +205,10 @@ def test_describe_differs_from_hf_and_by_compute_type(models: dict, engines: dic
     hf, ct = engines["t5"]
     q = CT2Backend(models["t5"], threads=1, compute_type="int8")
     assert len({model_fingerprint(hf), model_fingerprint(ct), model_fingerprint(q)}) == 3
+
+
+def test_load_takes_backend_options(models: dict) -> None:
+    ct = load(str(models["llama"]), batch_size=2, threads=1, convention="lm-eval", chat=False, model=None)
+    assert isinstance(ct, CT2Backend) and ct.batch_size == 2 and ct.convention == "lm-eval" and not ct.score_eos
+    with pytest.raises(BackendError, match="does not take dtype, strategy"):
+        load(str(models["llama"]), dtype="bfloat16", strategy="packed")

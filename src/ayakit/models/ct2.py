@@ -45,8 +45,7 @@ def check_compute_type(device: str, compute_type: str | None) -> str:
     if device not in COMPUTE_TYPES:
         raise BackendError(f"ctranslate2: unknown device {device!r}; expected one of {sorted(COMPUTE_TYPES)}")
     allowed = COMPUTE_TYPES[device]
-    if compute_type is None:
-        return allowed[0]
+    compute_type = compute_type or allowed[0]
     if compute_type not in allowed:
         other = [d for d, types in COMPUTE_TYPES.items() if compute_type in types]
         hint = f" (it is a {other[0]} compute type)" if other else ""
@@ -54,7 +53,12 @@ def check_compute_type(device: str, compute_type: str | None) -> str:
                            f"expected one of {', '.join(allowed)}")
     import ctranslate2
 
-    supported = ctranslate2.get_supported_compute_types(device)
+    if device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+        raise BackendError("ctranslate2: no CUDA device is visible (use device 'cpu' with float32 or int8)")
+    try:
+        supported = ctranslate2.get_supported_compute_types(device)
+    except RuntimeError as exc:  # no usable CUDA device or driver
+        raise BackendError(f"ctranslate2: cannot use {device}: {exc}") from None
     if compute_type not in supported:
         raise BackendError(f"ctranslate2: this {device} does not support {compute_type!r}; it supports "
                            f"{', '.join(sorted(supported))}")
@@ -261,8 +265,9 @@ def _generation_defaults(model_dir: Path) -> dict[str, Any]:
 class CT2Backend:
     """A seq2seq (Translator) or causal (Generator) model run by CTranslate2, tokenised exactly as the HF engine.
 
-    Scores are summed token log-probabilities (CTranslate2's score_batch); `is_greedy` comes from one greedy
-    decoding per context, whose first tokens equal a continuation exactly when each of its tokens is the argmax.
+    Scores are summed token log-probabilities (CTranslate2's score_batch, which encodes the context once per
+    choice); `is_greedy` comes from greedy decoding of each context, whose first tokens equal a continuation exactly
+    when each of its tokens is the argmax. Sampling is seeded per call (a fresh CTranslate2 instance per seed).
     """
 
     def __init__(self, model: str | Path, batch_size: int = 32, device: str | None = None,
@@ -282,14 +287,18 @@ class CT2Backend:
         self.arch = arch or detect_arch(self.model_dir)
         if self.arch not in ("seq2seq", "causal"):
             raise BackendError(f"ctranslate2: unknown architecture {self.arch!r}; expected 'seq2seq' or 'causal'")
-        self.device = device or ("cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu")
+        device = device or ("cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu")
+        self.device, _, index = str(device).partition(":")  # torch-style "cuda:1" names a device index
+        if index and not index.isdigit():
+            raise BackendError(f"ctranslate2: device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+        self.device_index = int(index or 0)
         self.compute_type = check_compute_type(self.device, compute_type)
         self.batch_size = batch_size
         self.convention = convention
         meta = _ayakit_meta(self.model_dir)
         self.max_length = max_length or meta.get("max_source_length") or 1024
         self.max_target = max_length or meta.get("max_target_length") or 1024
-        self.trained_by_ayakit = bool(meta)
+        self.trained_by_ayakit = (self.model_dir / "ayakit.json").is_file()
         if score_eos is None:
             score_eos = convention == "ayakit" and (self.arch == "seq2seq" or self.trained_by_ayakit)
         self.score_eos = score_eos
@@ -303,6 +312,9 @@ class CT2Backend:
         self.tokenizer = tokenizer
         self.path = convert(self.model_dir, self.compute_type, cache_dir, notify)
         self.tokens = _converted_vocabulary(self.path)
+        if self.tokens != vocabulary(tokenizer, len(self.tokens)):
+            raise BackendError(f"ctranslate2: the tokenizer of {model} does not match the vocabulary converted into "
+                               f"{self.path} (token strings by id differ)")
         self.index = {t: i for i, t in enumerate(self.tokens)}
         config = read_json(self.model_dir / "config.json")
         self.window = config.get("max_position_embeddings") if self.arch == "causal" else None
@@ -322,8 +334,8 @@ class CT2Backend:
 
         engine = ctranslate2.Translator if self.arch == "seq2seq" else ctranslate2.Generator
         try:
-            return engine(str(self.path), device=self.device, compute_type=self.compute_type,
-                          intra_threads=self.threads, inter_threads=1)
+            return engine(str(self.path), device=self.device, device_index=self.device_index,
+                          compute_type=self.compute_type, intra_threads=self.threads, inter_threads=1)
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"ctranslate2: cannot load {self.path}: {exc}") from None
 
@@ -406,16 +418,22 @@ class CT2Backend:
         return [float(sum(r.log_probs[len(r.log_probs) - len(c):])) for r, c in zip(results, conts)]
 
     def _greedy_prefixes(self, encoded: list[tuple[list[int], list[list[int]]]]) -> list[list[int]]:
-        """Per request, the greedy continuation (eos included) up to its longest choice's length."""
+        """Per request, its greedy continuation (eos included) as far as any choice could still equal it.
+
+        Decoded 1, then 4x more tokens at a time, only for requests where a longer choice still matches: most
+        choices differ from the greedy one at their first token, so most contexts need one decoding step."""
         need = [max((len(c) for c in conts), default=0) for _, conts in encoded]
-        todo = [i for i, n in enumerate(need) if n]
         out: list[list[int]] = [[] for _ in encoded]
-        if not todo:
-            return out
-        ids = self._decode([encoded[i][0] for i in todo], max(need[i] for i in todo), sample=None,
-                           argmax=True)
-        for i, seq in zip(todo, ids):
-            out[i] = seq
+        todo = [i for i, n in enumerate(need) if n]
+        length = 1
+        while todo:
+            ids = self._decode([encoded[i][0] for i in todo], length, None, argmax=True)
+            undecided = []
+            for i, seq in zip(todo, ids):
+                out[i] = seq
+                if len(seq) == length and any(len(c) > length and c[:length] == seq for c in encoded[i][1]):
+                    undecided.append(i)
+            todo, length = undecided, min(length * 4, max(need))
         return out
 
     # generation -----------------------------------------------------------------------------------------------------
@@ -466,5 +484,20 @@ class CT2Backend:
         return [apply_stop(self.tokenizer.decode(seq, skip_special_tokens=True), params.stop) for seq in out]
 
 
-__all__ = ["COMPUTE_TYPES", "CT2Backend", "cache_root", "check_compute_type", "convert", "vocabulary",
+OPTIONS = ("batch_size", "device", "max_length", "convention", "score_eos", "compute_type", "threads", "cache_dir",
+           "arch", "tokenizer", "notify")
+REMOTE_OPTIONS = ("model", "api_key", "chat", "timeout", "max_retries", "backoff", "client")  # for endpoints only
+
+
+def load(spec: str | Path, **kwargs: Any) -> CT2Backend:
+    """The ctranslate2 engine from load_backend-style options; HF-only ones (dtype, strategy, ...) are refused."""
+    kwargs = {k: v for k, v in kwargs.items() if k not in REMOTE_OPTIONS}
+    unknown = sorted(k for k, v in kwargs.items() if k not in OPTIONS and v is not None)
+    if unknown:
+        raise BackendError(f"the ctranslate2 engine does not take {', '.join(unknown)}; it takes "
+                           f"{', '.join(OPTIONS)} (compute_type instead of dtype)")
+    return CT2Backend(spec, **{k: v for k, v in kwargs.items() if k in OPTIONS})
+
+
+__all__ = ["COMPUTE_TYPES", "CT2Backend", "load", "cache_root", "check_compute_type", "convert", "vocabulary",
            "weights_fingerprint"]
