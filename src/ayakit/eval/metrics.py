@@ -1,4 +1,5 @@
-"""Evaluation metrics: accuracy, chrF++, spBLEU, script-aware ROUGE-L, MLQA-style QA F1 / EM, bootstrap CIs.
+"""Evaluation metrics: accuracy, chrF++, spBLEU, script-aware ROUGE-L, MLQA-style QA F1 / EM, script share, numeric
+match (the final number in any script's digits), bootstrap CIs.
 
 Every metric works in two steps so that confidence intervals are cheap and exact: `item_stats` turns one
 prediction into a vector of sufficient statistics, `aggregate` turns a matrix of them into the score (for
@@ -281,6 +282,48 @@ def _script_share(prediction: str, gold: str, language: str) -> float:
     return sum(text_script(ch) == want for ch in letters) / len(letters)
 
 
+_NUMBER = re.compile(r"[-+]?\d+(?:[\u00a0\u202f' ]\d{3}(?!\d)|[.,]\d+)*")
+
+
+def _ascii_digits(text: str) -> str:
+    """Every script's decimal digits as ASCII (Arabic-Indic, Devanagari, Bengali, Thai, fullwidth, ...), the
+    Arabic decimal / thousands separators and the minus sign as '.', ',' and '-'."""
+    out = []
+    for ch in text:
+        d = unicodedata.decimal(ch, None)
+        out.append(str(d) if d is not None else {"\u066b": ".", "\u066c": ",", "\u2212": "-", "\uff0e": ".",
+                                                  "\uff0c": ",", "\uff0d": "-", "\u060c": ","}.get(ch, ch))
+    return "".join(out)
+
+
+def final_number(text: str) -> float | None:
+    """The last number of a text in any script's digits. Separators: both '.' and ',' present -> the last one is the
+    decimal mark; one of them repeated -> thousands; a single ',' before exactly three digits -> thousands; any
+    other single '.' or ',' -> decimal ('3,5' is 3.5, '1,234' is 1234, '1 234,5' is 1234.5)."""
+    found = _NUMBER.findall(_ascii_digits(text))
+    if not found:
+        return None
+    raw = found[-1]
+    sign = -1.0 if raw.startswith("-") else 1.0
+    body = re.sub(r"[\u00a0\u202f' +-]", "", raw)
+    marks = [ch for ch in body if ch in ".,"]
+    decimal = None
+    if len(set(marks)) == 2:
+        decimal = marks[-1]
+    elif len(marks) == 1 and not (marks[0] == "," and re.search(r",\d{3}$", body)):
+        decimal = marks[0]
+    if decimal:
+        whole, _, frac = body.rpartition(decimal)
+        return sign * float(f"{re.sub(r'[.,]', '', whole) or 0}.{frac}")
+    return sign * float(re.sub(r"[.,]", "", body))
+
+
+def numeric_match(prediction: str, gold: str, language: str) -> float:
+    """1.0 when the last number of the prediction equals the gold answer's (in any script's digits)."""
+    want, got = final_number(gold), final_number(prediction)
+    return float(want is not None and got is not None and abs(want - got) <= 1e-9 * max(1.0, abs(want)))
+
+
 def _chrf():
     from sacrebleu.metrics import CHRF
 
@@ -313,6 +356,7 @@ METRICS: dict[str, Callable[[], Metric]] = {
     "rougeLsum": lambda: MeanMetric("rougeLsum", _rouge_lsum),
     "chrf++": lambda: SacreMetric("chrf++", _chrf),
     "script_share": lambda: MeanMetric("script_share", _script_share),
+    "numeric_match": lambda: MeanMetric("numeric_match", numeric_match),
     "spbleu": lambda: SacreMetric("spbleu", _bleu_none, _spm_pieces),
 }
 
