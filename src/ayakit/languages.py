@@ -173,7 +173,7 @@ def tag(code: str, *, script: str | None = None, text: str | None = None) -> str
     raw = (code or "").strip().replace("_", "-")
     try:
         lang = langcodes.Language.get(raw, normalize=False)
-        lang3 = lang.to_alpha3() if lang.language and langcodes.tag_is_valid(lang.language) else None
+        lang3 = lang.to_alpha3() if lang.language and langcodes.tag_is_valid(raw) else None
     except (ValueError, LookupError):
         lang, lang3 = None, None
     if lang3 is None:

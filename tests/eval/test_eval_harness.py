@@ -68,7 +68,6 @@ def test_public_tasks_summary_and_items(shared_data, tmp_path):
 
 
 def test_interrupted_run_resumes_without_recomputing_and_gives_identical_results(shared_data, tmp_path):
-
     kwargs = dict(suite=None, tasks=["xcopa"], prompts=2, max_items=10, data_dir=shared_data, batch_size=20)
     full = evaluate(FakeBackend(), tmp_path / "full", **kwargs)
     with pytest.raises(KeyboardInterrupt):

@@ -152,14 +152,14 @@ class Task:
 
 
 def _gold(label: Any, choices: list[str], where: str) -> int:
-    """The gold option: a 0-based index, or the option's text."""
-    if isinstance(label, int) or (isinstance(label, str) and label.strip().lstrip("-").isdigit()):
+    """The gold option: an integer is a 0-based index; a text is an option's text, else a 0-based index."""
+    if not isinstance(label, int | float) and str(label) in choices:
+        return choices.index(str(label))
+    if isinstance(label, int) or (isinstance(label, str) and label.strip().isdigit()):
         idx = int(label)
         if not 0 <= idx < len(choices):
             raise DataError(f"{where}: label {idx} is outside the {len(choices)} choices")
         return idx
-    if str(label) in choices:
-        return choices.index(str(label))
     raise DataError(f"{where}: label {label!r} is neither an index nor one of the choices {choices}")
 
 

@@ -149,8 +149,7 @@ def _record(task: TaskFile, row: dict, where: str, rid: str) -> dict:
         rec[var] = _column(row, col, where)
     rec["id"] = str(_column(row, task.id_field, where)) if task.id_field else rid
     if task.kind == "choice":
-        label = _column(rec, task.label, where)
-        rec["label"] = int(label) if isinstance(label, int) or str(label).strip().lstrip("-").isdigit() else str(label)
+        rec["label"] = _column(rec, task.label, where)  # an index, or an option's text (resolved per prompt)
         if task.choices and task.choices.field:
             rec[task.choices.field] = [str(c) for c in _as_list(_column(rec, task.choices.field, where), where,
                                                                 f"choices column {task.choices.field!r}")]

@@ -428,10 +428,14 @@ def hub_rows(spec: dict, data_dir: Path | None, config: str | None, split: str,
 
         return [dict(r) for r in datasets.load_dataset(hub_id, config, split=split)]
     except Exception as exc:  # noqa: BLE001 - offline, missing config, ...: one clear message
-        where = _misplaced(hub_id, Path(data_dir)) if data_dir is not None else ""
-        raise MissingData(f"task {spec['name']}: cannot read {hub_id} ({config or 'default'}, {split}): put a local "
-                          f"copy at {HUB_LAYOUT}{where} or allow hub access "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        try:
+            hub_files(hub_id, config, split, data_dir, spec["name"])
+            local = ""
+        except MissingData as missing:
+            local = str(missing)
+        raise MissingData(f"{local}; the hub copy could "
+                          f"not be read either ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
 
 
 def _hub_configs(spec: dict, data_dir: Path | None) -> list[str] | None:

@@ -178,9 +178,12 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
 def explain(exc: ValidationError) -> str:
     """pydantic's errors as one line each: unknown keys with the closest valid key, missing keys, bad values."""
     msgs = []
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("str", "list[PromptSpec]",
-                                                                              "LanguageSpec")))
+    errors = exc.errors()
+    for err in errors:
+        if err["type"] == "string_type" and "str" in err["loc"] and len(errors) > 1:
+            continue  # the plain-text branch of a `text or mapping` key: the other branch's error says more
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p in ("str", "list[PromptSpec]")
+                                                                         or "[" in p or p.endswith("Spec"))))
         where = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             parent = _model_at(loc[:-1]) if len(loc) > 1 else TaskFile
