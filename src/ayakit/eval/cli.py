@@ -151,6 +151,10 @@ def run_cmd(
                            progress=progress, max_new_tokens=max_new_tokens, greedy=greedy, temperature=temperature,
                            rollup=rollup, prompt_ids=_split(prompt_ids))
     console.print(tier_table(summary))
+    for name, t in summary["tasks"].items():
+        if len(t["by_language"]) <= 12:  # a handful of languages: show each (all of them are in summary.json)
+            langs = ", ".join(f"{lang} {_fmt(v['score'])}" for lang, v in t["by_language"].items())
+            console.print(f"{name} per language: {langs}", highlight=False)
     for note in summary["notes"]:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     ran, skipped = summary["tasks_run"], summary["skipped"]
