@@ -108,3 +108,13 @@ def test_numeric_match_compares_the_final_numbers():
     assert m.item_stats("So she has ४२ apples", ["42"], "hin-Deva") == [1.0]
     assert m.item_stats("41", ["42"], "eng-Latn") == [0.0]
     assert m.item_stats("no idea", ["42"], "eng-Latn") == [0.0]
+
+
+def test_language_rules_follow_tags():
+    from ayakit.eval.metrics import char_level, qa_exact, qa_f1
+
+    assert char_level("zho-Hans") and char_level("zho-Hant") and char_level("yue-Hant") and char_level("tha-Thai")
+    assert not char_level("eng-Latn")
+    assert qa_f1("北京大学", "北京", "zho-Hant") == qa_f1("北京大学", "北京", "zho") > 0
+    assert qa_exact("الكتاب", "كتاب", "arb-Arab") == 1.0  # MLQA's Arabic article rule, via the tag's language
+    assert qa_exact("the cat", "cat", "eng-Latn-GB") == 1.0

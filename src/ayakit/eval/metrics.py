@@ -39,9 +39,25 @@ def _is_char_token(ch: str) -> bool:
     return any(lo <= ch <= hi for lo, hi in _rules()["char_ranges"])
 
 
+@functools.lru_cache(maxsize=1024)
+def rule_code(language: str) -> str:
+    """The key of metric_rules.yaml for a code or tag: its ISO 639-3 language (zho-Hant -> zho), else the Aya-101
+    row it rolls up into (yue-Hant -> zho, arb-Arab -> ara)."""
+    base = language.split("-")[0].split("_")[0]
+    rules = _rules()
+    if not base or base in rules["char_level"] or base in rules["articles"]:
+        return base
+    try:
+        from ayakit import languages as L
+
+        return L.rollup(language)
+    except (ValueError, LookupError):
+        return base
+
+
 def char_level(language: str) -> bool:
-    """True for languages written without spaces between words (zho, jpn, tha, khm, lao, mya)."""
-    return language in _rules()["char_level"]
+    """True for languages written without spaces between words (zho, jpn, tha, khm, lao, mya; any tag of them)."""
+    return bool(language) and rule_code(language) in _rules()["char_level"]
 
 
 def mixed_segmentation(text: str) -> list[str]:
@@ -74,7 +90,7 @@ def tokenize(text: str, language: str) -> list[str]:
 def normalize_answer(text: str, language: str) -> str:
     """MLQA's answer normalisation: lower case, drop punctuation, drop the language's articles, fix spaces."""
     text = "".join(ch for ch in text.lower() if ch not in _punct())
-    pattern = _rules()["articles"].get(language)
+    pattern = _rules()["articles"].get(rule_code(language)) if language else None
     if pattern:
         text = re.sub(pattern, " ", text)
     tokens = mixed_segmentation(text) if char_level(language) else text.split()

@@ -156,6 +156,7 @@ def load_xwinograd(spec: dict, data_dir: Path | None, sel: Selection | None, ctx
     path = _need_dir(data_dir, "xwinograd/dataset.tsv", "xwinograd")
     ctx.files.add(path)
     out: dict[str, LangData] = {}
+    unscorable: dict[str, int] = {}
     with open(path, encoding="utf-8", newline="") as fh:
         for n, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
             where = f"{path}:{n}"
@@ -173,13 +174,17 @@ def load_xwinograd(spec: dict, data_dir: Path | None, sel: Selection | None, ctx
                 raise DataError(f"{where}: malformed token/pronoun/candidate columns ({exc})") from None
             spans = _spans(sentence, tokens)
             if spans is None or len(options) != 2 or golds.count(True) != 1 or p_end > len(spans):
-                continue  # the pronoun cannot be located in the raw sentence: not scorable
+                unscorable[lang] = unscorable.get(lang, 0) + 1  # the pronoun cannot be located in the raw sentence
+                continue
             start, end = spans[p_start][0], spans[p_end - 1][1]
             # before / after: lm-eval's partial scoring (context = text before the blank + option)
             rec = {"id": f"{row[0]}-{n}", "sentence": sentence[:start] + "_" + sentence[end:],
                    "option1": options[0], "option2": options[1], "label": golds.index(True),
                    "before": sentence[:start], "after": sentence[end:].strip()}
             out.setdefault(lang, LangData([])).records.append(rec)
+    for lang, n in sorted(unscorable.items()):
+        ctx.notes.append(f"xwinograd: {n} {lang} rows not scored: the pronoun or candidates cannot be located in the "
+                         "raw sentence, or there are not exactly two candidates with one gold")
     return out
 
 
