@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 CORPUS_SEED = 0
-SIB_LANGUAGES = ["eng", "fra", "zho", "ara", "hin", "swa", "tha", "rus", "amh", "yor"]
+SIB_LANGUAGES = ["eng_Latn", "fra_Latn", "zho_Hans", "arb_Arab", "hin_Deva", "swh_Latn", "tha_Thai", "rus_Cyrl", "amh_Ethi",
+                 "yor_Latn"]  # one variety each
 XQUAD_LANGUAGES = ["en", "ar", "hi", "zh", "th", "ru"]
 REPO = Path(__file__).resolve().parents[1]
 

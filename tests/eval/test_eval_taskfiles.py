@@ -255,3 +255,16 @@ def test_cli_strict_exits_nonzero_on_warnings(shared_data, tmp_path):
     assert ok.exit_code == 0, ok.output
     assert "xcopa: no data for fra" in ok.output and "ran 2 task(s)" in ok.output
     assert strict.exit_code == 1 and "--strict" in strict.output
+
+
+def test_fewshot_source_of_a_task_file(tmp_path):
+    write_maths(tmp_path)
+    (tmp_path / "shots").mkdir()
+    (tmp_path / "shots" / "swa.tsv").write_text("question\tanswer\nShot swali 1 + 1?\t2\n", encoding="utf-8")
+    path = tmp_path / "maths.yaml"
+    path.write_text(MATHS_TASK + "fewshot: {path: shots}\n", encoding="utf-8")
+    from ayakit.eval.tasks import selection
+
+    items, notes = load_task_file(path).items(selection(["swa"]), n_prompts=1, num_fewshot=1)
+    assert items and all(it.inputs.startswith("Shot swali 1 + 1?\nAnswer: 2\n\n") for it in items)
+    assert not notes

@@ -14,7 +14,8 @@ from typing import Any
 
 from ayakit import languages as L
 from ayakit.errors import DataError
-from ayakit.eval.tasks.loaders import LangData, MissingData, hub_files, read_jsonl
+from ayakit.eval.tasks.hub import hub_files
+from ayakit.eval.tasks.loaders import LangData, MissingData, read_jsonl
 from ayakit.eval.tasks.selection import Selection, wants
 from ayakit.eval.tasks.spec import FORMATS, DataSpec, TaskFile
 from ayakit.io import iter_jsonl
@@ -161,7 +162,7 @@ def _record(task: TaskFile, row: dict, where: str, rid: str) -> dict:
 
 
 def _read(task: TaskFile, spec: DataSpec, base: Path | None, data_dir: Path | None, sel: Selection | None,
-          files: set[Path], tagger: _Tagger) -> dict[str, list[dict]]:
+          files: set[Path], tagger: _Tagger, prefix: str = "") -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for path in data_files(spec, base, data_dir, task.name):
         files.add(path)
@@ -171,7 +172,7 @@ def _read(task: TaskFile, spec: DataSpec, base: Path | None, data_dir: Path | No
             lang = tagger(row, path, where)
             if lang is None or not wants(sel, lang):
                 continue
-            out.setdefault(lang, []).append(_record(task, row, where, f"{path.stem}-{n}"))
+            out.setdefault(lang, []).append(_record(task, row, where, f"{prefix}{path.stem}-{n}"))
     return out
 
 
@@ -180,7 +181,7 @@ def load_file_task(task: TaskFile, base: Path | None, data_dir: Path | None, sel
     """{tag: LangData} of a task read from files, and notes (rows skipped because their language is unknown)."""
     tagger = _Tagger(task)
     records = _read(task, task.data, base, data_dir, sel, files, tagger)
-    pool = _read(task, task.fewshot, base, data_dir, sel, files, tagger) if task.fewshot else {}
+    pool = _read(task, task.fewshot, base, data_dir, sel, files, tagger, "shot-") if task.fewshot else {}
     notes = [f"{task.name}: {n} rows skipped: {code!r} is not a language code" for code, n in tagger.unknown.items()]
     return {lang: LangData(recs, pool.get(lang, [])) for lang, recs in sorted(records.items())}, notes
 

@@ -123,6 +123,8 @@ def fewshot_prefix(prompt: Prompt, pool: list[dict], k: int, seed: int, key: str
     candidates = [r for r in pool if r.get("id") != exclude]
     rng = random.Random(f"{seed}/{key}")
     shots = rng.sample(candidates, min(k, len(candidates)))
+    if not shots:
+        return ""
     parts = []
     for rec in shots:
         ctx = render(prompt.inputs, rec, f"few-shot {rec.get('id')}")
