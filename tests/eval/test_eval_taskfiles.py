@@ -268,3 +268,18 @@ def test_fewshot_source_of_a_task_file(tmp_path):
     items, notes = load_task_file(path).items(selection(["swa"]), n_prompts=1, num_fewshot=1)
     assert items and all(it.inputs.startswith("Shot swali 1 + 1?\nAnswer: 2\n\n") for it in items)
     assert not notes
+
+
+def test_progress_moves_per_batch(shared_data, tmp_path):
+    seen: dict[str, list[int]] = {}
+
+    def progress(name: str, done: int, total: int) -> None:
+        seen.setdefault(name, []).append(done)
+
+    evaluate(FakeBackend(), tmp_path / "c", suite=None, tasks=["xcopa"], languages=["sw"], prompts=1, max_items=6,
+             batch_size=4, data_dir=shared_data, progress=progress)  # 2 choices a item: 2 items a batch
+    assert seen["xcopa"] == [0, 2, 4, 6]
+    path = write_maths(tmp_path)
+    evaluate(Solver(), tmp_path / "g", suite=None, tasks=[str(path)], languages=["hin"], prompts=1, batch_size=1,
+             progress=progress)
+    assert seen["maths-word-problems"] == [0, 1, 2]
