@@ -155,7 +155,7 @@ class Counted:
         self.ids: list[list[int]] = []
 
     def run(self, prompts: list[str], max_new: int) -> tuple[list[str], float, int, str]:
-        from ayakit.eval.backends import GenerationParams
+        from ayakit.models import GenerationParams
 
         self.tokens, self.ids = 0, []
         before = load()
@@ -167,7 +167,7 @@ class Counted:
 def bench_model(label: str, path: Path, prompts: list[str], args: argparse.Namespace) -> dict:
     import torch
 
-    from ayakit.eval.backends import load_backend
+    from ayakit.models import load_backend
     from ayakit.models.ct2 import CT2Backend
 
     torch.set_num_threads(args.threads)
@@ -208,7 +208,7 @@ def bench_model(label: str, path: Path, prompts: list[str], args: argparse.Names
 
 def bench_scoring(label: str, path: Path, prompts: list[str], args: argparse.Namespace) -> dict:
     """loglikelihood of 4 choices per prompt (the choice tasks' call): HF vs CTranslate2 float32, alternating."""
-    from ayakit.eval.backends import load_backend
+    from ayakit.models import load_backend
     from ayakit.models.ct2 import CT2Backend
 
     rng = random.Random(2)

@@ -195,6 +195,24 @@ class EvalConfig(Strict):
     _languages = field_validator("languages")(
         classmethod(lambda cls, v: _check_languages(v, allow_all=True, allow_sets=False)))
 
+    @field_validator("suite")
+    @classmethod
+    def _known_suite(cls, value: str | None) -> str | None:
+        """Suite names are checked when the recipe loads, not after the data and training stages."""
+        from ayakit.eval.tasks import check_names  # the eval stage owns its suite and task names
+
+        check_names(value, None)
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, value: list[str] | None) -> list[str] | None:
+        """Task names (built-in, embedded) and task files are checked when the recipe loads."""
+        from ayakit.eval.tasks import check_names
+
+        check_names(None, value)
+        return value
+
 
 class ReportConfig(Strict):
     """The report stage."""
@@ -307,6 +325,8 @@ def _explain(exc: ValidationError) -> str:
             msgs.append(f"unknown key {loc!r}" + (f" (did you mean {hint!r}?)" if hint else ""))
         elif err["type"] == "missing":
             msgs.append(f"missing key {loc!r}")
+        elif err["type"] == "value_error":
+            msgs.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
         else:
             msgs.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
     return "; ".join(msgs)

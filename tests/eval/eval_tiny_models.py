@@ -19,9 +19,11 @@ CORPUS = [
 ]
 
 
-def build_tokenizer(out: Path):
-    """A byte-level BPE (any text encodes); no post-processor: ayakit.features adds the special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def build_tokenizer(out: Path, template: str | None = None):
+    """A byte-level BPE (any text encodes). No post-processor by default (ayakit.features adds the special tokens);
+    `template` ("$A </s>" as T5's, "<s> $A" as Llama's) adds one, as real models' tokenizers have, which is what
+    other harnesses (lm-eval) rely on."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=None))
@@ -30,19 +32,23 @@ def build_tokenizer(out: Path):
     trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "</s>", "<s>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS * 3, trainer)
+    if template:
+        tok.post_processor = processors.TemplateProcessing(single=template, special_tokens=[
+            ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>"))])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", bos_token="<s>")
     fast.save_pretrained(out)
     return fast
 
 
-def build_models(root: Path, seed: int = 0) -> tuple[Path, Path]:
-    """Save a tiny T5 and a tiny Llama (random weights, fixed seed) under root; returns their directories."""
+def build_models(root: Path, seed: int = 0, special_tokens: bool = False) -> tuple[Path, Path]:
+    """Save a tiny T5 and a tiny Llama (random weights, fixed seed) under root; returns their directories.
+    special_tokens: their tokenizers add eos (T5) / bos (Llama) themselves, as real models' do."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
     seq2seq, causal = root / "tiny-t5", root / "tiny-llama"
-    tok = build_tokenizer(seq2seq)
-    build_tokenizer(causal)
+    tok = build_tokenizer(seq2seq, "$A </s>" if special_tokens else None)
+    build_tokenizer(causal, "<s> $A" if special_tokens else None)
     torch.manual_seed(seed)
     t5 = T5ForConditionalGeneration(T5Config(
         vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,

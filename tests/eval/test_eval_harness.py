@@ -55,26 +55,26 @@ def test_public_tasks_summary_and_items(shared_data, tmp_path):
         assert len(lines) == sum(v["n"] for v in t["by_language"].values()) * 2
     assert s["tasks"]["xcopa"]["unseen_task"] and not s["tasks"]["sib200"]["unseen_task"]
     assert s["tasks"]["sib200"]["chance"] == pytest.approx(100 / 7, abs=1e-3)
-    assert set(s["tasks"]["xcopa"]["by_language"]) == {"zho", "swa", "tha"}
-    assert set(s["tasks"]["xwinograd"]["by_language"]) == {"zho", "fra", "jpn"}
+    assert set(s["tasks"]["xcopa"]["by_language"]) == {"zho-Hans", "swa-Latn", "tha-Thai"}
+    assert set(s["tasks"]["xwinograd"]["by_language"]) == {"zho-Hans", "fra-Latn", "jpn-Jpan"}
+    assert s["suite"] == "custom" and s["tasks_run"] == list(s["tasks"])  # --tasks given: not the suite's name
+    assert any(p.endswith("val.sw.jsonl") for p in s["data_files"])
+    assert all(len(h) == 64 for h in s["data_files"].values())
     assert any("spBLEU" in n for n in s["notes"]) or "extra_metrics" in s["tasks"]["flores-x-eng"]
     row = json.loads((out / "xcopa.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert set(row) >= {"id", "language", "prompt_id", "prediction", "gold", "score", "loglikelihoods"}
     assert (out / "manifest.json").is_file()
 
 
-def test_interrupted_run_resumes_without_recomputing_and_gives_identical_results(shared_data, tmp_path, monkeypatch):
-    import ayakit.eval.harness as H
-
-    monkeypatch.setattr(H, "CHUNK", 10)
-    kwargs = dict(suite=None, tasks=["xcopa"], prompts=2, max_items=10, data_dir=shared_data)
+def test_interrupted_run_resumes_without_recomputing_and_gives_identical_results(shared_data, tmp_path):
+    kwargs = dict(suite=None, tasks=["xcopa"], prompts=2, max_items=10, data_dir=shared_data, batch_size=20)
     full = evaluate(FakeBackend(), tmp_path / "full", **kwargs)
     with pytest.raises(KeyboardInterrupt):
         evaluate(FakeBackend(fail_after=3), tmp_path / "resumed", **kwargs)
     again = FakeBackend()
     resumed = evaluate(again, tmp_path / "resumed", **kwargs)
     total = sum(v["n"] for v in full["tasks"]["xcopa"]["by_language"].values()) * 2
-    assert again.scored == total - 3 * 10  # three chunks of ten were cached before the interruption
+    assert again.scored == total - 3 * 10  # three batches of ten items (20 rows) were cached before the interruption
     assert resumed["tasks"] == full["tasks"]
     assert (tmp_path / "full" / "xcopa.jsonl").read_text() == (tmp_path / "resumed" / "xcopa.jsonl").read_text()
 
@@ -88,7 +88,7 @@ def test_tiny_model_on_embedded_suite(tiny_models, tmp_path):
     assert kinds == {"choice", "generation"}
     for name, t in s["tasks"].items():
         # same-script language fidelity needs 3 other languages sharing the script: none for Chinese
-        want = {"swa", "eng"} if name == "language_pick_same" else {"swa", "zho", "eng"}
+        want = {"swa-Latn", "eng-Latn"} if name == "language_pick_same" else {"swa-Latn", "zho-Hans", "eng-Latn"}
         assert set(t["by_language"]) == want
         assert {v["tier"] for v in t["by_language"].values()} == {"high", "low"}
 
@@ -146,19 +146,21 @@ def test_hub_tasks_from_local_files_in_the_hub_layout(tmp_path):
                  tasks=["xnli", "xstorycloze", "m-mmlu", "xlsum", "tydiqa", "dolly-human-edited"],
                  prompts=5, data_dir=root)
     t = s["tasks"]
-    assert set(t["xnli"]["by_language"]) == {"fra"} and t["xnli"]["by_language"]["fra"]["n"] == 4
-    assert t["xstorycloze"]["by_language"]["swa"]["n"] == 3 and t["xstorycloze"]["unseen_task"]
+    assert set(t["xnli"]["by_language"]) == {"fra-Latn"} and t["xnli"]["by_language"]["fra-Latn"]["n"] == 4
+    assert t["xstorycloze"]["by_language"]["swa-Latn"]["n"] == 3 and t["xstorycloze"]["unseen_task"]
     assert t["m-mmlu"]["num_fewshot"] == 5  # the paper's suite runs M-MMLU 5-shot
     assert t["m-mmlu"]["chance"] == 25.0
-    assert set(t["xlsum"]["by_language"]) == {"amh"} and t["tydiqa"]["metric"] == "f1"
-    assert set(t["tydiqa"]["by_language"]) == {"tha"}
+    assert set(t["xlsum"]["by_language"]) == {"amh-Ethi"} and t["tydiqa"]["metric"] == "f1"
+    assert set(t["tydiqa"]["by_language"]) == {"tha-Thai"}
     assert t["dolly-human-edited"]["n_prompts"] == 1
     shot = json.loads((tmp_path / "out" / "m-mmlu.jsonl").read_text().splitlines()[0])
-    assert shot["id"].startswith("deu/")
+    assert shot["id"].startswith("deu-Latn/")
 
 
 def test_few_shot_prefix_comes_from_the_train_split(shared_data):
-    items, _ = get_task("sib200").items(languages=["fra"], n_prompts=1, max_items=1, num_fewshot=2,
+    from ayakit.eval.tasks import selection
+
+    items, _ = get_task("sib200").items(languages=selection(["fra"]), n_prompts=1, max_items=1, num_fewshot=2,
                                         data_dir=shared_data)
     assert items[0].inputs.count("Topic classification:") == 3 and items[0].meta["fewshot"] == 2
 
@@ -201,17 +203,14 @@ def test_normalisation_reuses_cached_loglikelihoods(shared_data, tmp_path):
         assert r["normalized"] == pytest.approx([ll / max(1, b) for ll, b in zip(r["loglikelihoods"], r["n_bytes"])])
 
 
-def test_sampled_generation_resumes_identically(tiny_models, tmp_path, monkeypatch):
-    import ayakit.eval.harness as H
+def test_sampled_generation_resumes_identically(tiny_models, tmp_path):
     from ayakit.models import load_backend
 
-    monkeypatch.setattr(H, "GEN_CHUNK", 2)
-    short = classmethod(lambda cls: cls(max_new_tokens=12, temperature=0.9, top_p=0.8))  # the paper's, shorter
-    monkeypatch.setattr(H.GenerationParams, "paper_open_ended", short)
     rows = [{"id": i, "inputs": f"Write {i} words about the sea", "targets": "The sea", "language": "fra"}
             for i in range(6)]
     _write_jsonl(tmp_path / "data/CohereForAI/aya_evaluation_suite/dolly_human_edited/test.jsonl", rows)
-    kwargs = dict(suite=None, tasks=["dolly-human-edited"], data_dir=tmp_path / "data", batch_size=1)
+    kwargs = dict(suite=None, tasks=["dolly-human-edited"], data_dir=tmp_path / "data", batch_size=1,
+                  max_new_tokens=12)  # the paper's sampling (temperature 0.9, top-p 0.8), shorter
     causal = load_backend(str(tiny_models[1]), batch_size=1)
     full = evaluate(causal, tmp_path / "full", **kwargs)
 

@@ -87,3 +87,34 @@ def test_bootstrap_ci_is_deterministic_and_brackets_the_mean():
     a = M.bootstrap_ci(stats, agg, seed=3)
     assert a == M.bootstrap_ci(stats, agg, seed=3)
     assert a[0] <= agg(stats) <= a[1] and a[0] < a[1]
+
+
+@pytest.mark.parametrize("text, number", [
+    ("The answer is 42.", 42.0), ("#### 1,234", 1234.0), ("١٢٣", 123.0), ("उत्तर: ४२", 42.0), ("৩.৫ টাকা", 3.5),
+    ("คำตอบคือ ๑๒", 12.0), ("１２３４", 1234.0), ("x = -7", -7.0), ("3,5 kg", 3.5), ("1 234,5", 1234.5),
+    ("1.000.000", 1e6), ("12 apples then 15", 15.0), ("٣٫٥", 3.5), ("1,000,000.25", 1000000.25), ("−3", -3.0),
+    ("no number", None),
+])
+def test_final_number_in_any_scripts_digits(text, number):
+    from ayakit.eval.metrics import final_number
+
+    assert final_number(text) == number
+
+
+def test_numeric_match_compares_the_final_numbers():
+    from ayakit.eval.metrics import get_metric
+
+    m = get_metric("numeric_match")
+    assert m.item_stats("So she has ४२ apples", ["42"], "hin-Deva") == [1.0]
+    assert m.item_stats("41", ["42"], "eng-Latn") == [0.0]
+    assert m.item_stats("no idea", ["42"], "eng-Latn") == [0.0]
+
+
+def test_language_rules_follow_tags():
+    from ayakit.eval.metrics import char_level, qa_exact, qa_f1
+
+    assert char_level("zho-Hans") and char_level("zho-Hant") and char_level("yue-Hant") and char_level("tha-Thai")
+    assert not char_level("eng-Latn")
+    assert qa_f1("北京大学", "北京", "zho-Hant") == qa_f1("北京大学", "北京", "zho") > 0
+    assert qa_exact("الكتاب", "كتاب", "arb-Arab") == 1.0  # MLQA's Arabic article rule, via the tag's language
+    assert qa_exact("the cat", "cat", "eng-Latn-GB") == 1.0

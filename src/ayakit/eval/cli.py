@@ -23,7 +23,8 @@ class _DefaultRun(typer.core.TyperGroup):
 
 app = typer.Typer(cls=_DefaultRun, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Evaluate a model per language and resource tier (`ayakit eval MODEL` = `ayakit eval run "
-                       "MODEL`); compare evaluated models (`ayakit eval compare`).")
+                       "MODEL`); list the tasks (`ayakit eval tasks`); compare evaluated models "
+                       "(`ayakit eval compare`).")
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -53,15 +54,16 @@ def tier_table(summary: dict) -> Table:
     """The per-task, per-tier table of one summary."""
     table = Table(title=f"{summary['model']}  ({summary['suite']}; median over prompts of the mean over languages; "
                         "'all' with its 95% bootstrap CI; per-language and per-tier CIs in summary.json)")
-    for col in ("task", "metric", "unseen", "langs", "high", "mid", "low", "all", "chance"):
+    tier_cols = ("high", "mid", "low", "unlisted")
+    for col in ("task", "metric", "unseen", "langs", *tier_cols, "all", "chance"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for name, t in summary["tasks"].items():
-        tiers = [_fmt(t["by_tier"].get(tier, {}).get("score")) for tier in ("high", "mid", "low")]
+        tiers = [_fmt(t["by_tier"].get(tier, {}).get("score")) for tier in tier_cols]
         table.add_row(name, t["metric"], "yes" if t["unseen_task"] else "no", str(len(t["by_language"])), *tiers,
                       _fmt(t["score"], t["ci"]), _fmt(t.get("chance")))
     overall = summary.get("by_tier", {})
     table.add_row("mean over tasks", "", "", "", *[_fmt(overall.get(tier, {}).get("score")) for tier in
-                                                   ("high", "mid", "low")], "", "", end_section=True)
+                                                   tier_cols], "", "", end_section=True)
     return table
 
 
@@ -72,12 +74,35 @@ def run_cmd(
     suite: str = typer.Option("aya-mini", "--suite", "-s",
                               help="Named suite: aya-mini (embedded, no network, ~100 languages), aya-public (the "
                                    "public data dir), aya-paper (the paper's hub datasets)."),
-    tasks: list[str] = typer.Option(None, "--tasks", "-t", help="Only these tasks (comma-separated or repeated); "
-                                                                "replace the suite's list (its k-shot settings "
-                                                                "still apply)."),
+    tasks: list[str] = typer.Option(None, "--tasks", "-t", help="Only these tasks: names (`ayakit eval tasks`) or task "
+                                                                "files (path/to/task.yaml), comma-separated or "
+                                                                "repeated; replace the suite's list (its k-shot "
+                                                                "settings still apply)."),
+    task_dir: Path = typer.Option(None, "--task-dir", help="Also run every task file (*.yaml) in this folder."),
     languages: list[str] = typer.Option(None, "--languages", "-l",
-                                        help="Only these languages (any code the registry knows: fr, fra, fra_Latn)."),
+                                        help="Only these language varieties: a tag or code with a script or region "
+                                             "(srp-Cyrl, zh-TW, fra_Latn) selects that variety only; a bare code "
+                                             "(srp, zh, sw) every variety of it; `all` every variety in the data "
+                                             "(FLORES-200 / SIB-200: all 204/205). Default: the Aya-101 set."),
+    rollup: bool = typer.Option(False, "--rollup", help="Merge varieties into the paper's 101 rows (zho-Hans + "
+                                                        "zho-Hant + yue-Hant -> zho, srp-* -> srp, ...); the "
+                                                        "summary says so."),
+    strict: bool = typer.Option(False, "--strict", help="Exit non-zero when anything was skipped or left out "
+                                                        "(tasks without data, varieties not scored)."),
     prompts: int = typer.Option(5, "--prompts", min=1, help="Prompts per task (the paper: median over 5)."),
+    prompt_ids: list[str] = typer.Option(None, "--prompt-ids",
+                                         help="Use these prompts by id where a task has them (e.g. lm-eval, the "
+                                              "benchmark prompt of lm-evaluation-harness); other tasks keep their "
+                                              "defaults."),
+    max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1,
+                                       help="Cap on new tokens for every generation task (default: each task's own; "
+                                            "the Aya open-ended tasks use 256)."),
+    greedy: bool = typer.Option(None, "--greedy/--sample",
+                                help="Greedy decoding for every generation task (--sample: sample where a task "
+                                     "allows it). Default: each task's own (greedy for closed answers; the Aya "
+                                     "open-ended tasks sample at temperature 0.9, top-p 0.8)."),
+    temperature: float = typer.Option(None, "--temperature", min=0.0,
+                                      help="Sampling temperature for every generation task (0 = greedy)."),
     max_items: int = typer.Option(None, "--max-items", min=1, help="At most this many items per (task, language)."),
     out: Path = typer.Option(None, "--out", "-o", help="Output directory (default: a run's eval/model, else "
                                                        "./eval/<model name>)."),
@@ -92,9 +117,10 @@ def run_cmd(
     convention: str = typer.Option("ayakit", "--convention",
                                    help="How HF models score choices: ayakit (as the trainer tokenises: eos after "
                                         "seq2seq continuations) or lm-eval (lm-evaluation-harness's convention, for "
-                                        "numbers comparable with it)."),
+                                        "numbers comparable with it: also its benchmark prompts and splits)."),
 ) -> None:
-    """Evaluate MODEL on a suite; write <task>.jsonl, summary.json and a manifest; print a per-tier table."""
+    """Evaluate MODEL on a suite, named tasks or task files; write <task>.jsonl, summary.json and a manifest; print a
+    per-tier table, then every task skipped and every variety left out (--strict: exit 1 if any)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ayakit.eval.harness import evaluate
@@ -119,14 +145,56 @@ def run_cmd(
         backend: Any = model
         if convention != "ayakit" and not model.startswith(("http://", "https://")):
             backend = load_backend(model, batch_size=batch_size, convention=convention)
-        summary = evaluate(backend, out, suite=suite, tasks=_split(tasks),
+        summary = evaluate(backend, out, suite=suite, tasks=_split(tasks), task_dir=task_dir,
                            languages=_split(languages), prompts=prompts, max_items=max_items, batch_size=batch_size,
                            normalization=normalization, num_fewshot=num_fewshot, data_dir=data_dir, seed=seed,
-                           progress=progress)
+                           progress=progress, max_new_tokens=max_new_tokens, greedy=greedy, temperature=temperature,
+                           rollup=rollup, prompt_ids=_split(prompt_ids))
     console.print(tier_table(summary))
+    for name, t in summary["tasks"].items():
+        if len(t["by_language"]) <= 12:  # a handful of languages: show each (all of them are in summary.json)
+            langs = ", ".join(f"{lang} {_fmt(v['score'])}" for lang, v in t["by_language"].items())
+            console.print(f"{name} per language: {langs}", highlight=False)
     for note in summary["notes"]:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
+    ran, skipped = summary["tasks_run"], summary["skipped"]
+    console.print(f"ran {len(ran)} task(s): {', '.join(ran)}" + (f"; skipped {len(skipped)}: "
+                                                                  f"{', '.join(s['task'] for s in skipped)}"
+                                                                  if skipped else ""), highlight=False)
     console.print(f"results: {out}/summary.json and {out}/<task>.jsonl")
+    if strict and summary["notes"]:
+        console.print(f"[red]--strict: {len(summary['notes'])} warning(s) above[/]")
+        raise typer.Exit(1)
+
+
+@app.command("tasks")
+def tasks_cmd(
+    task_dir: Path = typer.Option(None, "--task-dir", help="Also list the task files (*.yaml) of this folder."),
+    tasks: list[str] = typer.Option(None, "--tasks", "-t", help="Also list these task files."),
+) -> None:
+    """List every task: name, kind, metric, languages and where its data is expected; then the suites."""
+    from ayakit.eval.tasks import embedded_tasks, load_task_file, registry, suites
+    from ayakit.eval.tasks.selection import Selection
+    from ayakit.eval.tasks.spec import task_files
+
+    found = dict(registry())
+    try:
+        found.update(embedded_tasks(Selection(tags=("eng-Latn",)), 1, 1, 0))
+    except Exception as exc:  # noqa: BLE001 - listing goes on without the embedded families
+        Console().print(f"[yellow]note:[/] embedded tasks not listed ({exc})")
+    files = [*(task_files(task_dir) if task_dir else []), *(_split(tasks) or [])]
+    for path in files:
+        task = load_task_file(path)
+        found[task.name] = task
+    table = Table(title="tasks (`ayakit eval MODEL --tasks NAME` or `--tasks path/to/task.yaml`)")
+    for col in ("task", "kind", "metric", "languages", "data expected at"):
+        table.add_column(col, overflow="fold")
+    for name, t in found.items():
+        table.add_row(name, t.kind, t.metric, t.languages, t.where)
+    console = Console()
+    console.print(table)
+    for name, spec in suites().items():
+        console.print(f"suite {name}: {spec.get('description', '')}", highlight=False)
 
 
 @app.command("compare")

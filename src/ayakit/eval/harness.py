@@ -8,6 +8,7 @@ reuse the per-language resamples (a hierarchical bootstrap), so they cost nothin
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -21,19 +22,19 @@ from typing import Any
 import numpy as np
 
 from ayakit import languages as L
+from ayakit.errors import DataError
 from ayakit.eval.metrics import get_metric, spbleu_unavailable_reason
-from ayakit.eval.tasks import Task, chance, language_tier, resolve
-from ayakit.io import fingerprint, write_json_atomic, write_manifest, write_text_atomic
+from ayakit.eval.tasks import Task, chance, resolve, selection
+from ayakit.eval.tasks.loaders import Context, MissingData
+from ayakit.io import file_sha256, fingerprint, write_json_atomic, write_manifest, write_text_atomic
 from ayakit.models import Backend, GenerationParams, LogLik, load_backend
 from ayakit.models.backend import backend_name, model_fingerprint
 from ayakit.records import EvalItem
 
 NORMALIZATIONS = ("none", "token", "byte")
-TIERS = ("high", "mid", "low")
+TIERS = L.TIERS  # high, mid, low, unlisted
 N_RESAMPLES = 1000  # for mean metrics (vectorised)
 N_RESAMPLES_CORPUS = 200  # for corpus metrics (chrF++, spBLEU): one sacrebleu score per resample
-CHUNK = 256  # items per backend call between cache commits
-GEN_CHUNK = 16  # at least this many prompts per generation call between cache commits
 
 Progress = Callable[[str, int, int], None]
 
@@ -95,14 +96,27 @@ def normalized(ll: dict, normalization: str) -> float:
     return ll["logprob"]
 
 
+def _batches(todo: list[int], items: list[EvalItem], rows: int) -> list[list[int]]:
+    """Consecutive items holding about `rows` scored rows (choices) each: one backend call, one progress step."""
+    out, part, n = [], [], 0
+    for i in todo:
+        part.append(i)
+        n += max(1, len(items[i].choices or []))
+        if n >= rows:
+            out.append(part)
+            part, n = [], 0
+    return out + ([part] if part else [])
+
+
 def _run_choice(backend: Backend, items: list[EvalItem], keys: list[str], cache: ResultCache,
-                progress: Progress | None, name: str) -> dict[str, Any]:
+                progress: Progress | None, name: str, batch: int = 32) -> dict[str, Any]:
+    """Items are scored in batches of about `batch` rows; each batch is committed to the cache and moves the bar."""
     done = cache.get_many(keys)
     todo = [i for i, k in enumerate(keys) if k not in done]
+    count = len(keys) - len(todo)
     if progress:
-        progress(name, len(keys) - len(todo), len(keys))
-    for start in range(0, len(todo), CHUNK):
-        part = todo[start:start + CHUNK]
+        progress(name, count, len(keys))
+    for part in _batches(todo, items, batch):
         reqs, spans = [], []
         for i in part:
             r = _requests(items[i])
@@ -116,17 +130,19 @@ def _run_choice(backend: Backend, items: list[EvalItem], keys: list[str], cache:
                                "is_greedy": ll.is_greedy} for ll in flat]
         cache.put_many(fresh)
         done.update(fresh)
+        count += len(part)
         if progress:
-            progress(name, len(keys) - len(todo) + start + len(part), len(keys))
+            progress(name, count, len(keys))
     return done
 
 
 def _run_generation(backend: Backend, items: list[EvalItem], keys: list[str], params: GenerationParams,
                     cache: ResultCache, progress: Progress | None, name: str, batch: int) -> dict[str, Any]:
-    """Chunks are fixed over the whole item list and committed whole, each sampled with its own seed: a resumed
-    run regenerates exactly the missing chunks, with the same prompts and seeds, so sampled outputs are identical."""
+    """Chunks of one batch are fixed over the whole item list and committed whole, each sampled with its own seed: a
+    resumed run regenerates exactly the missing chunks, with the same prompts and seeds, so sampled outputs are
+    identical; the bar moves per batch."""
     done = cache.get_many(keys)
-    step = max(batch * 2, GEN_CHUNK)
+    step = max(1, batch)
     count = sum(k in done for k in keys)
     if progress:
         progress(name, count, len(keys))
@@ -174,12 +190,15 @@ def _r(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), 4)
 
 
-def aggregate_task(task: Task, items: list[EvalItem], rows: list[dict], metric_name: str, seed: int) -> dict:
-    """Scores of one metric of a task: per language, per tier and overall, with bootstrap intervals."""
+def aggregate_task(task: Task, items: list[EvalItem], rows: list[dict], metric_name: str, seed: int,
+                   rollup: bool = False) -> dict:
+    """Scores of one metric of a task: per language variety (per paper row with rollup), per tier and overall, with
+    bootstrap intervals."""
     metric = get_metric(metric_name)
     stats: dict[str, dict[str, list[list[float]]]] = {}
     for item, row in zip(items, rows):
-        stats.setdefault(item.language, {}).setdefault(item.prompt_id, []).append(row["stats"][metric_name])
+        lang = L.rollup(item.language) if rollup else item.language
+        stats.setdefault(lang, {}).setdefault(item.prompt_id, []).append(row["stats"][metric_name])
     prompts = sorted({it.prompt_id for it in items}, key=[it.prompt_id for it in items].index)
     by_language, draws_by_lang, prompt_scores = {}, {}, {}
     for lang in sorted(stats):
@@ -187,8 +206,8 @@ def aggregate_task(task: Task, items: list[EvalItem], rows: list[dict], metric_n
         by_prompt, draws = _language_scores(metric, arrays, seed)
         prompt_scores[lang], draws_by_lang[lang] = by_prompt, draws
         by_language[lang] = {"score": _r(statistics.median(by_prompt.values())), "ci": _ci(np.median(draws, axis=1)),
-                             "n": len(next(iter(arrays.values()))), "tier": language_tier(lang),
-                             "unseen_language": lang not in L.registry(),
+                             "n": len(next(iter(arrays.values()))), "tier": L.tier(lang),
+                             "unseen_language": L.tier(lang) == "unlisted",
                              "by_prompt": {p: _r(v) for p, v in by_prompt.items()}}
 
     def combine(langs: list[str]) -> tuple[float | None, list[float]]:
@@ -237,37 +256,109 @@ def _item_rows(task: Task, items: list[EvalItem], keys: list[str], results: dict
 # --- the entry point ------------------------------------------------------------------------------------------
 
 
+def _generation_params(task: Task, seed: int, greedy: bool | None, temperature: float | None,
+                       max_new_tokens: int | None) -> GenerationParams:
+    """A task's decoding settings with the run's overrides: --greedy, --temperature, --max-new-tokens (a cap)."""
+    is_greedy = task.greedy if greedy is None else greedy
+    temp = task.temperature if temperature is None else temperature
+    if temperature is not None and greedy is None:
+        is_greedy = temperature == 0
+    cap = task.max_new_tokens if max_new_tokens is None else min(task.max_new_tokens, max_new_tokens)
+    if is_greedy or temp == 0:
+        return GenerationParams(max_new_tokens=cap, stop=list(task.stop), seed=seed)
+    return GenerationParams(max_new_tokens=cap, temperature=temp, top_p=task.top_p, stop=list(task.stop), seed=seed)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256_of(path: str, mtime: float, size: int) -> str:
+    return file_sha256(path)
+
+
+def _sha256(path: Path) -> str:
+    st = path.stat()
+    return _sha256_of(str(path), st.st_mtime, st.st_size)
+
+
+def _absent(task: str, sel: Any, items: list[EvalItem]) -> list[str]:
+    """Notes for languages asked for by name that the task has no data for."""
+    if sel is None or sel.every:
+        return []
+    present = {it.language for it in items}
+    out = []
+    for want in [*sel.tags, *sel.bare]:
+        probe = type(sel)(tags=(want,)) if "-" in want else type(sel)(bare=(want,))
+        if not any(probe.wants(t) for t in present):
+            out.append(f"{task}: no data for {want} (asked for with -l)")
+    return out
+
+
 def evaluate(model: str | Backend, out_dir: Path, suite: str | None = "aya-mini", tasks: list[str] | None = None,
              languages: list[str] | None = None, prompts: int = 5, max_items: int | None = None,
              batch_size: int = 32, normalization: str = "none", num_fewshot: int = 0,
              data_dir: Path | None = None, seed: int = 0, progress: Progress | None = None,
-             max_new_tokens: int | None = None) -> dict:
+             max_new_tokens: int | None = None, task_dir: Path | None = None, greedy: bool | None = None,
+             temperature: float | None = None, rollup: bool = False,
+             prompt_ids: list[str] | None = None) -> dict:
     """Evaluate a model (a path, hub id, URL or Backend) and write <task>.jsonl, summary.json and a manifest.
 
-    max_new_tokens (the recipe's eval.max_new_tokens) caps every greedy generation task; None keeps each task's own.
+    tasks: names or task-file paths; task_dir: every task file of a folder. languages: codes or tags (a bare code
+    matches every variety of the language, `all` every variety in the data). A task whose data is missing is
+    skipped and recorded; a DataError is raised only when nothing ran. max_new_tokens caps every generation task;
+    greedy / temperature override the tasks' decoding. rollup merges varieties into the paper's 101 rows.
+    prompt_ids picks prompts by id (a task without them keeps its defaults); with a backend whose convention is
+    lm-eval, the tasks' `lm-eval` prompts and lm-eval's splits are used.
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     out_dir = Path(out_dir)
-    langs = sorted({L.normalize(code) for code in languages}) if languages else None
+    sel = selection(languages)
     if data_dir is None and os.environ.get("AYAKIT_DATA_DIR"):
         data_dir = Path(os.environ["AYAKIT_DATA_DIR"])
-    chosen, suite_shots = resolve(suite, tasks, langs, prompts, max_items, seed)
+    chosen, suite_shots = resolve(suite, tasks, sel, prompts, max_items, seed, task_dir)
     backend = load_backend(model, batch_size=batch_size) if isinstance(model, str) else model
+    convention = getattr(backend, "convention", "ayakit")
+    if convention == "lm-eval" and not prompt_ids:
+        prompt_ids = ["lm-eval"]
     model_fp = model_fingerprint(backend)
     name = model if isinstance(model, str) else backend_name(backend)
     notes: list[str] = []
-    summary: dict[str, Any] = {"model": str(name), "fingerprint": model_fp, "suite": suite or "custom",
-                               "normalization": normalization, "scale": "0-100", "tasks": {}, "by_tier": {},
-                               "notes": notes}
+    skipped: list[dict[str, str]] = []
+    data_files: dict[str, str] = {}
+    custom = bool(tasks or task_dir)
+    summary: dict[str, Any] = {"model": str(name), "fingerprint": model_fp, "suite": "custom" if custom else suite,
+                               "tasks_run": [], "skipped": skipped, "languages": sel.asked() if sel else "default",
+                               "rollup": rollup, "normalization": normalization, "scale": "0-100", "tasks": {},
+                               "by_tier": {}, "notes": notes}
+    if rollup:
+        notes.append("--rollup: language varieties merged into the paper's 101 rows (zho-Hans, zho-Hant and yue-Hant "
+                     "-> zho; srp-Cyrl and srp-Latn -> srp; ckb and kmr -> kur; prs -> pes; nno and nob -> nor; "
+                     "regional variants -> their language)")
     outputs = {}
     with closing(ResultCache(out_dir / "cache" / "results.sqlite")) as cache:
         for task in chosen:
             k = suite_shots.get(task.name, num_fewshot)
-            items, task_notes = task.items(langs, prompts, max_items, k, data_dir, seed)
-            notes.extend(task_notes)
+            ctx = Context()
+            ids = None
+            if prompt_ids and task.spec is not None and isinstance(task.spec.prompts, str):
+                from ayakit.eval.tasks.prompts import load_prompts
+
+                known = {p.id for p in load_prompts(task.spec.prompts).prompts}
+                ids = [i for i in prompt_ids if i in known] or None
+            try:
+                items, task_notes = task.items(sel, prompts, max_items, k, data_dir, seed, prompt_ids=ids, ctx=ctx,
+                                               convention=convention)
+            except MissingData as exc:
+                skipped.append({"task": task.name, "reason": str(exc)})
+                notes.append(f"{task.name}: skipped: {exc}")
+                continue
+            for path in sorted(ctx.files):
+                data_files[str(path)] = _sha256(Path(path))
+            notes.extend(n for n in task_notes if n not in notes)
+            notes.extend(_absent(task.name, sel, items))
             if not items:
-                notes.append(f"{task.name}: no items in the requested languages")
+                reason = f"no items in the requested languages ({', '.join(sel.asked()) if sel else 'default'})"
+                skipped.append({"task": task.name, "reason": reason})
+                notes.append(f"{task.name}: skipped: {reason}")
                 continue
             metrics = [task.metric]
             for extra in task.extra_metrics:
@@ -276,41 +367,52 @@ def evaluate(model: str | Backend, out_dir: Path, suite: str | None = "aya-mini"
                         notes.append(why)
                     continue
                 metrics.append(extra)
+            gen = None
             if task.kind == "choice":
                 keys = [item_key(model_fp, it) for it in items]
-                results = _run_choice(backend, items, keys, cache, progress, task.name)
+                results = _run_choice(backend, items, keys, cache, progress, task.name, batch_size)
             else:
-                params = GenerationParams.paper_open_ended() if task.sampling == "paper" else \
-                    GenerationParams(max_new_tokens=min(task.max_new_tokens, max_new_tokens or task.max_new_tokens))
-                params.seed = seed
-                keys = [item_key(model_fp, it, vars(params)) for it in items]
-                results = _run_generation(backend, items, keys, params, cache, progress, task.name, batch_size)
+                gen = _generation_params(task, seed, greedy, temperature, max_new_tokens)
+                keys = [item_key(model_fp, it, vars(gen)) for it in items]
+                results = _run_generation(backend, items, keys, gen, cache, progress, task.name, batch_size)
             rows = _item_rows(task, items, keys, results, normalization, metrics)
             path = out_dir / f"{task.name}.jsonl"
             write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             outputs[path.name] = len(rows)
-            main = aggregate_task(task, items, rows, task.metric, seed)
+            main = aggregate_task(task, items, rows, task.metric, seed, rollup)
             entry = {"metric": task.metric, "kind": task.kind, "unseen_task": task.unseen_task,
                      "description": task.description, "score": main["score"], "ci": main["ci"],
                      "chance": _r(chance(items)) if task.kind == "choice" else None,
                      "n_items": len({it.id for it in items}), "n_prompts": len({it.prompt_id for it in items}),
+                     "prompts": sorted({it.prompt_id for it in items}),
                      "num_fewshot": k, "by_language": main["by_language"], "by_tier": main["by_tier"],
                      "unseen_languages": sorted(lang for lang, v in main["by_language"].items()
                                                 if v["unseen_language"])}
-            extra = {m: aggregate_task(task, items, rows, m, seed) for m in metrics[1:]}
+            if gen is not None:
+                entry["generation"] = {"greedy": gen.temperature == 0, "temperature": gen.temperature,
+                                       "top_p": gen.top_p, "max_new_tokens": gen.max_new_tokens, "stop": gen.stop}
+            extra = {m: aggregate_task(task, items, rows, m, seed, rollup) for m in metrics[1:]}
             if extra:
                 entry["extra_metrics"] = {m: {"score": v["score"], "ci": v["ci"], "by_tier": v["by_tier"]}
                                           for m, v in extra.items()}
             summary["tasks"][task.name] = entry
+            summary["tasks_run"].append(task.name)
+    if not summary["tasks"]:
+        raise DataError("nothing was evaluated: " + "; ".join(f"{s['task']}: {s['reason']}" for s in skipped))
     summary["by_tier"] = tier_summary(summary["tasks"])
     summary["groups"] = {group: tier_summary({n: t for n, t in summary["tasks"].items() if t["unseen_task"] == flag})
                          for group, flag in (("unseen_tasks", True), ("seen_tasks", False))}
+    summary["data_files"] = data_files
     write_json_atomic(out_dir / "summary.json", summary)
-    write_manifest(out_dir, "eval", inputs={"model": model_fp, "suite": suite, "tasks": [t.name for t in chosen],
-                                            "languages": langs, "prompts": prompts, "max_items": max_items,
+    write_manifest(out_dir, "eval", inputs={"model": model_fp, "suite": summary["suite"],
+                                            "tasks": [t.name for t in chosen], "tasks_run": summary["tasks_run"],
+                                            "skipped": skipped, "languages": summary["languages"], "rollup": rollup,
+                                            "prompts": prompts, "prompt_ids": prompt_ids, "max_items": max_items,
                                             "normalization": normalization, "num_fewshot": num_fewshot,
-                                            "seed": seed, "max_new_tokens": max_new_tokens,
-                                            "data_dir": str(data_dir) if data_dir else None},
+                                            "seed": seed, "max_new_tokens": max_new_tokens, "greedy": greedy,
+                                            "temperature": temperature,
+                                            "data_dir": str(data_dir) if data_dir else None,
+                                            "data_files": data_files},
                    outputs={"summary.json": len(summary["tasks"]), **outputs})
     return summary
 

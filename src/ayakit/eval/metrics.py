@@ -1,4 +1,5 @@
-"""Evaluation metrics: accuracy, chrF++, spBLEU, script-aware ROUGE-L, MLQA-style QA F1 / EM, bootstrap CIs.
+"""Evaluation metrics: accuracy, chrF++, spBLEU, script-aware ROUGE-L, MLQA-style QA F1 / EM, script share, numeric
+match (the final number in any script's digits), bootstrap CIs.
 
 Every metric works in two steps so that confidence intervals are cheap and exact: `item_stats` turns one
 prediction into a vector of sufficient statistics, `aggregate` turns a matrix of them into the score (for
@@ -40,9 +41,25 @@ def _is_char_token(ch: str) -> bool:
     return any(lo <= ch <= hi for lo, hi in _rules()["char_ranges"])
 
 
+@functools.lru_cache(maxsize=1024)
+def rule_code(language: str) -> str:
+    """The key of metric_rules.yaml for a code or tag: its ISO 639-3 language (zho-Hant -> zho), else the Aya-101
+    row it rolls up into (yue-Hant -> zho, arb-Arab -> ara)."""
+    base = language.split("-")[0].split("_")[0]
+    rules = _rules()
+    if not base or base in rules["char_level"] or base in rules["articles"]:
+        return base
+    try:
+        from ayakit import languages as L
+
+        return L.rollup(language)
+    except (ValueError, LookupError):
+        return base
+
+
 def char_level(language: str) -> bool:
-    """True for languages written without spaces between words (zho, jpn, tha, khm, lao, mya)."""
-    return language in _rules()["char_level"]
+    """True for languages written without spaces between words (zho, jpn, tha, khm, lao, mya; any tag of them)."""
+    return bool(language) and rule_code(language) in _rules()["char_level"]
 
 
 def mixed_segmentation(text: str) -> list[str]:
@@ -75,7 +92,7 @@ def tokenize(text: str, language: str) -> list[str]:
 def normalize_answer(text: str, language: str) -> str:
     """MLQA's answer normalisation: lower case, drop punctuation, drop the language's articles, fix spaces."""
     text = "".join(ch for ch in text.lower() if ch not in _punct())
-    pattern = _rules()["articles"].get(language)
+    pattern = _rules()["articles"].get(rule_code(language)) if language else None
     if pattern:
         text = re.sub(pattern, " ", text)
     tokens = mixed_segmentation(text) if char_level(language) else text.split()
@@ -283,6 +300,48 @@ def _script_share(prediction: str, gold: str, language: str) -> float:
     return sum(text_script(ch) == want for ch in letters) / len(letters)
 
 
+_NUMBER = re.compile(r"[-+]?\d+(?:[\u00a0\u202f' ]\d{3}(?!\d)|[.,]\d+)*")
+
+
+def _ascii_digits(text: str) -> str:
+    """Every script's decimal digits as ASCII (Arabic-Indic, Devanagari, Bengali, Thai, fullwidth, ...), the
+    Arabic decimal / thousands separators and the minus sign as '.', ',' and '-'."""
+    out = []
+    for ch in text:
+        d = unicodedata.decimal(ch, None)
+        out.append(str(d) if d is not None else {"\u066b": ".", "\u066c": ",", "\u2212": "-", "\uff0e": ".",
+                                                  "\uff0c": ",", "\uff0d": "-", "\u060c": ","}.get(ch, ch))
+    return "".join(out)
+
+
+def final_number(text: str) -> float | None:
+    """The last number of a text in any script's digits. Separators: both '.' and ',' present -> the last one is the
+    decimal mark; one of them repeated -> thousands; a single ',' before exactly three digits -> thousands; any
+    other single '.' or ',' -> decimal ('3,5' is 3.5, '1,234' is 1234, '1 234,5' is 1234.5)."""
+    found = _NUMBER.findall(_ascii_digits(text))
+    if not found:
+        return None
+    raw = found[-1]
+    sign = -1.0 if raw.startswith("-") else 1.0
+    body = re.sub(r"[\u00a0\u202f' +-]", "", raw)
+    marks = [ch for ch in body if ch in ".,"]
+    decimal = None
+    if len(set(marks)) == 2:
+        decimal = marks[-1]
+    elif len(marks) == 1 and not (marks[0] == "," and re.search(r",\d{3}$", body)):
+        decimal = marks[0]
+    if decimal:
+        whole, _, frac = body.rpartition(decimal)
+        return sign * float(f"{re.sub(r'[.,]', '', whole) or 0}.{frac}")
+    return sign * float(re.sub(r"[.,]", "", body))
+
+
+def numeric_match(prediction: str, gold: str, language: str) -> float:
+    """1.0 when the last number of the prediction equals the gold answer's (in any script's digits)."""
+    want, got = final_number(gold), final_number(prediction)
+    return float(want is not None and got is not None and abs(want - got) <= 1e-9 * max(1.0, abs(want)))
+
+
 def _chrf():
     from sacrebleu.metrics import CHRF
 
@@ -315,6 +374,7 @@ METRICS: dict[str, Callable[[], Metric]] = {
     "rougeLsum": lambda: MeanMetric("rougeLsum", _rouge_lsum),
     "chrf++": lambda: SacreMetric("chrf++", _chrf),
     "script_share": lambda: MeanMetric("script_share", _script_share),
+    "numeric_match": lambda: MeanMetric("numeric_match", numeric_match),
     "spbleu": lambda: SacreMetric("spbleu", _bleu_none, _spm_pieces),
 }
 

@@ -1,24 +1,32 @@
 """Readers of evaluation data: the public data dir's layouts and local copies of hub datasets.
 
-Each loader returns {language: LangData}: the records to evaluate and the pool for k-shot exemplars. A record is a
-plain dict with an `id`, the fields its prompts use, and `label` (choice tasks) or `answers` (generation tasks).
-A file in the wrong format is a DataError that names the file and line.
+Each loader returns {language tag: LangData}: the records to evaluate and the pool for k-shot exemplars. A record is
+a plain dict with an `id`, the fields its prompts use, and `label` (choice tasks) or `answers` (generation tasks).
+Varieties stay distinct (srp-Cyrl and srp-Latn, zho-Hans, zho-Hant and yue-Hant are separate keys). A loader
+records every file it reads and notes every variety in the data it does not evaluate. A file in the wrong format is
+a DataError that names the file and line; data that is absent is a MissingData (a suite skips that task).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ayakit import languages as L
 from ayakit.errors import DataError
+from ayakit.eval.tasks.selection import Selection, wants
 from ayakit.io import iter_jsonl
 
 LOADERS: dict[str, Callable[..., dict[str, LangData]]] = {}
+# Where each built-in reader expects its data under the data dir (what `ayakit eval tasks` shows).
+LOCATIONS = {"xcopa": "xcopa/data/<lang>/<split>.<lang>.jsonl", "xwinograd": "xwinograd/dataset.tsv",
+             "sib200": "sib200/data/annotated/<flores code>/<split>.tsv",
+             "flores": "sib200/data/annotated/<flores code>/<split>.tsv",
+             "tatoeba": "tatoeba/data/tatoeba/v1/tatoeba.<xxx>-eng.{xxx,eng}", "xquad": "xquad/xquad.<iso1>.json"}
 
 
 @dataclass
@@ -27,6 +35,18 @@ class LangData:
 
     records: list[dict]
     pool: list[dict] = field(default_factory=list)
+
+
+class MissingData(DataError):
+    """A task's data is not where it is expected: a suite records the task as skipped and goes on."""
+
+
+@dataclass
+class Context:
+    """What a loader reports besides its records: the files it read and notes on what it left out."""
+
+    files: set[Path] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
 
 
 def loader(name: str) -> Callable:
@@ -47,17 +67,35 @@ def registry_code(code: str) -> str | None:
         return None
 
 
-def _want(languages: set[str] | None, code: str) -> bool:
-    return languages is None or code in languages
+def lang_tag(code: str, script: str | None = None) -> str | None:
+    """The language tag of a dataset's code (any ISO 639-3 language, not only the 101), or None when it is none."""
+    try:
+        return L.tag(code, script=script)
+    except (L.UnknownLanguageError, ValueError):
+        return None
+
+
+def _name(tag: str) -> str:
+    try:
+        return L.display_name(tag)
+    except (L.UnknownLanguageError, ValueError, LookupError):
+        return tag
+
+
+def _not_evaluated(ctx: Context, task: str, present: list[str], used: list[str]) -> None:
+    left = sorted(set(present) - set(used))
+    if left:
+        ctx.notes.append(f"{task}: {len(left)} varieties in the data not evaluated (outside the aya-101 set, or a "
+                         f"second variety of a language; `-l all` or `-l <tag>` evaluates them): {', '.join(left)}")
 
 
 def _need_dir(data_dir: Path | None, sub: str, task: str) -> Path:
     if data_dir is None:
-        raise DataError(f"task {task} needs the public data dir: pass --data-dir, set AYAKIT_DATA_DIR or the "
+        raise MissingData(f"task {task} needs the public data dir: pass --data-dir, set AYAKIT_DATA_DIR or the "
                         "recipe's data_dir")
     path = Path(data_dir) / sub
     if not path.exists():
-        raise DataError(f"task {task}: {path} not found (is {data_dir} the public data dir?)")
+        raise MissingData(f"task {task}: {path} not found (is {data_dir} the public data dir?)")
     return path
 
 
@@ -76,18 +114,19 @@ def _field(row: dict, key: str, where: str) -> Any:
 
 
 @loader("xcopa")
-def load_xcopa(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+def load_xcopa(spec: dict, data_dir: Path | None, sel: Selection | None, ctx: Context) -> dict[str, LangData]:
     """XCOPA: data/<lang>/{val,test}.<lang>.jsonl (premise, choice1, choice2, question, label)."""
     root = _need_dir(data_dir, "xcopa/data", "xcopa")
     split = spec.get("split", "val")
     out = {}
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        code = registry_code(d.name) or d.name  # Quechua is outside the 101 languages: kept, marked unseen
-        if not _want(languages, code):
+        code = lang_tag(d.name) or d.name  # Quechua is outside the 101 languages: kept, tier unlisted
+        if not wants(sel, code):
             continue
         path = d / f"{split}.{d.name}.jsonl"
         if not path.is_file():
-            raise DataError(f"xcopa: {path} not found")
+            raise MissingData(f"xcopa: {path} not found")
+        ctx.files.add(path)
         records = []
         for n, row in enumerate(read_jsonl(path), 1):
             where = f"{path}:{n}"
@@ -112,17 +151,19 @@ def _spans(sentence: str, tokens: list[str]) -> list[tuple[int, int]] | None:
 
 
 @loader("xwinograd")
-def load_xwinograd(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+def load_xwinograd(spec: dict, data_dir: Path | None, sel: Selection | None, ctx: Context) -> dict[str, LangData]:
     """XWinograd: dataset.tsv (lang, source, English, sentence, tokens, pronoun span, candidate spans + gold)."""
     path = _need_dir(data_dir, "xwinograd/dataset.tsv", "xwinograd")
+    ctx.files.add(path)
     out: dict[str, LangData] = {}
+    unscorable: dict[str, int] = {}
     with open(path, encoding="utf-8", newline="") as fh:
         for n, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
             where = f"{path}:{n}"
             if len(row) != 7:
                 raise DataError(f"{where}: expected 7 tab-separated columns, got {len(row)}")
-            lang = registry_code({"jp": "ja"}.get(row[0], row[0]))
-            if lang is None or not _want(languages, lang):
+            lang = lang_tag({"jp": "ja"}.get(row[0], row[0]))
+            if lang is None or not wants(sel, lang):
                 continue
             try:
                 sentence, tokens, pronoun, cands = row[3], json.loads(row[4]), json.loads(row[5]), json.loads(row[6])
@@ -133,13 +174,17 @@ def load_xwinograd(spec: dict, data_dir: Path | None, languages: set[str] | None
                 raise DataError(f"{where}: malformed token/pronoun/candidate columns ({exc})") from None
             spans = _spans(sentence, tokens)
             if spans is None or len(options) != 2 or golds.count(True) != 1 or p_end > len(spans):
-                continue  # the pronoun cannot be located in the raw sentence: not scorable
+                unscorable[lang] = unscorable.get(lang, 0) + 1  # the pronoun cannot be located in the raw sentence
+                continue
             start, end = spans[p_start][0], spans[p_end - 1][1]
             # before / after: lm-eval's partial scoring (context = text before the blank + option)
             rec = {"id": f"{row[0]}-{n}", "sentence": sentence[:start] + "_" + sentence[end:],
                    "option1": options[0], "option2": options[1], "label": golds.index(True),
                    "before": sentence[:start], "after": sentence[end:].strip()}
             out.setdefault(lang, LangData([])).records.append(rec)
+    for lang, n in sorted(unscorable.items()):
+        ctx.notes.append(f"xwinograd: {n} {lang} rows not scored: the pronoun or candidates cannot be located in the "
+                         "raw sentence, or there are not exactly two candidates with one gold")
     return out
 
 
@@ -152,44 +197,49 @@ def _read_tsv(path: Path, columns: tuple[str, ...]) -> list[dict]:
         return [dict(r) for r in reader]
 
 
-def _sib_dirs(root: Path, languages: set[str] | None) -> dict[str, Path]:
-    """One SIB-200 folder per registry language: its first FLORES code that is present."""
+def _sib_dirs(root: Path, sel: Selection | None, ctx: Context, task: str) -> dict[str, Path]:
+    """SIB-200 / FLORES-200 folders by tag: by default one per Aya-101 language (its first FLORES code present);
+    with a selection, every variety present that it asks for (`-l all`: all of them, each once)."""
+    present = {lang_tag(p.name): p for p in sorted(root.iterdir()) if p.is_dir()}
+    present.pop(None, None)
+    if sel is not None:
+        return {t: p for t, p in present.items() if sel.wants(t)}
     out = {}
     for lang in L.languages():
-        if not _want(languages, lang.code):
-            continue
         for flores in lang.flores:
             if (root / flores).is_dir():
-                out[lang.code] = root / flores
+                out[lang_tag(flores)] = root / flores
                 break
+    _not_evaluated(ctx, task, list(present), list(out))
     return out
 
 
 @loader("sib200")
-def load_sib200(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+def load_sib200(spec: dict, data_dir: Path | None, sel: Selection | None, ctx: Context) -> dict[str, LangData]:
     """SIB-200: annotated/<flores>/{train,dev,test}.tsv (index_id, category, text); 7 topics."""
     from ayakit.eval.tasks.prompts import load_prompts
 
     root = _need_dir(data_dir, "sib200/data/annotated", "sib200")
     labels = load_prompts(spec["prompts"]).tables["labels"]
     out = {}
-    for code, d in _sib_dirs(root, languages).items():
+    for code, d in _sib_dirs(root, sel, ctx, spec["name"]).items():
         parts = {}
         for split in (spec.get("split", "test"), spec.get("fewshot_split", "train")):
+            ctx.files.add(d / f"{split}.tsv")
             rows = _read_tsv(d / f"{split}.tsv", ("index_id", "category", "text"))
             recs = []
             for n, r in enumerate(rows, 2):
                 if r["category"] not in labels:
                     raise DataError(f"{d / f'{split}.tsv'}:{n}: unknown category {r['category']!r}")
                 recs.append({"id": f"{split}-{r['index_id']}", "text": r["text"], "labels": labels,
-                             "label": labels.index(r["category"]), "lang_name": L.get(code).name})
+                             "label": labels.index(r["category"]), "lang_name": _name(code)})
             parts[split] = recs
         out[code] = LangData(parts[spec.get("split", "test")], parts[spec.get("fewshot_split", "train")])
     return out
 
 
 def _pairs(code: str, sources: list[str], targets: list[str], ids: list[str], direction: str) -> list[dict]:
-    name = L.get(code).name
+    name = _name(code)
     src_name, tgt_name = (name, "English") if direction == "x-eng" else ("English", name)
     out = []
     for i, x, e in zip(ids, sources, targets):
@@ -200,19 +250,21 @@ def _pairs(code: str, sources: list[str], targets: list[str], ids: list[str], di
 
 
 @loader("flores")
-def load_flores(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+def load_flores(spec: dict, data_dir: Path | None, sel: Selection | None, ctx: Context) -> dict[str, LangData]:
     """FLORES-200 sentences through SIB-200's parallel split (rows aligned by index_id), English on the other side."""
     root = _need_dir(data_dir, "sib200/data/annotated", spec["name"])
     english = {}
     for split in (spec.get("split", "test"), spec.get("fewshot_split", "train")):
+        ctx.files.add(root / "eng_Latn" / f"{split}.tsv")
         english[split] = {r["index_id"]: r["text"] for r in _read_tsv(root / "eng_Latn" / f"{split}.tsv",
                                                                        ("index_id", "text"))}
     out = {}
-    dirs = _sib_dirs(root, languages)
-    dirs.pop("eng", None)  # English to English is not translation
+    dirs = _sib_dirs(root, sel, ctx, spec["name"])
+    dirs.pop("eng-Latn", None)  # English to English is not translation
     for code, d in dirs.items():
         parts = {}
         for split, eng in english.items():
+            ctx.files.add(d / f"{split}.tsv")
             rows = [r for r in _read_tsv(d / f"{split}.tsv", ("index_id", "text")) if r["index_id"] in eng]
             parts[split] = _pairs(code, [r["text"] for r in rows], [eng[r["index_id"]] for r in rows],
                                   [f"{split}-{r['index_id']}" for r in rows], spec["direction"])
@@ -220,23 +272,29 @@ def load_flores(spec: dict, data_dir: Path | None, languages: set[str] | None) -
     return out
 
 
-def _tatoeba_files(root: Path, languages: set[str] | None) -> dict[str, str]:
-    """One Tatoeba file code per registry language: the registry code itself, else its aliases in order."""
+def _tatoeba_files(root: Path, sel: Selection | None, ctx: Context, task: str) -> dict[str, str]:
+    """Tatoeba file codes by tag: by default one per registry language (the registry code itself, else its aliases
+    in order); with a selection, every file whose variety it asks for."""
+    codes = sorted(p.name.split(".")[1].split("-")[0] for p in root.glob("tatoeba.*-eng.eng"))
+    tagged = {c: lang_tag(c) for c in codes}
+    if sel is not None:
+        return {t: c for c, t in tagged.items() if t and sel.wants(t)}
     found: dict[str, list[str]] = {}
-    for p in root.glob("tatoeba.*-eng.eng"):
-        file_code = p.name.split(".")[1].split("-")[0]
+    for file_code in codes:
         code = registry_code(file_code)
-        if code and _want(languages, code):
+        if code:
             found.setdefault(code, []).append(file_code)
     out = {}
     for code, files in found.items():
         rank = [code, *L.get(code).aliases]
-        out[code] = sorted(files, key=lambda f: (rank.index(f) if f in rank else len(rank), f))[0]
+        chosen = sorted(files, key=lambda f: (rank.index(f) if f in rank else len(rank), f))[0]
+        out[tagged[chosen] or code] = chosen
+    _not_evaluated(ctx, task, [t for t in tagged.values() if t], list(out))
     return out
 
 
 @loader("tatoeba")
-def load_tatoeba(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+def load_tatoeba(spec: dict, data_dir: Path | None, sel: Selection | None, ctx: Context) -> dict[str, LangData]:
     """Tatoeba: tatoeba.<xxx>-eng.{xxx,eng}, line-aligned; evaluated on the held-out lines, shots from the rest."""
     try:
         from ayakit.data.sources.parallel import tatoeba_split
@@ -247,9 +305,10 @@ def load_tatoeba(spec: dict, data_dir: Path | None, languages: set[str] | None) 
             raise DataError(f"task {spec['name']}: the Tatoeba train/held-out split is not available ({exc})") from None
     root = _need_dir(data_dir, "tatoeba/data/tatoeba/v1", spec["name"])
     out = {}
-    for code, fc in sorted(_tatoeba_files(root, languages).items()):
-        if code == "eng":
+    for code, fc in sorted(_tatoeba_files(root, sel, ctx, spec["name"]).items()):
+        if code.startswith("eng-"):
             continue
+        ctx.files.update([root / f"tatoeba.{fc}-eng.{fc}", root / f"tatoeba.{fc}-eng.eng"])
         xs = (root / f"tatoeba.{fc}-eng.{fc}").read_text(encoding="utf-8").splitlines()
         es = (root / f"tatoeba.{fc}-eng.eng").read_text(encoding="utf-8").splitlines()
         if len(xs) != len(es):
@@ -278,14 +337,15 @@ def _squad_records(data: dict, where: str, prefix: str) -> list[dict]:
 
 
 @loader("xquad")
-def load_xquad(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
+def load_xquad(spec: dict, data_dir: Path | None, sel: Selection | None, ctx: Context) -> dict[str, LangData]:
     """XQuAD: xquad.<iso1>.json in SQuAD v1.1 format (no train split: zero-shot)."""
     root = _need_dir(data_dir, "xquad", "xquad")
     out = {}
     for path in sorted(root.glob("xquad.*.json")):
-        code = registry_code(path.name.split(".")[1])
-        if code is None or not _want(languages, code):
+        code = lang_tag(path.name.split(".")[1])
+        if code is None or not wants(sel, code):
             continue
+        ctx.files.add(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
@@ -294,204 +354,4 @@ def load_xquad(spec: dict, data_dir: Path | None, languages: set[str] | None) ->
     return out
 
 
-# --- hub datasets (a local copy in the hub layout, else the hub) ----------------------------------------------------
-
-
-def hub_rows(spec: dict, data_dir: Path | None, config: str | None, split: str) -> list[dict] | None:
-    """Rows of a hub dataset split: from <data_dir>/<hub_id>/[<config>/]<split>*.{parquet,jsonl,json} or
-    <split>/*.parquet (the hub's parquet layout); else from the hub via `datasets`; None when the split is absent."""
-    hub_id = spec["hub_id"]
-    if data_dir is not None and (Path(data_dir) / hub_id).is_dir():
-        base = Path(data_dir) / hub_id
-        if config:
-            base = base / config
-        if not base.is_dir():
-            return None
-        files = sorted([*base.glob(f"{split}*.parquet"), *base.glob(f"{split}/*.parquet"),
-                        *base.glob(f"{split}*.jsonl"), *base.glob(f"{split}*.json")])
-        if not files:
-            return None
-        rows: list[dict] = []
-        for f in files:
-            if f.suffix == ".parquet":
-                import pyarrow.parquet as pq
-
-                try:
-                    rows.extend(pq.read_table(f).to_pylist())
-                except Exception as exc:  # noqa: BLE001 - any parquet failure is a bad file
-                    raise DataError(f"{f}: not a readable Parquet file ({exc})") from None
-            elif f.suffix == ".jsonl":
-                rows.extend(read_jsonl(f))
-            else:
-                try:
-                    data = json.loads(f.read_text(encoding="utf-8"))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{f}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-                rows.extend(data if isinstance(data, list) else data.get("data", []))
-        return rows
-    try:
-        import datasets
-
-        return [dict(r) for r in datasets.load_dataset(hub_id, config, split=split)]
-    except Exception as exc:  # noqa: BLE001 - offline, missing config, ...: one clear message
-        raise DataError(f"task {spec['name']}: cannot read {hub_id} ({config or 'default'}, {split}): put a local "
-                        f"copy in the hub layout at <data_dir>/{hub_id}/ or allow hub access "
-                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-
-
-def _hub_configs(spec: dict, data_dir: Path | None) -> list[str] | None:
-    """Configs present in the local copy (None: no local copy)."""
-    if data_dir is not None and (Path(data_dir) / spec["hub_id"]).is_dir():
-        return sorted(p.name for p in (Path(data_dir) / spec["hub_id"]).iterdir() if p.is_dir())
-    return None
-
-
-def _per_config(spec: dict, data_dir: Path | None, languages: set[str] | None, default_configs: Iterable[str],
-                convert: Callable[[dict, str, str], dict], code_of: Callable[[str], str | None] = registry_code,
-                ) -> dict[str, LangData]:
-    configs = _hub_configs(spec, data_dir) or list(default_configs)
-    out = {}
-    for config in configs:
-        code = code_of(config)
-        if code is None or not _want(languages, code):
-            continue
-        rows = hub_rows(spec, data_dir, config, spec["split"])
-        if rows is None:
-            continue
-        pool_rows = hub_rows(spec, data_dir, config, spec["fewshot_split"]) if spec.get("fewshot_split") else None
-        where = f"{spec['hub_id']}/{config}"
-        out[code] = LangData([convert(r, f"{where}/{spec['split']}[{i}]", f"{config}-{i}") for i, r in enumerate(rows)],
-                             [convert(r, f"{where}/{spec['fewshot_split']}[{i}]", f"{config}-shot-{i}")
-                              for i, r in enumerate(pool_rows or [])])
-    return out
-
-
-XNLI_CONFIGS = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
-
-
-@loader("xnli")
-def load_xnli(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
-    """XNLI (facebook/xnli): premise, hypothesis, label (0 entailment, 1 neutral, 2 contradiction)."""
-    def convert(r: dict, where: str, rid: str) -> dict:
-        rec = {k: _field(r, k, where) for k in ("premise", "hypothesis", "label")}
-        if rec["label"] not in (0, 1, 2):
-            raise DataError(f"{where}: label must be 0, 1 or 2")
-        return {**rec, "id": rid}
-
-    return _per_config(spec, data_dir, languages, XNLI_CONFIGS, convert)
-
-
-XSC_CONFIGS = ("ar", "en", "es", "eu", "hi", "id", "my", "ru", "sw", "te", "zh")
-
-
-@loader("xstorycloze")
-def load_xstorycloze(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
-    """XStoryCloze (juletxara/xstory_cloze): input_sentence_1..4, sentence_quiz1/2, answer_right_ending (1/2)."""
-    def convert(r: dict, where: str, rid: str) -> dict:
-        story = " ".join(str(_field(r, f"input_sentence_{i}", where)) for i in range(1, 5))
-        right = _field(r, "answer_right_ending", where)
-        if right not in (1, 2):
-            raise DataError(f"{where}: answer_right_ending must be 1 or 2")
-        return {"id": rid, "story": story, "ending1": _field(r, "sentence_quiz1", where),
-                "ending2": _field(r, "sentence_quiz2", where), "label": right - 1}
-
-    return _per_config(spec, data_dir, languages, XSC_CONFIGS, convert)
-
-
-MMLU_CONFIGS = ("ar", "bn", "ca", "da", "de", "es", "eu", "fr", "gu", "hi", "hr", "hu", "hy", "id", "it", "kn", "ml",
-                "mr", "ne", "nl", "pt", "ro", "ru", "sk", "sr", "sv", "ta", "te", "uk", "vi", "zh")
-
-
-@loader("mmlu")
-def load_mmlu(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
-    """Multilingual MMLU (alexandrainst/m_mmlu): instruction, option_a..option_d, answer (A-D)."""
-    def convert(r: dict, where: str, rid: str) -> dict:
-        answer = str(_field(r, "answer", where)).strip()
-        if answer not in ("A", "B", "C", "D"):
-            raise DataError(f"{where}: answer must be A, B, C or D (got {answer!r})")
-        return {"id": rid, "question": _field(r, "instruction", where), "a": _field(r, "option_a", where),
-                "b": _field(r, "option_b", where), "c": _field(r, "option_c", where),
-                "d": _field(r, "option_d", where), "label": "ABCD".index(answer)}
-
-    return _per_config(spec, data_dir, languages, MMLU_CONFIGS, convert)
-
-
-XLSUM_CONFIGS = ("amharic", "arabic", "azerbaijani", "bengali", "burmese", "chinese_simplified", "english", "french",
-                 "gujarati", "hausa", "hindi", "igbo", "indonesian", "japanese", "kirundi", "korean", "kyrgyz",
-                 "marathi", "nepali", "oromo", "pashto", "persian", "portuguese", "punjabi", "russian",
-                 "scottish_gaelic", "serbian_cyrillic", "sinhala", "somali", "spanish", "swahili", "tamil", "telugu",
-                 "thai", "tigrinya", "turkish", "ukrainian", "urdu", "uzbek", "vietnamese", "welsh", "yoruba")
-
-
-def _xlsum_code(config: str) -> str | None:
-    name = {"chinese_simplified": "chinese", "serbian_cyrillic": "serbian", "kirundi": "rundi",
-            "scottish_gaelic": "gaelic"}.get(config, config)
-    by_name = {lang.name.lower(): lang.code for lang in L.languages()}
-    return by_name.get(name.replace("_", " ")) or registry_code(name)
-
-
-@loader("xlsum")
-def load_xlsum(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
-    """XLSum (csebuetnlp/xlsum): configs named by language; text, summary."""
-    def convert(r: dict, where: str, rid: str) -> dict:
-        summary = _field(r, "summary", where)
-        return {"id": str(r.get("id") or rid), "text": _field(r, "text", where), "summary": summary,
-                "answers": [summary], "lang_name": ""}
-
-    out = _per_config(spec, data_dir, languages, XLSUM_CONFIGS, convert, code_of=_safe(_xlsum_code))
-    for code, data in out.items():
-        for rec in [*data.records, *data.pool]:
-            rec["lang_name"] = L.get(code).name
-    return out
-
-
-def _safe(fn: Callable[[str], str | None]) -> Callable[[str], str | None]:
-    def wrapped(x: str) -> str | None:
-        try:
-            return fn(x)
-        except L.UnknownLanguageError:
-            return None
-
-    return wrapped
-
-
-@loader("tydiqa")
-def load_tydiqa(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
-    """TyDiQA GoldP (secondary_task): id "<language>-<n>", context, question, answers {text, answer_start}."""
-    by_name = {lang.name.lower(): lang.code for lang in L.languages()}
-    out: dict[str, LangData] = {}
-    for split, attr in ((spec["split"], "records"), (spec.get("fewshot_split"), "pool")):
-        if not split:
-            continue
-        rows = hub_rows(spec, data_dir, spec.get("config"), split) or []
-        for i, r in enumerate(rows):
-            where = f"{spec['hub_id']}/{split}[{i}]"
-            rid = str(_field(r, "id", where))
-            code = by_name.get(rid.split("-")[0])
-            if code is None or not _want(languages, code):
-                continue
-            answers = _field(r, "answers", where)
-            texts = answers.get("text") if isinstance(answers, dict) else None
-            if not isinstance(texts, list):
-                raise DataError(f"{where}: answers must be {{'text': [...], 'answer_start': [...]}}")
-            rec = {"id": rid, "context": _field(r, "context", where), "question": _field(r, "question", where),
-                   "answers": texts, "answer": texts[0] if texts else ""}
-            getattr(out.setdefault(code, LangData([])), attr).append(rec)
-    return {k: v for k, v in out.items() if v.records}
-
-
-@loader("aya_suite")
-def load_aya_suite(spec: dict, data_dir: Path | None, languages: set[str] | None) -> dict[str, LangData]:
-    """CohereForAI/aya_evaluation_suite: id, inputs, targets, language (an ISO 639-3 code), script."""
-    rows = hub_rows(spec, data_dir, spec.get("config"), spec["split"]) or []
-    out: dict[str, LangData] = {}
-    for i, r in enumerate(rows):
-        where = f"{spec['hub_id']}/{spec.get('config')}/{spec['split']}[{i}]"
-        code = registry_code(str(_field(r, "language", where)))
-        if code is None or not _want(languages, code):
-            continue
-        targets = _field(r, "targets", where)
-        rec = {"id": str(r.get("id", i)), "inputs": _field(r, "inputs", where), "targets": targets,
-               "answers": [targets]}
-        out.setdefault(code, LangData([])).records.append(rec)
-    return out
+from ayakit.eval.tasks import hub  # noqa: E402, F401 - registers the hub datasets' readers (they use this module)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -25,6 +25,17 @@ class Prompt:
     contexts: tuple[str, ...] = ()  # one context per choice (lm-eval's "multiple input" scoring)
     target: str | None = None
     benchmark: bool = False  # kept out of the default prompts (parity with another tool)
+    per_language: dict = field(default_factory=dict, hash=False, compare=False)  # tag -> inputs template
+
+    def for_language(self, tag: str) -> Prompt:
+        """This prompt with the inputs template written for a language, when it has one (exact tag, else the
+        language's tag without region, else any tag of the same language)."""
+        if not self.per_language:
+            return self
+        lang = tag.split("-")[0]
+        text = self.per_language.get(tag) or self.per_language.get("-".join(tag.split("-")[:2])) or next(
+            (v for k, v in self.per_language.items() if k.split("-")[0] == lang), None)
+        return replace(self, inputs=text) if text else self
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,8 @@ def fewshot_prefix(prompt: Prompt, pool: list[dict], k: int, seed: int, key: str
     candidates = [r for r in pool if r.get("id") != exclude]
     rng = random.Random(f"{seed}/{key}")
     shots = rng.sample(candidates, min(k, len(candidates)))
+    if not shots:
+        return ""
     parts = []
     for rec in shots:
         ctx = render(prompt.inputs, rec, f"few-shot {rec.get('id')}")
