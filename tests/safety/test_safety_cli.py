@@ -46,7 +46,9 @@ def test_three_commands(tiny_t5, tiny_data, tmp_path) -> None:
     assert harm["detector"]["name"] == "refusal-phrases"
     assert harm["languages"]["eng"]["n"] == 3 and 0 <= harm["languages"]["eng"]["rate"] <= 1
     assert harm["over_refusal"]["languages"]["fra"]["n"] == 2
-    assert (out / "harm" / "split.parquet").is_file()
+    assert (out / "split" / "split.parquet").is_file() and harm["split"]["path"] == str(out / "split" / "split.parquet")
+    distilled = json.loads((tmp_path / "distill" / "manifest.json").read_text())
+    assert distilled["split"]["sha256"] == harm["split"]["sha256"]  # distill used the recorded split
     assert summary["distill"]["counts"]["eng"]["prompts"] == 3
     assert pq.read_table(tmp_path / "distill" / "safety.parquet").num_rows == summary["distill"]["kept"]
     titles = [t["title"] for t in summary["tables"]]
@@ -135,3 +137,53 @@ def test_distill_with_a_translation_model(tiny_t5, tiny_data, tmp_path) -> None:
         assert has_preamble != ("swa" in info["preamble"]["missing"])
         if not has_preamble:
             assert info["counts"]["swa"]["no_preamble"] == mt["translated"]
+
+
+def test_no_command_puts_a_held_out_prompt_into_training(tiny_t5, tiny_data, tmp_path) -> None:
+    """Distill and harm with other seeds and fractions: a recorded split is used or the command refuses; a model
+    trained on a set distilled from another split is measured on that split; a leaked test prompt is refused."""
+    from ayakit.safety.split import SplitError, check_disjoint, split_path
+    from ayakit.safety.xsafety import read_split
+
+    run = tmp_path / "runs" / "teacher"
+    (run / "model").parent.mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(tiny_t5, run / "model")
+    (run / "recipe.yaml").write_text("name: teacher\n")
+    common = ["--data-dir", str(tiny_data), "--max-new-tokens", "4", "--languages", "eng"]
+    _run("distill", str(run / "model"), "--out", str(tmp_path / "d1"), "--seed", "1", *common)
+    recorded = split_path(run / "safety")
+    first = read_split(recorded)
+    test = {p.text for p in first if p.split == "test"}
+    # another seed: the recorded split is used (the seed only reseeds sampling); nothing held out is answered
+    _run("distill", str(run / "model"), "--out", str(tmp_path / "d2"), "--seed", "99", *common)
+    for d in ("d1", "d2"):
+        trained = set(pq.read_table(tmp_path / d / "safety.parquet").column("inputs").to_pylist())
+        answered = {json.loads(x)["prompt"] for x in (tmp_path / d / "rejected.jsonl").read_text().splitlines()}
+        assert not (trained | answered) & test
+    assert [(p.id, p.split) for p in read_split(recorded)] == [(p.id, p.split) for p in first]
+    # another test fraction: refused, for both commands
+    with pytest.raises(SplitError, match="test fraction 0.5"):
+        _run("distill", str(run / "model"), "--out", str(tmp_path / "d3"), "--test-fraction", "0.5", *common)
+    with pytest.raises(SplitError, match="test fraction 0.5"):
+        _run("harm", str(run / "model"), "--test-fraction", "0.5", "--max-prompts", "2", *common)
+    # a model trained on d1 in another run with another seed: harm adopts the split d1 was distilled with
+    student = tmp_path / "runs" / "student"
+    shutil.copytree(tiny_t5, student / "model")
+    (student / "recipe.yaml").write_text(
+        f"name: student\ndata:\n  sources:\n    - {{name: safety, type: files, kind: safety, "
+        f"path: {tmp_path / 'd1' / 'safety.parquet'}}}\n")
+    _run("harm", str(student / "model"), "--seed", "5", "--max-prompts", "2", "--benign-prompts", "1", *common)
+    adopted = read_split(split_path(student / "safety"))
+    assert [(p.id, p.split) for p in adopted] == [(p.id, p.split) for p in first]
+    # a model whose training data holds a held-out prompt is refused
+    leaked = next(p for p in first if p.split == "test")
+    (student / "data").mkdir()
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"inputs": ["hello", leaked.text]}), student / "data" / "shards-00000.parquet")
+    with pytest.raises(SplitError, match="held-out safety prompt"):
+        _run("harm", str(student / "model"), "--max-prompts", "2", *common)
+    with pytest.raises(SplitError):
+        check_disjoint(first, student / "data")

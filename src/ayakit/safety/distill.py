@@ -12,7 +12,6 @@ import functools
 import json
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -20,12 +19,13 @@ import pyarrow.parquet as pq
 import yaml
 
 from ayakit import languages as L
-from ayakit.eval.backends import Backend, GenerationParams
+from ayakit.eval.backends import Backend
 from ayakit.io import atomic_path, write_manifest
 from ayakit.errors import DataError
+from ayakit.recipe import DistillConfig, Sampling
 from ayakit.records import Example, example_id, examples_to_table
 from ayakit.safety import refusals
-from ayakit.safety.sampling import sample
+from ayakit.safety.sampling import Progress, params as sampling_params, sample
 from ayakit.safety.xsafety import HarmPrompt, bounded_per_language, xsafety_facts
 
 MIN_CHARS, MAX_CHARS, REPEAT_RATIO = 20, 1000, 2.1  # the paper's filters
@@ -145,20 +145,6 @@ def ensure_preambles(languages: list[str], translator: Translator | None = None)
     return info
 
 
-@dataclass
-class DistillConfig:
-    """Teacher sampling and filters (the paper: one sample, top-p 0.8, temperature 0.9)."""
-
-    max_new_tokens: int = 128
-    temperature: float = 0.9
-    top_p: float = 0.8
-    seed: int = 1234
-    per_language: int | None = None  # cap on training prompts per language (None: all)
-    require_refusal: bool = False  # also drop answers the refusal detector does not call refusals
-    source_name: str = "safety-distill"
-    translate_to: list[str] = field(default_factory=list)  # more languages: English TRAIN prompts, translated
-
-
 def translate_prompts(prompts: list[HarmPrompt], targets: list[str], translator: Translator) -> tuple[
         list[HarmPrompt], dict[str, dict[str, int]]]:
     """English TRAIN prompts translated into each target (for training only, as the paper did with NLLB);
@@ -175,15 +161,17 @@ def translate_prompts(prompts: list[HarmPrompt], targets: list[str], translator:
     return out, counts
 
 
-def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out_dir: str | Path,
-            teacher_id: str = "teacher", translator: Translator | None = None) -> dict:
+def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, sampling: Sampling, out_dir: str | Path,
+            teacher_id: str = "teacher", translator: Translator | None = None, split: dict | None = None,
+            progress: Progress | None = None) -> dict:
     """Generate, filter and write the distillation set; returns the manifest's counts and preamble info.
 
-    Only TRAIN-split prompts of harmful categories (not the benign set) are answered.
+    Only TRAIN-split prompts of harmful categories (not the benign set) are answered; `split` (the recorded split's
+    description) goes into the manifest, so an evaluation of a model trained on this set uses the same split.
     """
     facts = xsafety_facts()
     train = bounded_per_language([p for p in prompts if p.split == "train" and p.category not in facts["benign"]],
-                                 cfg.per_language, cfg.seed)
+                                 cfg.per_language, sampling.seed)
     prompt_mt: dict[str, dict[str, int]] = {}
     if cfg.translate_to:
         if translator is None:
@@ -192,10 +180,9 @@ def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out
         train += extra
     pre = ensure_preambles([p.language for p in train], translator)
     usable = [p for p in train if preamble(p.language) is not None]
-    params = GenerationParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                              seed=cfg.seed)
-    answers = [s[0] for s in sample(teacher, [with_preamble(p.text, p.language) for p in usable], 1, params,
-                                    description="distill: teacher answers")]
+    answers = [s[0] for s in sample(teacher, [with_preamble(p.text, p.language) for p in usable], 1,
+                                    sampling_params(sampling, cfg.max_new_tokens),
+                                    description="distill: teacher answers", progress=progress)]
     translated = {p.id for p in train if p.language in prompt_mt}
     counts: dict[str, dict[str, int]] = {}
     kept: list[Example] = []
@@ -235,12 +222,13 @@ def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out
             "preamble": {"version": preamble_table()["version"], "languages": pre["stored"],
                          "translated": pre["translated"], "missing": pre["missing"],
                          "translations": {c: _extra_preambles[c] for c in pre["translated"]}},
-            "generation": {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
-                           "top_p": cfg.top_p, "seed": cfg.seed, "samples": 1},
+            "generation": {"max_new_tokens": cfg.max_new_tokens, **sampling.model_dump(), "samples": 1},
+            "split": split,
             "filters": {"min_chars": MIN_CHARS, "max_chars": MAX_CHARS, "repeat_ratio": REPEAT_RATIO,
                         "require_refusal": cfg.require_refusal},
             "translated_prompts": prompt_mt}
-    write_manifest(out_dir, "safety-distill", {"teacher": teacher_id, "config": vars(cfg),
+    write_manifest(out_dir, "safety-distill", {"teacher": teacher_id, "config": cfg.model_dump(),
+                                               "sampling": sampling.model_dump(), "split": split,
                                                "prompts": sorted(p.id for p in train)},
                    {"examples": OUTPUT, "rejected": "rejected.jsonl"}, **info)
     return info
