@@ -21,10 +21,13 @@ from rich.text import Text
 
 from ayakit.io import (MANIFEST, file_sha256, fingerprint, read_json, write_json_atomic, write_manifest,
                        write_text_atomic)
-from ayakit.recipe import Recipe, RecipeError, apply_override, load_recipe, parse_override, recipe_from_dict
+from ayakit import runner_safety as safety
+from ayakit.recipe import (Recipe, RecipeError, apply_override, load_recipe, parse_override, read_recipe_data,
+                           recipe_from_dict)
 
 STATE_DIR = "stages"  # runs/<name>/stages/<stage>/manifest.json: what each stage last finished with
-STAGE_NAMES = ("data", "tokenizer", "baseline", "train", "eval", "report")
+STAGE_NAMES = ("data", "tokenizer", "baseline", "train", "eval", "safety-split", "safety-eval", "distill", "safe-data",
+               "safe-train", "safe-eval", "safe-safety-eval", "report")
 UNTRAINED_DIR = "model-untrained"
 
 
@@ -186,6 +189,20 @@ STAGES: tuple[Stage, ...] = (
           describe="evaluate the untrained model"),
     Stage("train", _train_inputs, _run_train, "model", describe="finetune"),
     Stage("eval", _eval_inputs, _run_eval, "eval/trained", describe="evaluate the trained model"),
+    Stage("safety-split", safety.split_inputs, safety.run_split, "safety/split", enabled=safety.enabled,
+          describe="the run's XSafety train / test split"),
+    Stage("safety-eval", safety.eval_inputs, safety.run_eval, "safety/trained", enabled=safety.enabled,
+          describe="harm and toxicity of the trained model"),
+    Stage("distill", safety.distill_inputs, safety.run_distill, "safety/distill", enabled=safety.distilling,
+          describe="teacher + preamble answers the training split"),
+    Stage("safe-data", safety.safe_data_inputs, safety.run_safe_data, "safe/data", enabled=safety.distilling,
+          describe="the mixture with the safety source"),
+    Stage("safe-train", safety.safe_train_inputs, safety.run_safe_train, "safe/model", enabled=safety.distilling,
+          describe="finetune with the safety source"),
+    Stage("safe-eval", safety.safe_eval_inputs, safety.run_safe_eval, "safe/eval/trained",
+          enabled=safety.distilling, describe="evaluate the safety-trained model"),
+    Stage("safe-safety-eval", safety.safe_safety_inputs, safety.run_safe_safety, "safety/safe",
+          enabled=safety.distilling, describe="harm and toxicity of the safety-trained model"),
     Stage("report", _report_inputs, _run_report, "report", describe="write the report"),
 )
 
@@ -450,7 +467,7 @@ def variant_recipes(ab: Ablation, extra: list[str] | None = None, data_dir: Path
     recipes = {}
     for i, v in enumerate(ab.variants):
         source = v.recipe or ab.base
-        data = yaml.safe_load(source.read_text(encoding="utf-8")) if source and source.is_file() else None
+        data = read_recipe_data(source) if source and source.is_file() else None
         if not isinstance(data, dict):
             raise RecipeError(f"ablation {ab.name}, variant {v.name}: recipe {source} is missing or not a mapping")
         for text in [*ab.overrides, *v.overrides, *(extra or []),
