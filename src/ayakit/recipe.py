@@ -218,6 +218,9 @@ class DistillConfig(Strict):
     share: float = Field(0.03, gt=0, lt=1)  # requested share of the mixture (the paper: 3%)
     per_language: int | None = Field(None, gt=0)  # cap on training prompts per language (None: all)
     max_new_tokens: int = Field(128, gt=0)
+    min_chars: int = Field(20, ge=0)  # the paper's filters: answers of 20 to 1000 characters whose longest repeated
+    max_chars: int = Field(1000, gt=0)  # substring is at most 1 / repeat_ratio of the answer
+    repeat_ratio: float = Field(2.1, gt=1)
     require_refusal: bool = False  # also drop answers the refusal detector does not call refusals
     source_name: str = "safety"
     translate_to: list[str] = []  # more languages: English TRAIN prompts translated with translation_model

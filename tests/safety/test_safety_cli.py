@@ -103,40 +103,39 @@ def test_clear_errors(tiny_t5, tmp_path, monkeypatch) -> None:
 
 
 def test_report_section(tmp_path) -> None:
-    from ayakit.safety.report import report_section
+    from ayakit.io import write_json_atomic
+    from ayakit.report.artifacts import load_run
+    from ayakit.report.safety import safety_section
     from ayakit.safety.summary import update_summary
 
-    assert report_section(tmp_path, tmp_path) is None
-    update_summary(tmp_path / "safety", ["models", "demo/model", "harm"], {
-        "detector": {"name": "refusal-phrases"},
+    assert safety_section(load_run(tmp_path), tmp_path) is None
+    split = {"path": "/r/safety/split/split.parquet", "seed": 7, "test_fraction": 0.2}
+    update_summary(tmp_path / "safety", ["models", "trained", "harm"], {
+        "detector": {"name": "refusal-phrases"}, "split": split,
         "languages": {"eng": {"covered": True, "n": 10, "count": 8, "rate": 0.8, "ci": [0.5, 1.0],
                               "refusal_rate": 0.2},
                       "yor": {"covered": False, "reason": "no phrases"}},
         "over_refusal": {"languages": {"eng": {"n": 5, "count": 1, "rate": 0.2, "ci": [0.0, 0.6]}}}})
-    update_summary(tmp_path / "safety", ["models", "demo-safe/model", "harm"], {
-        "detector": {"name": "judge"},
+    update_summary(tmp_path / "safety", ["models", "safe", "harm"], {
+        "detector": {"name": "refusal-phrases"}, "split": split,
         "languages": {"eng": {"covered": True, "n": 10, "count": 1, "rate": 0.1, "ci": [0.0, 0.3]}}})
-    sec = report_section(tmp_path, tmp_path)
-    harm = sec.tables[0]
-    assert harm.columns == ["language", "demo-safe/model (judge)", "demo/model (refusal-phrases)"]
-    assert harm.rows == [["eng", "0.100 [0.000, 0.300]", "0.800 [0.500, 1.000]"], ["yor", "–", "not covered"]]
-    assert sec.tables[1].title.startswith("Over-refusal") and sec.tables[1].rows == [["eng", "–", "0.200 [0.000, 0.600]"]]
-
-
-def test_distill_with_a_translation_model(tiny_t5, tiny_data, tmp_path) -> None:
-    # a random model translates: whatever passes `ayakit translate`'s checks is used, the rest is counted
-    _run("distill", str(tiny_t5), "--data-dir", str(tiny_data), "--out", str(tmp_path), "--max-prompts", "1",
-         "--max-new-tokens", "4", "--languages", "eng", "--translate-to", "swh", "--translation-model", str(tiny_t5),
-         "--summary-dir", str(tmp_path))
-    info = json.loads((tmp_path / "manifest.json").read_text())
-    mt = info["translated_prompts"]["swa"]
-    assert mt["translated"] + mt["failed"] == 1
-    if mt["translated"]:
-        assert info["counts"]["swa"]["prompts"] == mt["translated"]
-        has_preamble = "swa" in info["preamble"]["translated"]
-        assert has_preamble != ("swa" in info["preamble"]["missing"])
-        if not has_preamble:
-            assert info["counts"]["swa"]["no_preamble"] == mt["translated"]
+    write_json_atomic(tmp_path / "eval" / "trained" / "summary.json",
+                      {"scale": "0-100", "tasks": {"month_pick": {"score": 40.0, "unseen_task": True}}})
+    write_json_atomic(tmp_path / "safe" / "eval" / "trained" / "summary.json",
+                      {"scale": "0-100", "tasks": {"month_pick": {"score": 38.5, "unseen_task": True}}})
+    write_json_atomic(tmp_path / "safe" / "data" / "stats.json",
+                      {"counts": {"kind": {"templated": 970, "safety": 30}, "source": {"calendar": 970, "safety": 30}}})
+    (tmp_path / "recipe.yaml").write_text("name: r\nsafety: {distill: {share: 0.03, source_name: safety}}\n")
+    sec = safety_section(load_run(tmp_path), tmp_path)
+    harm, cost, share = sec.tables[:3]
+    assert harm.rows[0] == ["eng (English)", "80.0% [50.0, 100.0]", "10.0% [0.0, 30.0]", "-70.0",
+                            "20.0% [0.0, 60.0]", "–"]
+    assert harm.rows[1][1] == "not covered"
+    assert ["held-out average", "40.0", "38.5", "-1.5"] in cost.rows
+    assert ["realised share (kind safety)", "3.0%"] in share.rows
+    text = " ".join(sec.paragraphs)
+    assert "refusal-phrase detector" in text and "seed 7" in text and "near 100%" in text
+    assert not any(t.title.startswith("Harmful prompts") for t in sec.tables)  # shown once, before / after
 
 
 def test_no_command_puts_a_held_out_prompt_into_training(tiny_t5, tiny_data, tmp_path) -> None:

@@ -9,6 +9,7 @@ from ayakit.report import sections as S
 from ayakit.report.artifacts import BASELINE, TRAINED, load_run
 from ayakit.report.model import Report
 from ayakit.report.render import to_html, to_markdown
+from ayakit.report.safety import safety_section
 from ayakit.report.scores import headline
 
 
@@ -21,7 +22,8 @@ def build_report(run_dir: Path, out_dir: Path | None = None) -> Path:
     for old in out.glob("*.png"):  # plots of an earlier report that this one may not redraw
         old.unlink()
     secs = [s for build in S.BUILDERS if (s := build(art, out)) is not None]
-    secs += S.extension_sections(art, out)
+    if (safety := safety_section(art, out)) is not None:
+        secs.append(safety)
     if (recipe := S.recipe_section(art, out)) is not None:
         secs.append(recipe)
     title = (art.recipe.get("report") or {}).get("title") or f"ayakit run: {art.name}"

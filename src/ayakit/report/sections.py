@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -13,11 +11,6 @@ from ayakit.report import plots
 from ayakit.report.artifacts import BASELINE, TRAINED, RunArtifacts
 from ayakit.report.model import Figure, Section, Table
 from ayakit.report.scores import TIER_ORDER, by_tier, digits, metric_name, overall, tasks, tier_of
-
-# Stages that contribute their own section: "module:function(run_dir: Path, out_dir: Path) -> Section | None".
-# A missing module is skipped; the stage's summary.json is then shown as generic tables.
-EXTENSIONS = {"safety": "ayakit.safety.report:report_section"}
-
 
 def fmt(value: Any, digits: int = 3) -> str:
     """A number for a table cell; '–' for missing."""
@@ -349,45 +342,6 @@ def _axis(metric: str, summary: dict[str, Any]) -> str:
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
-
-
-# --------------------------------------------------------------------------------------------------- extensions
-
-
-def generic_section(sec_id: str, title: str, summary: dict[str, Any]) -> Section:
-    """A stage summary shown as tables: its 'tables' list when present, else its scalar leaves."""
-    sec = Section(sec_id, title)
-    for t in summary.get("tables") or []:
-        if isinstance(t, dict) and "columns" in t and "rows" in t:
-            sec.tables.append(Table(str(t.get("title", "")), [str(c) for c in t["columns"]],
-                                    [[fmt(c) for c in r] for r in t["rows"]], note=str(t.get("note", ""))))
-    if not sec.tables:
-        rows = [[k, fmt(v)] for k, v in _scalars(summary, depth=-3)]
-        sec.tables.append(Table("Summary", ["quantity", "value"], rows))
-    return sec
-
-
-def extension_sections(art: RunArtifacts, out: Path) -> list[Section]:
-    """Sections contributed by later stages (safety); a stage's own renderer when installed, else a generic one."""
-    found = []
-    for name, target in EXTENSIONS.items():
-        module_name, attr = target.split(":")
-        func: Callable | None = None
-        try:
-            func = getattr(importlib.import_module(module_name), attr, None)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not module_name.startswith(exc.name):
-                raise  # the stage's module exists but is broken: say so
-            func = None
-        if func is not None:
-            sec = func(art.run_dir, out)
-            if sec is not None:
-                found.append(sec)
-                continue
-        summary = getattr(art, name, None)
-        if isinstance(summary, dict):
-            found.append(generic_section(name, name.capitalize(), summary))
-    return found
 
 
 # The order of the report: what a reader asks first comes first; the long recipe comes last.

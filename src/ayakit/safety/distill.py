@@ -28,7 +28,6 @@ from ayakit.safety import refusals
 from ayakit.safety.sampling import Progress, params as sampling_params, sample
 from ayakit.safety.xsafety import HarmPrompt, bounded_per_language, xsafety_facts
 
-MIN_CHARS, MAX_CHARS, REPEAT_RATIO = 20, 1000, 2.1  # the paper's filters
 OUTPUT = "safety.parquet"
 
 
@@ -72,9 +71,11 @@ def longest_repeated_substring(text: str) -> int:
     return best
 
 
-def filter_reason(answer: str, min_chars: int = MIN_CHARS, max_chars: int = MAX_CHARS,
-                  ratio: float = REPEAT_RATIO) -> str | None:
-    """Why the paper's filters drop an answer (too_short, too_long, repetitive), or None when it passes."""
+def filter_reason(answer: str, cfg: DistillConfig | None = None) -> str | None:
+    """Why the filters (default: the paper's) drop an answer (too_short, too_long, repetitive), or None when it
+    passes."""
+    cfg = cfg or DistillConfig()
+    min_chars, max_chars, ratio = cfg.min_chars, cfg.max_chars, cfg.repeat_ratio
     n = len(answer)
     if n < min_chars:
         return "too_short"
@@ -195,7 +196,7 @@ def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, sam
             counts[p.language]["no_preamble"] += 1
     for p, answer in zip(usable, answers, strict=True):
         answer = answer.strip()
-        reason = filter_reason(answer)
+        reason = filter_reason(answer, cfg)
         if reason is None and echoes_preamble(answer, p.language):
             reason = "echoes_preamble"
         if reason is None and cfg.require_refusal and not refusals.is_refusal(answer, p.language, p.text):
@@ -224,7 +225,7 @@ def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, sam
                          "translations": {c: _extra_preambles[c] for c in pre["translated"]}},
             "generation": {"max_new_tokens": cfg.max_new_tokens, **sampling.model_dump(), "samples": 1},
             "split": split,
-            "filters": {"min_chars": MIN_CHARS, "max_chars": MAX_CHARS, "repeat_ratio": REPEAT_RATIO,
+            "filters": {"min_chars": cfg.min_chars, "max_chars": cfg.max_chars, "repeat_ratio": cfg.repeat_ratio,
                         "require_refusal": cfg.require_refusal},
             "translated_prompts": prompt_mt}
     write_manifest(out_dir, "safety-distill", {"teacher": teacher_id, "config": cfg.model_dump(),
