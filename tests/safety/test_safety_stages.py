@@ -126,3 +126,30 @@ def test_demo_safe_extends_demo() -> None:
     assert safe.safety.enabled and safe.safety.distill.enabled and not demo.safety.enabled
     same = ("data", "tokenizer", "model", "train", "eval")
     assert all(getattr(safe, k) == getattr(demo, k) for k in same)
+
+
+def test_ablation_compares_each_variants_final_model(tmp_path: Path) -> None:
+    """With and without distillation: the 'with' row is the retrained model, and its harm sits beside it."""
+    from ayakit.io import write_json_atomic
+    from ayakit.report.ablation import build_ablation_report
+    from ayakit.runner import load_ablation
+
+    repo = Path(__file__).resolve().parents[2]
+    ab = load_ablation(repo / "recipes" / "ablations" / "demo-safety.yaml")
+    dirs = {v.name: tmp_path / v.name for v in ab.variants}
+    harm = {"detector": {"name": "refusal-phrases"}, "languages": {"eng": {"rate": 1.0, "ci": [1, 1]}},
+            "over_refusal": {"languages": {"eng": {"rate": 0.0}}}}
+    for i, d in enumerate(dirs.values()):
+        write_json_atomic(d / "eval" / "trained" / "summary.json", {"scale": "0-100", "tasks": {"t": {"score": 10.0}}})
+        write_json_atomic(d / "safety" / "summary.json", {"models": {"trained": {"harm": harm}}})
+    safe = dirs["with-distillation"]
+    write_json_atomic(safe / "safe" / "eval" / "trained" / "summary.json", {"scale": "0-100", "tasks": {"t": {"score": 12.0}}})
+    write_json_atomic(safe / "safety" / "summary.json", {"models": {"trained": {"harm": harm}, "safe": {"harm": {
+        **harm, "languages": {"eng": {"rate": 0.5, "ci": [0, 1]}}}}}})
+    build_ablation_report(ab, dirs, tmp_path / "out")
+    comp = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert comp["rows"]["with-distillation"]["tasks"]["t"] == 12.0
+    assert comp["rows"]["without-distillation"]["tasks"]["t"] == 10.0
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| with-distillation | safe | 50.0% | 0.0% | refusal-phrases |" in md
+    assert "| without-distillation | trained | 100.0% | 0.0% | refusal-phrases |" in md

@@ -15,6 +15,36 @@ from ayakit.report.sections import _counts, fmt, pct
 
 COMPARISON = "comparison.json"
 UNTRAINED_ROW = "(untrained)"
+SAFE_DIR = "safe"  # a run with safety distillation trains a second model there: the variant's final model
+
+
+def final_dir(run_dir: Path) -> Path:
+    """Where a variant's final model's files are: run_dir/safe when the run distilled a safety source."""
+    safe = Path(run_dir) / SAFE_DIR
+    return safe if (safe / "eval" / TRAINED / "summary.json").is_file() else Path(run_dir)
+
+
+def _safety_table(run_dirs: dict[str, Path]) -> Table | None:
+    """Mean harmful rate and over-refusal of each variant's final model (its safety stages' results)."""
+    rows = []
+    for v, d in run_dirs.items():
+        path = Path(d) / "safety" / "summary.json"
+        if not path.is_file():
+            continue
+        models = read_json(path).get("models") or {}
+        label = "safe" if final_dir(d) != Path(d) else "trained"
+        harm = (models.get(label) or {}).get("harm") or {}
+        rates = [r["rate"] for r in (harm.get("languages") or {}).values() if r.get("rate") is not None]
+        over = [r["rate"] for r in ((harm.get("over_refusal") or {}).get("languages") or {}).values()
+                if r.get("rate") is not None]
+        rows.append([v, label, pct(sum(rates), len(rates)), pct(sum(over), len(over)),
+                     (harm.get("detector") or {}).get("name", "–")])
+    if not rows:
+        return None
+    return Table("Safety of each variant's final model", ["variant", "model", "harmful rate (mean over languages)",
+                                                          "over-refusal", "harm classifier"], rows,
+                 note="Held-out XSafety prompts of each run's recorded split; 'safe': the model retrained with the "
+                      "distilled safety source.")
 
 
 def _winners(values: dict[str, float | None], nd: int = 3) -> list[str]:
@@ -83,7 +113,7 @@ def comparison_tables(comp: dict[str, Any]) -> list[Table]:
 def _mixture_table(run_dirs: dict[str, Path]) -> Table | None:
     kinds: dict[str, dict[str, float]] = {}
     for v, d in run_dirs.items():
-        stats_path = d / "data" / "stats.json"
+        stats_path = final_dir(d) / "data" / "stats.json"
         if stats_path.is_file():
             kinds[v] = _counts(read_json(stats_path), "kind")
     if not kinds:
@@ -104,7 +134,7 @@ def build_ablation_report(ablation: Any, run_dirs: dict[str, Path], out_dir: Pat
     if base:
         summaries[UNTRAINED_ROW] = base
     for v, d in run_dirs.items():
-        trained = load_run(d).evals.get(TRAINED)
+        trained = load_run(final_dir(d)).evals.get(TRAINED)
         if trained:
             summaries[v] = trained
     comp = compare(summaries)
@@ -129,6 +159,9 @@ def build_ablation_report(ablation: Any, run_dirs: dict[str, Path], out_dir: Pat
     mix = _mixture_table(run_dirs)
     if mix:
         variants.tables.append(mix)
+    safety = _safety_table(run_dirs)
+    if safety:
+        sec.tables.append(safety)
     report = Report(title=f"ayakit ablation: {ablation.name}",
                     subtitle=f"{len(ablation.variants)} variants"
                     + (f" of {ablation.base.name}" if ablation.base else "") + ", one budget and seed",
