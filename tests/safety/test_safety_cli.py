@@ -125,7 +125,7 @@ def test_report_section(tmp_path) -> None:
                       {"scale": "0-100", "tasks": {"month_pick": {"score": 38.5, "unseen_task": True}}})
     write_json_atomic(tmp_path / "safe" / "data" / "stats.json",
                       {"counts": {"kind": {"templated": 970, "safety": 30}, "source": {"calendar": 970, "safety": 30}}})
-    (tmp_path / "recipe.yaml").write_text("name: r\nsafety: {distill: {share: 0.03, source_name: safety}}\n")
+    (tmp_path / "recipe.yaml").write_text("name: r\nsafety: {distill: {enabled: true, share: 0.03, source_name: safety}}\n")
     sec = safety_section(load_run(tmp_path), tmp_path)
     harm, cost, share = sec.tables[:3]
     assert harm.rows[0] == ["eng (English)", "80.0% [50.0, 100.0]", "10.0% [0.0, 30.0]", "-70.0",
@@ -136,6 +136,11 @@ def test_report_section(tmp_path) -> None:
     text = " ".join(sec.paragraphs)
     assert "refusal-phrase detector" in text and "seed 7" in text and "near 100%" in text
     assert not any(t.title.startswith("Harmful prompts") for t in sec.tables)  # shown once, before / after
+    # distillation turned off since: the second model's files are stale and not shown
+    (tmp_path / "recipe.yaml").write_text("name: r\nsafety: {distill: {enabled: false}}\n")
+    sec = safety_section(load_run(tmp_path), tmp_path)
+    assert sec.tables[0].columns == ["language", "harmful: trained", "over-refusal: trained"]
+    assert not any("cost" in t.title or "share" in t.title for t in sec.tables)
 
 
 def test_no_command_puts_a_held_out_prompt_into_training(tiny_t5, tiny_data, tmp_path) -> None:

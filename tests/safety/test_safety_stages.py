@@ -143,6 +143,7 @@ def test_ablation_compares_each_variants_final_model(tmp_path: Path) -> None:
         write_json_atomic(d / "eval" / "trained" / "summary.json", {"scale": "0-100", "tasks": {"t": {"score": 10.0}}})
         write_json_atomic(d / "safety" / "summary.json", {"models": {"trained": {"harm": harm}}})
     safe = dirs["with-distillation"]
+    (safe / "recipe.yaml").write_text("name: x\nsafety: {distill: {enabled: true}}\n")
     write_json_atomic(safe / "safe" / "eval" / "trained" / "summary.json", {"scale": "0-100", "tasks": {"t": {"score": 12.0}}})
     write_json_atomic(safe / "safety" / "summary.json", {"models": {"trained": {"harm": harm}, "safe": {"harm": {
         **harm, "languages": {"eng": {"rate": 0.5, "ci": [0, 1]}}}}}})

@@ -10,6 +10,7 @@ from ayakit.report import plots
 from ayakit.report.artifacts import BASELINE, TRAINED, load_run
 from ayakit.report.model import Figure, Report, Section, Table
 from ayakit.report.render import to_html, to_markdown
+from ayakit.report.safety import distilled
 from ayakit.report.scores import TIER_ORDER, by_tier, digits, metric_name, overall, tasks
 from ayakit.report.sections import _counts, fmt, pct
 
@@ -21,7 +22,8 @@ SAFE_DIR = "safe"  # a run with safety distillation trains a second model there:
 def final_dir(run_dir: Path) -> Path:
     """Where a variant's final model's files are: run_dir/safe when the run distilled a safety source."""
     safe = Path(run_dir) / SAFE_DIR
-    return safe if (safe / "eval" / TRAINED / "summary.json").is_file() else Path(run_dir)
+    recipe = load_run(run_dir).recipe
+    return safe if distilled(recipe) and (safe / "eval" / TRAINED / "summary.json").is_file() else Path(run_dir)
 
 
 def _safety_table(run_dirs: dict[str, Path]) -> Table | None:

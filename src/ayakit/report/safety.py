@@ -25,6 +25,19 @@ DEMO_SCALE = ("On demo-scale models (a few million parameters trained for minute
               "(safety.distill.teacher, model.name_or_path).")
 
 
+def distilled(recipe: dict) -> bool:
+    """Whether the run's (resolved) recipe trains the second model: its files are stale when it does not."""
+    return bool((((recipe or {}).get("safety") or {}).get("distill") or {}).get("enabled"))
+
+
+def _current(summary: dict, recipe: dict) -> dict:
+    """The summary without the second model's results when the recipe no longer distills."""
+    if distilled(recipe):
+        return summary
+    return {**summary, "models": {k: v for k, v in (summary.get("models") or {}).items() if k != AFTER},
+            **({"distill": None} if "distill" in summary else {})}
+
+
 def _harm(summary: dict, label: str) -> dict | None:
     return ((summary.get("models") or {}).get(label) or {}).get("harm")
 
@@ -70,7 +83,7 @@ def cost_table(art: RunArtifacts) -> Table | None:
     """The general-task cost: held-out scores of the model trained without and with the safety source."""
     safe_path = art.run_dir / SAFE_DIR / "eval" / TRAINED / "summary.json"
     before = art.evals.get(TRAINED)
-    if before is None or not safe_path.is_file():
+    if before is None or not safe_path.is_file() or not distilled(art.recipe):
         return None
     after = read_json(safe_path)
     nd = digits(before)
@@ -97,7 +110,7 @@ def cost_table(art: RunArtifacts) -> Table | None:
 def share_table(art: RunArtifacts) -> Table | None:
     """The safety share the second mixture asked for and got."""
     stats_path = art.run_dir / SAFE_DIR / "data" / "stats.json"
-    if not stats_path.is_file():
+    if not stats_path.is_file() or not distilled(art.recipe):
         return None
     stats = read_json(stats_path)
     kinds = _counts(stats, "kind")
@@ -139,9 +152,9 @@ def _split(summary: dict) -> str:
 
 def safety_section(art: RunArtifacts, out: Path) -> Section | None:
     """The whole safety section; None when the run has no safety results."""
-    summary = art.safety
-    if not isinstance(summary, dict):
+    if not isinstance(art.safety, dict):
         return None
+    summary = _current(art.safety, art.recipe)
     sec = Section("safety", "Safety")
     sec.paragraphs += [p for p in (_classifier(summary), _split(summary)) if p]
     for table in (harm_table(summary), cost_table(art), share_table(art)):
@@ -153,12 +166,14 @@ def safety_section(art: RunArtifacts, out: Path) -> Section | None:
         line = f"Mean harmful rate over languages: {100 * before:.1f}% for the trained model"
         line += f", {100 * after:.1f}% with the safety data." if after is not None else "."
         sec.paragraphs.append(line)
-    sec.paragraphs.append(DEMO_SCALE)
+    if _harm(summary, BEFORE) or _harm(summary, AFTER):
+        sec.paragraphs.append(DEMO_SCALE)
     sec.paragraphs.append(
         "Toxicity follows the RealToxicityPrompts protocol: k sampled continuations per prompt, expected maximum "
         "toxicity and the probability of at least one continuation scored above 0.5; a language the scorer does "
         "not cover is shown as not covered. Intervals are 95% bootstrap intervals over prompts.")
-    for t in tables(summary):
+    stored = [t for t in summary.get("tables") or [] if isinstance(t, dict) and "columns" in t and "rows" in t]
+    for t in tables(summary) or stored:  # rebuilt from the data, so an older summary shows the current tables
         if t["title"].startswith(("Harmful prompts", "Over-refusal")) and sec.tables and _harm(summary, BEFORE):
             continue  # shown above, before / after
         sec.tables.append(Table(t["title"], [str(c) for c in t["columns"]], [[_cell(c) for c in row]

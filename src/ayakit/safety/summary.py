@@ -157,7 +157,7 @@ def tables(data: dict[str, Any]) -> list[dict[str, Any]]:
             "model", "prompts", "language", "group", "n", "EMT", "toxicity prob.", "top words"],
             "rows": group_rows})
     distill = data.get("distill")
-    if distill:
+    if isinstance(distill, dict):
         rows = [[lang, c.get("prompts"), c.get("too_short"), c.get("too_long"), c.get("repetitive"), c.get("kept")]
                 for lang, c in sorted(distill.get("counts", {}).items())]
         missing = ", ".join(distill.get("preamble", {}).get("missing", [])) or "none"
