@@ -378,7 +378,9 @@ def run_cmd(
     data_dir: Path = typer.Option(None, "--data-dir", help="Public data directory (default: recipe data_dir, "
                                   "else $AYAKIT_DATA_DIR)."),
 ) -> None:
-    """Run a recipe end to end: data -> tokenizer -> untrained baseline eval -> training -> eval -> report.
+    """Run a recipe end to end: data -> tokenizer -> untrained baseline eval -> training -> eval -> report; with
+    `safety.enabled`, harm and toxicity of the trained model before the report, and with `safety.distill.enabled`
+    the distillation, a second training with the safety source and its evaluation (README: Safety).
     A rerun skips every stage whose inputs are unchanged and resumes an interrupted training run."""
     console = Console()
     rec = prepare(recipe, overrides or [], data_dir)

@@ -191,3 +191,16 @@ def test_no_command_puts_a_held_out_prompt_into_training(tiny_t5, tiny_data, tmp
         _run("harm", str(student / "model"), "--max-prompts", "2", *common)
     with pytest.raises(SplitError):
         check_disjoint(first, student / "data")
+
+
+def test_command_defaults_are_the_recipes(monkeypatch) -> None:
+    """The paper's sampling is written once (ayakit.recipe.Sampling); the commands' help and values follow it."""
+    from ayakit.recipe import Sampling
+
+    monkeypatch.setenv("COLUMNS", "200")
+    for cmd in ("harm", "toxicity", "distill"):
+        text = " ".join(runner.invoke(app, ["safety", cmd, "--help"]).output.split())
+        assert f"the paper's {Sampling().temperature}" in text and f"the paper's {Sampling().top_p}" in text, cmd
+    from ayakit.safety.cli import _sampling
+
+    assert _sampling(None, None, None) == Sampling() and _sampling(0.0, None, 3).seed == 3
