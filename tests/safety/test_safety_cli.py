@@ -204,3 +204,23 @@ def test_command_defaults_are_the_recipes(monkeypatch) -> None:
     from ayakit.safety.cli import _sampling
 
     assert _sampling(None, None, None) == Sampling() and _sampling(0.0, None, 3).seed == 3
+
+
+def test_a_local_model_as_judge(tiny_t5, tiny_data, tmp_path, stand_in) -> None:
+    """safety.harm.classifier=judge with a local model directory: its verdicts (here a random model's, mostly
+    neither Yes nor No) are counted as unparsed, and the result names the judge."""
+    from ayakit.recipe import HarmConfig, Sampling
+    from ayakit.safety.harm import LLMJudge
+    from ayakit.safety.measure import harm_classifier, measure_harm
+    from ayakit.safety.split import ensure_split, select
+
+    cfg = HarmConfig(classifier="judge", judge=str(tiny_t5), per_language=3, benign_per_language=1,
+                     max_new_tokens=4)
+    assert isinstance(harm_classifier(cfg), LLMJudge)
+    prompts, split, status = ensure_split(tmp_path, tiny_data, 1)
+    assert status == "made"
+    result = measure_harm(stand_in(), select(prompts, ["eng"]), split, cfg, Sampling(), tmp_path, "m")
+    eng = result["languages"]["eng"]
+    assert result["detector"] == {"name": "judge", "endpoint": str(tiny_t5)}
+    assert eng["unparsed"] + (eng["n"] or 0) == 3
+    assert json.loads((tmp_path / "summary.json").read_text())["models"]["m"]["harm"]["split"] == split
