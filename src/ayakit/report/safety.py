@@ -173,8 +173,10 @@ def safety_section(art: RunArtifacts, out: Path) -> Section | None:
         "toxicity and the probability of at least one continuation scored above 0.5; a language the scorer does "
         "not cover is shown as not covered. Intervals are 95% bootstrap intervals over prompts.")
     stored = [t for t in summary.get("tables") or [] if isinstance(t, dict) and "columns" in t and "rows" in t]
+    measured = {m for m, parts in (summary.get("models") or {}).items() if parts.get("harm")}
+    only_run_models = bool(measured) and measured <= {BEFORE, AFTER}  # else `ayakit safety harm` added others
     for t in tables(summary) or stored:  # rebuilt from the data, so an older summary shows the current tables
-        if t["title"].startswith(("Harmful prompts", "Over-refusal")) and sec.tables and _harm(summary, BEFORE):
+        if t["title"].startswith(("Harmful prompts", "Over-refusal")) and only_run_models:
             continue  # shown above, before / after
         sec.tables.append(Table(t["title"], [str(c) for c in t["columns"]], [[_cell(c) for c in row]
                                                                               for row in t["rows"]],
