@@ -236,7 +236,25 @@ def run_safe_data(ctx: RunContext) -> Path:
         shutil.rmtree(tok)
     shutil.copytree(ctx.run_dir / "tokenizer", tok)  # the same tokenizer: the two models differ only in data
     safe.forced = safe.forced | ({"data"} if "safe-data" in ctx.forced else set())
-    return _run_data(safe)
+    out = _run_data(safe)
+    ctx.progress.console.print("  " + safety_source_line(out / "stats.json", ctx.recipe))
+    return out
+
+
+def safety_source_line(stats_path: Path, recipe: Recipe) -> str:
+    """What the second mixture did with the distilled set: kept after the data filters, repeated, its share."""
+    from ayakit.io import read_json
+
+    stats = read_json(stats_path)
+    name = recipe.safety.distill.source_name
+    available = sum(((stats.get("available") or {}).get(name) or {}).values())
+    counts = (stats.get("counts") or {}).get("source") or {}
+    used, total = counts.get(name, 0), stats.get("total") or sum(counts.values()) or 0
+    repeat = (stats.get("repetition") or {}).get(name)
+    return (f"safe-data: source '{name}': {available} distilled examples after the data filters, "
+            f"{used} of {total} in the mixture ({100 * used / total if total else 0:.1f}%, asked "
+            f"{100 * recipe.safety.distill.share:.1f}%)" + (f", each repeated {repeat:.1f}x" if repeat and repeat > 1
+                                                               else ""))
 
 
 def run_safe_train(ctx: RunContext) -> Path:

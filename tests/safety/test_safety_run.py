@@ -70,7 +70,8 @@ def test_the_loop_runs_every_stage(loop) -> None:
     assert (run / "safe" / "model" / "config.json").is_file() and (run / "safe" / "eval" / "trained").is_dir()
     report = (run / "report" / "report.md").read_text()
     assert "## Safety" in report and "near 100%" in report and "General-task cost" in report
-    assert "realised share (kind safety)" in report
+    assert "realised share (kind safety)" in report and "repetition of the distilled examples" in report
+    assert "safe-data: source 'safety':" in out and "distilled examples after the data filters" in out
 
 
 def test_held_out_prompts_never_train(loop) -> None:

@@ -119,9 +119,13 @@ def share_table(art: RunArtifacts) -> Table | None:
     name = distill.get("source_name", "safety")
     sources = _counts(stats, "source")
     langs = {k: v for k, v in _counts(stats, "language").items()}
+    available = sum(((stats.get("available") or {}).get(name) or {}).values())
+    repeat = (stats.get("repetition") or {}).get(name)
     rows = [["requested share of the weight", f"{100 * float(distill.get('share', 0)):.1f}%"],
             ["realised share (kind safety)", pct(kinds.get("safety", 0.0), total)],
-            [f"examples from source '{name}'", fmt(int(sources.get(name, 0)))],
+            ["distilled examples left after the data filters", fmt(int(available))],
+            [f"examples from source '{name}' in the mixture", fmt(int(sources.get(name, 0)))],
+            ["repetition of the distilled examples", f"{repeat:.1f}x" if isinstance(repeat, (int, float)) else "–"],
             ["examples in the mixture", fmt(int(total))]]
     if langs:
         rows.append(["languages in the mixture", fmt(len(langs))])
