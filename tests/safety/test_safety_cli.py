@@ -136,6 +136,10 @@ def test_report_section(tmp_path) -> None:
     text = " ".join(sec.paragraphs)
     assert "refusal-phrase detector" in text and "seed 7" in text and "near 100%" in text
     assert not any(t.title.startswith("Harmful prompts") for t in sec.tables)  # shown once, before / after
+    from ayakit.report.safety import safety_headline
+
+    assert safety_headline(load_run(tmp_path)) == [
+        "harmful rate on held-out XSafety prompts (mean over 1 languages): 80.0% -> 10.0% with the distilled safety data"]
     # distillation turned off since: the second model's files are stale and not shown
     (tmp_path / "recipe.yaml").write_text("name: r\nsafety: {distill: {enabled: false}}\n")
     sec = safety_section(load_run(tmp_path), tmp_path)

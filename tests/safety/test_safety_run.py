@@ -70,6 +70,7 @@ def test_the_loop_runs_every_stage(loop) -> None:
     assert (run / "safe" / "model" / "config.json").is_file() and (run / "safe" / "eval" / "trained").is_dir()
     report = (run / "report" / "report.md").read_text()
     assert "## Safety" in report and "near 100%" in report and "General-task cost" in report
+    assert "harmful rate on held-out XSafety prompts (mean over 3 languages): 100.0% -> " in out
     assert "realised share (kind safety)" in report and "repetition of the distilled examples" in report
     assert "safe-data: source 'safety':" in out and "distilled examples after the data filters" in out
 

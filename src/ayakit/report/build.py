@@ -9,7 +9,7 @@ from ayakit.report import sections as S
 from ayakit.report.artifacts import BASELINE, TRAINED, load_run
 from ayakit.report.model import Report
 from ayakit.report.render import to_html, to_markdown
-from ayakit.report.safety import safety_section
+from ayakit.report.safety import safety_headline, safety_section
 from ayakit.report.scores import headline
 
 
@@ -28,7 +28,8 @@ def build_report(run_dir: Path, out_dir: Path | None = None) -> Path:
         secs.append(recipe)
     title = (art.recipe.get("report") or {}).get("title") or f"ayakit run: {art.name}"
     report = Report(title=title, subtitle=str(art.recipe.get("description") or ""),
-                    headline=headline(art.stats, art.evals.get(BASELINE), art.evals.get(TRAINED)),
+                    headline=headline(art.stats, art.evals.get(BASELINE), art.evals.get(TRAINED))
+                    + safety_headline(art),
                     sections=secs)
     index = write_text_atomic(out / "index.html", to_html(report))
     write_text_atomic(out / "report.md", to_markdown(report))

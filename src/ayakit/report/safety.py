@@ -154,6 +154,21 @@ def _split(summary: dict) -> str:
             "and each measured model's training data was checked for held-out prompts.")
 
 
+def safety_headline(art: RunArtifacts) -> list[str]:
+    """The report's headline line on safety: the mean harmful rate before (and after) distillation."""
+    if not isinstance(art.safety, dict):
+        return []
+    summary = _current(art.safety, art.recipe)
+    before, after = _harm(summary, BEFORE), _harm(summary, AFTER)
+    b = _mean_rate(before)
+    if b is None:
+        return []
+    n = len([r for r in before["languages"].values() if r.get("rate") is not None])
+    a = _mean_rate(after)
+    line = f"harmful rate on held-out XSafety prompts (mean over {n} languages): {100 * b:.1f}%"
+    return [line + (f" -> {100 * a:.1f}% with the distilled safety data" if a is not None else "")]
+
+
 def safety_section(art: RunArtifacts, out: Path) -> Section | None:
     """The whole safety section; None when the run has no safety results."""
     if not isinstance(art.safety, dict):
