@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,7 @@ def test_the_loop_runs_every_stage(loop) -> None:
     assert (run / "safe" / "model" / "config.json").is_file() and (run / "safe" / "eval" / "trained").is_dir()
     report = (run / "report" / "report.md").read_text()
     assert "## Safety" in report and "near 100%" in report and "General-task cost" in report
-    assert "harmful rate on held-out XSafety prompts (mean over 3 languages): 100.0% -> " in out
+    assert re.search(r"harmful rate on held-out XSafety prompts \(mean over 3 languages\): [\d.]+% -> [\d.]+%", out)
     assert "realised share (kind safety)" in report and "repetition of the distilled examples" in report
     assert "safe-data: source 'safety':" in out and "distilled examples after the data filters" in out
 
