@@ -12,7 +12,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from ayakit.recipe import Recipe, RecipeError, apply_override, parse_override, recipe_from_dict
+from ayakit.recipe import Recipe, RecipeError, apply_override, parse_override, read_recipe_data, recipe_from_dict
 from ayakit.runner import STAGE_NAMES, make_progress, run_recipe
 
 SHARED_DIR = "_shared"  # runs/<ablation>/_shared: the mixture of the base recipe and the tokenizer every variant uses
@@ -102,7 +102,7 @@ def load_ablation(path: Path) -> Ablation:
 
 
 def _recipe_data(source: Path | None, overrides: list[str], where: str) -> dict:
-    data = yaml.safe_load(source.read_text(encoding="utf-8")) if source and source.is_file() else None
+    data = read_recipe_data(source) if source and source.is_file() else None  # with its `base:` chain resolved
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: recipe {source} is missing or not a mapping")
     for text in overrides:

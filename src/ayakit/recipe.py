@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+DEFAULT_SEED = 1234
+BASE_KEY = "base"  # a recipe that extends another: `base: demo.yaml` (relative to the recipe file) plus overrides
 
 
 class RecipeError(ValueError):
@@ -214,6 +218,80 @@ class EvalConfig(Strict):
         return value
 
 
+class Sampling(Strict):
+    """Open-ended sampling of the safety stages (harm, toxicity, distillation): the Aya paper's temperature 0.9 and
+    top-p 0.8; the seed is the recipe's unless given. The one place these defaults are written."""
+
+    temperature: float = Field(0.9, ge=0)  # 0: greedy
+    top_p: float = Field(0.8, gt=0, le=1)
+    seed: int = DEFAULT_SEED
+
+
+class HarmConfig(Strict):
+    """Harmful rate on held-out XSafety prompts per language, and over-refusal on benign ones."""
+
+    enabled: bool = True
+    per_language: int = Field(40, gt=0)  # held-out harmful prompts per language (sampled across categories)
+    benign_per_language: int = Field(20, ge=0)  # benign prompts per language (over-refusal)
+    max_new_tokens: int = Field(64, gt=0)
+    classifier: Literal["refusal", "judge"] = "refusal"  # refusal: the offline refusal-phrase detector
+    judge: str | None = None  # classifier judge: an OpenAI-compatible URL ('http://host:port/v1#model') or a model dir
+    judge_model: str | None = None  # the model name to ask at the judge URL
+
+    @model_validator(mode="after")
+    def _judge(self) -> HarmConfig:
+        if self.classifier == "judge" and not self.judge:
+            raise ValueError("safety.harm.classifier 'judge' needs safety.harm.judge (an OpenAI-compatible URL or "
+                             "a local model directory)")
+        return self
+
+
+class ToxicityConfig(Strict):
+    """Toxicity of open-ended continuations (RealToxicityPrompts protocol; the paper: k = 25 samples)."""
+
+    enabled: bool = True
+    prompt_set: Literal["flores", "identity", "holistic"] = "flores"
+    samples: int = Field(4, gt=0)  # per prompt; 4 keeps CPU runs short
+    per_language: int = Field(20, gt=0)  # prompts per language (flores, embedded); per axis for holistic
+    languages: list[str] | None = None  # None: every language the prompt set and the scorer have
+    max_new_tokens: int = Field(32, gt=0)
+    scorer: Literal["lexicon", "perspective", "classifier"] = "lexicon"
+    classifier: str | None = None  # scorer classifier: a sequence-classification checkpoint directory
+    filter_toxic_prompts: bool = True  # the paper drops prompts that are already toxic
+
+
+class DistillConfig(Strict):
+    """Safety context distillation: a teacher answers the TRAIN split with the safety preamble; the filtered answers
+    (without the preamble) become a source of kind safety in a second training of the same recipe."""
+
+    enabled: bool = False
+    teacher: str | None = None  # a model dir or OpenAI-compatible URL; None: this run's trained model
+    share: float = Field(0.03, gt=0, lt=1)  # requested share of the mixture (the paper: 3%)
+    per_language: int | None = Field(None, gt=0)  # cap on training prompts per language (None: all)
+    max_new_tokens: int = Field(128, gt=0)
+    min_chars: int = Field(20, ge=0)  # the paper's filters: answers of 20 to 1000 characters whose longest repeated
+    max_chars: int = Field(1000, gt=0)  # substring is at most 1 / repeat_ratio of the answer
+    repeat_ratio: float = Field(2.1, gt=1)
+    require_refusal: bool = False  # also drop answers the refusal detector does not call refusals
+    source_name: str = "safety"
+    translate_to: list[str] = []  # more languages: English TRAIN prompts translated with translation_model
+    translation_model: str | None = None
+
+
+class SafetyConfig(Strict):
+    """Measure harm and toxicity of the trained model; optionally distill, retrain and measure again."""
+
+    enabled: bool = False
+    languages: list[str] | None = None  # XSafety languages evaluated and distilled (None: all ten)
+    categories: list[str] | None = None  # harmful XSafety categories (None: the paper's six)
+    test_fraction: float | None = Field(None, gt=0, lt=1)  # held out per category; None: XSafety's 0.2 (40 of 200)
+    sampling: Sampling = Field(default_factory=Sampling)
+    batch_size: int = Field(32, gt=0)  # generation batch size
+    harm: HarmConfig = Field(default_factory=HarmConfig)
+    toxicity: ToxicityConfig = Field(default_factory=ToxicityConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+
+
 class ReportConfig(Strict):
     """The report stage."""
 
@@ -226,7 +304,7 @@ class Recipe(Strict):
 
     name: str
     description: str = ""
-    seed: int = 1234
+    seed: int = DEFAULT_SEED
     data_dir: str | None = None  # public data (../shared/data layout); default: $AYAKIT_DATA_DIR
     data: DataConfig
     tokenizer: TokenizerConfig = TokenizerConfig()
@@ -234,6 +312,13 @@ class Recipe(Strict):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     report: ReportConfig = ReportConfig()
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+
+    @model_validator(mode="after")
+    def _safety_seed(self) -> Recipe:
+        if "seed" not in self.safety.sampling.model_fields_set:  # sample with the recipe's seed unless told
+            self.safety.sampling.seed = self.seed
+        return self
 
     def resolved_data_dir(self) -> Path | None:
         """The public data directory: the recipe's, else $AYAKIT_DATA_DIR, else None."""
@@ -291,17 +376,45 @@ def _list_index(items: list, part: str, path: list[str]) -> int:
     raise RecipeError(f"override {'.'.join(path)}: no item {part!r} (items: {names})")
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read, override and validate a recipe; every problem is one RecipeError naming the file and key."""
+def deep_merge(base: dict, over: dict) -> dict:
+    """`over` on top of `base`: mappings merge key by key, anything else (lists included) is replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_recipe_data(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """A recipe file as a plain dict, its `base:` chain resolved (each base relative to the file naming it,
+    deep-merged under it); a cycle is an error that shows the chain."""
     path = Path(path)
     if not path.is_file():
-        raise RecipeError(f"recipe {path} does not exist")
+        via = f" (base of {_chain[-1]})" if _chain else ""
+        raise RecipeError(f"recipe {path} does not exist{via}")
+    real = path.resolve()
+    if real in _chain:
+        raise RecipeError("recipe base cycle: " + " -> ".join(str(p) for p in (*_chain, real)))
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of sections")
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise RecipeError(f"{path}: {BASE_KEY!r} is the path of another recipe (relative to {path.parent})")
+    return deep_merge(read_recipe_data(path.parent / base, (*_chain, real)), data)
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read (resolving `base:`), override and validate a recipe; every problem is one RecipeError naming the file
+    and key."""
+    data = read_recipe_data(path)
     for text in overrides:
         keys, value = parse_override(text)
         apply_override(data, keys, value)

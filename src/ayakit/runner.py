@@ -22,10 +22,12 @@ from rich.text import Text
 
 from ayakit.io import (MANIFEST, file_sha256, fingerprint, read_json, write_json_atomic, write_manifest,
                        write_text_atomic)
+from ayakit import runner_safety as safety
 from ayakit.recipe import Recipe, RecipeError, load_recipe
 
 STATE_DIR = "stages"  # runs/<name>/stages/<stage>/manifest.json: what each stage last finished with
-STAGE_NAMES = ("data", "tokenizer", "tokenize", "baseline", "train", "eval", "report")
+STAGE_NAMES = ("data", "tokenizer", "tokenize", "baseline", "train", "eval", "safety-split", "safety-eval", "distill",
+               "safe-data", "safe-train", "safe-eval", "safe-safety-eval", "report")
 UNTRAINED_DIR = "model-untrained"
 
 
@@ -214,6 +216,20 @@ STAGES: tuple[Stage, ...] = (
           describe="evaluate the untrained model"),
     Stage("train", _train_inputs, _run_train, "model", describe="finetune"),
     Stage("eval", _eval_inputs, _run_eval, "eval/trained", describe="evaluate the trained model"),
+    Stage("safety-split", safety.split_inputs, safety.run_split, "safety/split", enabled=safety.enabled,
+          describe="the run's XSafety train / test split"),
+    Stage("safety-eval", safety.eval_inputs, safety.run_eval, "safety/trained", enabled=safety.enabled,
+          describe="harm and toxicity of the trained model"),
+    Stage("distill", safety.distill_inputs, safety.run_distill, "safety/distill", enabled=safety.distilling,
+          describe="teacher + preamble answers the training split"),
+    Stage("safe-data", safety.safe_data_inputs, safety.run_safe_data, "safe/data", enabled=safety.distilling,
+          describe="the mixture with the safety source"),
+    Stage("safe-train", safety.safe_train_inputs, safety.run_safe_train, "safe/model", enabled=safety.distilling,
+          describe="finetune with the safety source"),
+    Stage("safe-eval", safety.safe_eval_inputs, safety.run_safe_eval, "safe/eval/trained",
+          enabled=safety.distilling, describe="evaluate the safety-trained model"),
+    Stage("safe-safety-eval", safety.safe_safety_inputs, safety.run_safe_safety, "safety/safe",
+          enabled=safety.distilling, describe="harm and toxicity of the safety-trained model"),
     Stage("report", _report_inputs, _run_report, "report", describe="write the report"),
 )
 
@@ -395,7 +411,9 @@ def run_cmd(
     data_dir: Path = typer.Option(None, "--data-dir", help="Public data directory (default: recipe data_dir, "
                                   "else $AYAKIT_DATA_DIR)."),
 ) -> None:
-    """Run a recipe end to end: data -> tokenizer -> untrained baseline eval -> training -> eval -> report.
+    """Run a recipe end to end: data -> tokenizer -> untrained baseline eval -> training -> eval -> report; with
+    `safety.enabled`, harm and toxicity of the trained model before the report, and with `safety.distill.enabled`
+    the distillation, a second training with the safety source and its evaluation (README: Safety).
     A rerun skips every stage whose inputs are unchanged and resumes an interrupted training run."""
     console = Console()
     rec = prepare(recipe, overrides or [], data_dir)

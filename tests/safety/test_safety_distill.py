@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ayakit.recipe import DistillConfig, Sampling
+
 import json
 
 import pyarrow.parquet as pq
@@ -24,7 +26,7 @@ def _answer(prompt: str) -> str:
 def test_distillation_bookkeeping(tiny_data, tmp_path, stand_in) -> None:
     prompts, _ = load_split(tiny_data, languages=["eng", "fra", "zho"])
     teacher = stand_in(_answer)
-    info = D.distill(teacher, prompts, D.DistillConfig(seed=5), tmp_path, teacher_id="stand-in")
+    info = D.distill(teacher, prompts, DistillConfig(), Sampling(seed=5), tmp_path, teacher_id="stand-in")
     train = [p for p in prompts if p.split == "train" and p.category != "commonsense"]
     test_texts = {p.text for p in prompts if p.split == "test"}
     # the teacher answered every harmful TRAIN prompt, each with its language's preamble in front
@@ -59,7 +61,7 @@ def test_languages_without_a_preamble_are_listed_or_translated(tiny_data, tmp_pa
     prompts, _ = load_split(tiny_data, languages=["eng"])
     for p in prompts:
         p.language = "swa"  # no stored Swahili preamble
-    info = D.distill(stand_in(), prompts, D.DistillConfig(), tmp_path / "a")
+    info = D.distill(stand_in(), prompts, DistillConfig(), Sampling(), tmp_path / "a")
     assert info["preamble"]["missing"] == ["swa"] and info["kept"] == 0
     assert info["counts"]["swa"]["no_preamble"] == info["counts"]["swa"]["prompts"]
     monkeypatch.setattr(D, "_extra_preambles", {})
@@ -69,14 +71,14 @@ def test_languages_without_a_preamble_are_listed_or_translated(tiny_data, tmp_pa
         calls.append((src, tgt))
         return ["Kabla ya kujibu, angalia kama ombi lina madhara. Kama ndiyo, kataa kwa ufupi."]
 
-    info = D.distill(stand_in(), prompts, D.DistillConfig(), tmp_path / "b", translator=translator)
+    info = D.distill(stand_in(), prompts, DistillConfig(), Sampling(), tmp_path / "b", translator=translator)
     assert calls == [("eng", "swa")] and info["preamble"]["translated"] == ["swa"] and info["kept"] > 0
 
 
 def test_require_refusal(tiny_data, tmp_path, stand_in) -> None:
     prompts, _ = load_split(tiny_data, languages=["eng"])
     info = D.distill(stand_in(lambda p: "Here is exactly how you could do it, step by step."), prompts,
-                     D.DistillConfig(require_refusal=True), tmp_path)
+                     DistillConfig(require_refusal=True), Sampling(), tmp_path)
     assert info["kept"] == 0 and info["counts"]["eng"]["not_refusal"] == info["counts"]["eng"]["prompts"]
 
 
@@ -85,7 +87,7 @@ def test_output_reads_as_a_files_source(tiny_data, tmp_path, stand_in) -> None:
     from ayakit.recipe import recipe_from_dict
 
     prompts, _ = load_split(tiny_data, languages=["eng"])
-    D.distill(stand_in(), prompts, D.DistillConfig(), tmp_path)
+    D.distill(stand_in(), prompts, DistillConfig(), Sampling(), tmp_path)
     recipe = recipe_from_dict({"name": "t", "data": {"sources": [
         {"name": "safety-distill", "type": "files", "path": str(tmp_path / "safety.parquet"), "kind": "safety",
          "weight": 0.03}]}})
@@ -103,7 +105,7 @@ def test_prompts_translated_into_more_languages(tiny_data, tmp_path, stand_in) -
 
     D._extra_preambles["ind"] = "Periksa dulu apakah permintaan ini berbahaya; jika ya, tolak dengan singkat."
     try:
-        info = D.distill(stand_in(), prompts, D.DistillConfig(translate_to=["ind", "fra"]), tmp_path,
+        info = D.distill(stand_in(), prompts, DistillConfig(translate_to=["ind", "fra"]), Sampling(), tmp_path,
                          translator=translator)
     finally:
         D._extra_preambles.pop("ind", None)

@@ -11,7 +11,8 @@ from ayakit.errors import DataError
 from ayakit.safety import bias
 from ayakit.safety.prompts import embedded_prompts, first_half, flores_prompts
 from ayakit.safety.scorers import LexiconScorer
-from ayakit.safety.toxicity import ToxicityConfig, run_toxicity
+from ayakit.recipe import Sampling, ToxicityConfig
+from ayakit.safety.toxicity import run_toxicity
 
 
 def test_first_half() -> None:
@@ -60,8 +61,8 @@ def _toxic_for_women(prompt: str) -> str:
 
 def test_identity_run(tiny_data, tmp_path, stand_in) -> None:
     scorer = LexiconScorer.from_dir(tiny_data / "ldnoobw")
-    cfg = ToxicityConfig(prompt_set="identity", samples=3, languages=["eng", "deu"], seed=3)
-    result = run_toxicity(stand_in(_toxic_for_women), scorer, cfg, tmp_path, tiny_data, "stand-in")
+    cfg = ToxicityConfig(prompt_set="identity", samples=3, languages=["eng", "deu"])
+    result = run_toxicity(stand_in(_toxic_for_women), scorer, cfg, Sampling(seed=3), tmp_path, tiny_data, "stand-in")
     eng = result["languages"]["eng"]
     assert eng["covered"] and eng["prompts"] == 28 and eng["samples"] == 84
     assert eng["toxicity_probability"] == pytest.approx(3 / 28, abs=1e-6)  # 2 "She" prompts + the Asian woman
@@ -79,11 +80,11 @@ def test_toxic_prompts_are_dropped_first(tiny_data, tmp_path, stand_in) -> None:
     scorer = LexiconScorer.from_dir(tiny_data / "ldnoobw")
     (tiny_data / "extra").mkdir(exist_ok=True)
     cfg = ToxicityConfig(prompt_set="holistic", samples=2, per_language=2)
-    result = run_toxicity(stand_in(lambda p: "fine"), scorer, cfg, tmp_path, tiny_data)
+    result = run_toxicity(stand_in(lambda p: "fine"), scorer, cfg, Sampling(), tmp_path, tiny_data)
     assert result["languages"]["eng"]["toxicity_probability"] == 0.0
     assert set(result["groups"]["eng"]) == {"holistic:age", "holistic:religion"}
-    with pytest.raises(DataError):
-        run_toxicity(stand_in(), scorer, ToxicityConfig(prompt_set="nope"), tmp_path, tiny_data)
+    with pytest.raises(ValueError, match="prompt_set"):  # the recipe section names the valid sets
+        ToxicityConfig(prompt_set="nope")
 
 
 def test_preamble_is_prepended_on_request(tiny_data, tmp_path, stand_in) -> None:
@@ -91,8 +92,8 @@ def test_preamble_is_prepended_on_request(tiny_data, tmp_path, stand_in) -> None
 
     scorer = LexiconScorer.from_dir(tiny_data / "ldnoobw")
     backend = stand_in(lambda p: "fine")
-    cfg = ToxicityConfig(prompt_set="identity", samples=1, languages=["zho"], preamble=True)
-    result = run_toxicity(backend, scorer, cfg, tmp_path, tiny_data)
+    cfg = ToxicityConfig(prompt_set="identity", samples=1, languages=["zho"])
+    result = run_toxicity(backend, scorer, cfg, Sampling(), tmp_path, tiny_data, preamble=True)
     assert result["preamble"] and all(p.startswith(preamble("zho")) for p in backend.seen)
     rows = (tmp_path / "identity" / "generations.jsonl").read_text().splitlines()
     assert preamble("zho") not in rows[0]  # the recorded prompt is the identity start itself

@@ -13,10 +13,44 @@ from ayakit.io import read_json, write_json_atomic, write_manifest, write_text_a
 from ayakit.report import plots
 from ayakit.report.model import Figure, Report, Section, Table
 from ayakit.report.render import to_html, to_markdown
+from ayakit.report.artifacts import TRAINED, load_run
+from ayakit.report.safety import distilled
 from ayakit.report.sections import _counts, pct
 
 COMPARISON = "comparison.json"
 UNTRAINED_ROW = "(untrained)"
+SAFE_DIR = "safe"  # a run with safety distillation trains a second model there: the variant's final model
+
+
+def final_dir(run_dir: Path) -> Path:
+    """Where a variant's final model's files are: run_dir/safe when the run distilled a safety source."""
+    safe = Path(run_dir) / SAFE_DIR
+    recipe = load_run(run_dir).recipe
+    return safe if distilled(recipe) and (safe / "eval" / TRAINED / "summary.json").is_file() else Path(run_dir)
+
+
+def _safety_table(run_dirs: dict[str, list[Path]]) -> Table | None:
+    """Mean harmful rate and over-refusal of each variant's final model (its safety stages' results), first seed."""
+    rows = []
+    for v, dirs in run_dirs.items():
+        d = dirs[0]
+        path = d / "safety" / "summary.json"
+        if not path.is_file():
+            continue
+        models = read_json(path).get("models") or {}
+        label = "safe" if final_dir(d) != d else "trained"
+        harm = (models.get(label) or {}).get("harm") or {}
+        rates = [r["rate"] for r in (harm.get("languages") or {}).values() if r.get("rate") is not None]
+        over = [r["rate"] for r in ((harm.get("over_refusal") or {}).get("languages") or {}).values()
+                if r.get("rate") is not None]
+        rows.append([v, label, pct(sum(rates), len(rates)), pct(sum(over), len(over)),
+                     (harm.get("detector") or {}).get("name", "–")])
+    if not rows:
+        return None
+    return Table("Safety of each variant's final model", ["variant", "model", "harmful rate (mean over languages)",
+                                                          "over-refusal", "harm classifier"], rows,
+                 note="Held-out XSafety prompts of each run's recorded split; 'safe': the model retrained with the "
+                      "distilled safety source.")
 
 
 def _cell(score: float | None, ci: Any = None) -> str:
@@ -85,6 +119,8 @@ def _mixture_table(run_dirs: dict[str, list[Path]]) -> Table | None:
 def _sides(run_dirs: dict[str, list[Path]], which: str, notes: list[str]) -> dict[str, list]:
     out = {}
     for v, dirs in run_dirs.items():
+        if which == TRAINED:  # the variant's final model: the safety-retrained one when the run distilled
+            dirs = [final_dir(d) for d in dirs]
         runs = [load_eval(d / "eval" / which) for d in dirs if (d / "eval" / which / "summary.json").is_file()]
         if len(runs) < len(dirs):
             notes.append(f"{v}: {len(dirs) - len(runs)} of {len(dirs)} runs have no {which} evaluation")
@@ -101,7 +137,7 @@ def build_ablation_report(ablation: Any, run_dirs: dict[str, list[Path] | Path],
     out_dir.mkdir(parents=True, exist_ok=True)
     run_dirs = {v: [Path(d) for d in (ds if isinstance(ds, list) else [ds])] for v, ds in run_dirs.items()}
     notes = list(notes or [])
-    comp = compare_sides(_sides(run_dirs, "trained", notes))
+    comp = compare_sides(_sides(run_dirs, TRAINED, notes))
     first = next(iter(run_dirs))
     baseline = _sides({first: run_dirs[first]}, "baseline", [])
     untrained = context_scores(baseline[first], comp) if baseline else None
@@ -133,6 +169,9 @@ def build_ablation_report(ablation: Any, run_dirs: dict[str, list[Path] | Path],
     mix = _mixture_table(run_dirs)
     if mix:
         variants.tables.append(mix)
+    safety = _safety_table(run_dirs)
+    if safety:
+        sec.tables.append(safety)
     seeds = max(comp.seeds.values())
     report = Report(title=f"ayakit ablation: {ablation.name}",
                     subtitle=f"{len(comp.sides)} variants" + (f" of {ablation.base.name}" if ablation.base else "")

@@ -10,6 +10,7 @@ from ayakit.report.artifacts import BASELINE, TRAINED, load_run
 from ayakit.report.model import Report, Section
 from ayakit.report.render import to_html, to_markdown
 from ayakit.report.rollup import rollup_artifacts, rollup_note
+from ayakit.report.safety import safety_headline, safety_section
 from ayakit.report.scores import headline
 
 
@@ -26,12 +27,14 @@ def build_report(run_dir: Path, out_dir: Path | None = None, rollup: bool = Fals
     secs = [s for build in S.BUILDERS if (s := build(art, out)) is not None]
     if merged is not None:
         secs.insert(0, Section("rollup", "Languages rolled up", paragraphs=[rollup_note(merged)]))
-    secs += S.extension_sections(art, out)
+    if (safety := safety_section(art, out)) is not None:
+        secs.append(safety)
     if (recipe := S.recipe_section(art, out)) is not None:
         secs.append(recipe)
     title = (art.recipe.get("report") or {}).get("title") or f"ayakit run: {art.name}"
     report = Report(title=title, subtitle=str(art.recipe.get("description") or ""),
-                    headline=headline(art.stats, art.evals.get(BASELINE), art.evals.get(TRAINED), art.baseline_label),
+                    headline=headline(art.stats, art.evals.get(BASELINE), art.evals.get(TRAINED), art.baseline_label)
+                    + safety_headline(art),
                     sections=secs)
     index = write_text_atomic(out / "index.html", to_html(report))
     write_text_atomic(out / "report.md", to_markdown(report))

@@ -429,33 +429,5 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
 
 
-# --------------------------------------------------------------------------------------------------- extensions
-
-
-def generic_section(sec_id: str, title: str, summary: dict[str, Any]) -> Section:
-    """A stage summary shown as tables: its 'tables' list when present, else its scalar leaves."""
-    sec = Section(sec_id, title)
-    for t in summary.get("tables") or []:
-        if isinstance(t, dict) and "columns" in t and "rows" in t:
-            sec.tables.append(Table(str(t.get("title", "")), [str(c) for c in t["columns"]],
-                                    [[fmt(c) for c in r] for r in t["rows"]], note=str(t.get("note", ""))))
-    if not sec.tables:
-        rows = [[k, fmt(v)] for k, v in _scalars(summary, depth=-3)]
-        sec.tables.append(Table("Summary", ["quantity", "value"], rows))
-    return sec
-
-
-def extension_sections(art: RunArtifacts, out: Path) -> list[Section]:
-    """Sections of the stages after training (safety): their own tables, else the summary shown generically."""
-    from ayakit.report.safety import safety_section
-
-    sec = safety_section(art.run_dir, out)
-    if sec is not None:
-        return [sec]
-    if isinstance(art.safety, dict):
-        return [generic_section("safety", "Safety", art.safety)]
-    return []
-
-
 # The order of the report: what a reader asks first comes first; the long recipe comes last.
 BUILDERS = (comparison_section, evaluation_section, mixture_section, tokenizer_section, training_section)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from ayakit.recipe import Sampling
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Toxicity, bias and harmful-prompt evaluation; multilingual safety context distillation.")
@@ -18,6 +19,59 @@ DATA_DIR_HELP = "Public data folder (../shared/data layout: ldnoobw, sib200, hol
                 "default: $AYAKIT_DATA_DIR."
 OUT_HELP = "Where results go; default: runs/<name>/safety when MODEL is runs/<name>/model. summary.json is " \
            "updated there."
+
+
+_PAPER = Sampling.model_fields  # the paper's sampling defaults, written once (ayakit.recipe.Sampling)
+TEMPERATURE_HELP = f"Sampling temperature (default: the paper's {_PAPER['temperature'].default}; 0: greedy)."
+TOP_P_HELP = f"Nucleus sampling top-p (default: the paper's {_PAPER['top_p'].default})."
+SEED_HELP = f"Seed of the prompt sample and of sampling (default: {_PAPER['seed'].default})."
+SPLIT_HELP = ("Share of each XSafety category held out (default: XSafety's 0.2, 40 of 200). Only when the run has "
+              "no recorded split yet: the split is made once per run (<run>/safety/split/) and a different fraction "
+              "is refused.")
+
+
+def _sampling(temperature: float | None, top_p: float | None, seed: int | None) -> Sampling:
+    given = {"temperature": temperature, "top_p": top_p, "seed": seed}
+    return Sampling(**{k: v for k, v in given.items() if v is not None})
+
+
+def _config(cls, **values):
+    """A recipe safety section from command-line values; a bad value is one line naming the option."""
+    from pydantic import ValidationError
+
+    from ayakit.errors import DataError
+
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise DataError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
+                                  for e in exc.errors())) from None
+
+
+def _run_of(spec: str) -> Path | None:
+    from ayakit.safety.summary import default_out
+
+    out = default_out(spec)
+    return out.parent if out is not None else None
+
+
+def _required_split(spec: str) -> Path | None:
+    """The split the model's distilled safety data was made with (its run's recipe names the source)."""
+    import yaml
+
+    from ayakit.safety.split import distilled_split
+
+    run = _run_of(spec)
+    if run is None or not (run / "recipe.yaml").is_file():
+        return None
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text(encoding="utf-8")) or {}
+    return distilled_split(((recipe.get("data") or {}).get("sources")) or [])
+
+
+def _say_split(info: dict, status: str) -> None:
+    what = {"made": "made and recorded", "adopted": "adopted from the safety data's distillation",
+            "recorded": "the recorded one"}[status]
+    console.print(f"split: {what} (seed {info['seed']}, test fraction {info['test_fraction']}): {info['path']}")
 
 
 def _data_dir(value: Path | None) -> Path | None:
@@ -37,14 +91,10 @@ def _out(spec: str, out: Path | None) -> Path:
     return found
 
 
-def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "model"
-
-
 def _langs(value: str | None) -> list[str] | None:
     from ayakit import languages as L
 
-    return [L.normalize_any(c) for c in value.split(",") if c.strip()] if value else None
+    return [L.normalize(c) for c in value.split(",") if c.strip()] if value else None
 
 
 def _backend(spec: str, batch_size: int):
@@ -68,8 +118,8 @@ def toxicity_cmd(
     max_prompts: int = typer.Option(20, "--max-prompts", min=1, help="Prompts per language (per axis for "
                                     "holistic)."),
     max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1, help="Tokens per continuation."),
-    temperature: float = typer.Option(0.9, "--temperature", min=0.0, help="Sampling temperature."),
-    top_p: float = typer.Option(0.8, "--top-p", min=0.0, max=1.0, help="Nucleus sampling top-p."),
+    temperature: float = typer.Option(None, "--temperature", min=0.0, help=TEMPERATURE_HELP),
+    top_p: float = typer.Option(None, "--top-p", min=0.0, max=1.0, help=TOP_P_HELP),
     classifier: Path = typer.Option(None, "--classifier", help="Sequence-classification checkpoint directory "
                                     "(for --scorer classifier)."),
     classifier_languages: str = typer.Option(None, "--classifier-languages", help="Languages the classifier "
@@ -82,26 +132,29 @@ def toxicity_cmd(
     preamble: bool = typer.Option(False, "--preamble/--no-preamble", help="Prepend the safety preamble (the "
                                   "paper found it raises toxicity on identity prompts; results are kept apart as "
                                   "MODEL+preamble)."),
-    seed: int = typer.Option(1234, "--seed", help="Seed for prompt sampling and generation."),
+    seed: int = typer.Option(None, "--seed", help=SEED_HELP),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Generation batch size."),
 ) -> None:
     """Toxicity of open-ended continuations: expected maximum toxicity and toxicity probability per language."""
     from ayakit.errors import DataError
+    from ayakit.safety.measure import slug
     from ayakit.safety.scorers import load_scorer
     from ayakit.safety.summary import model_label, update_summary
-    from ayakit.safety.toxicity import PROMPT_SETS, ToxicityConfig, run_toxicity
+    from ayakit.recipe import ToxicityConfig
+    from ayakit.safety.toxicity import PROMPT_SETS, run_toxicity
 
     if prompts not in PROMPT_SETS:
         raise DataError(f"unknown prompt set {prompts!r}; choose one of {', '.join(PROMPT_SETS)}")
     data = _data_dir(data_dir)
     dest = _out(model, out)
     sc = load_scorer(scorer, data, classifier, perspective_url, qps, _langs(classifier_languages))
-    cfg = ToxicityConfig(prompt_set=prompts, samples=samples, per_language=max_prompts, languages=_langs(languages),
-                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                         preamble=preamble)
+    cfg = _config(ToxicityConfig, prompt_set=prompts, samples=samples, per_language=max_prompts,
+                  languages=_langs(languages), max_new_tokens=max_new_tokens, scorer=scorer,
+                  classifier=str(classifier) if classifier else None)
     label = model_label(model) + ("+preamble" if preamble else "")
     backend = _backend(model, batch_size)
-    result = run_toxicity(backend, sc, cfg, dest / "toxicity" / _slug(label), data, label)
+    result = run_toxicity(backend, sc, cfg, _sampling(temperature, top_p, seed), dest / "toxicity" / slug(label),
+                          data, label, preamble=preamble)
     set_name = result["prompt_set"]
     update_summary(dest, ["models", label, "toxicity", set_name], result)
     table = Table(title=f"Toxicity ({set_name} prompts, {sc.name} scorer, k={samples}) - {label}")
@@ -124,8 +177,9 @@ def _ci(ci) -> str:
 @app.command("harm")
 def harm_cmd(
     model: str = typer.Argument(..., help="A model directory (HF save_pretrained) or an OpenAI-compatible URL."),
-    judge: str = typer.Option(None, "--judge", help="OpenAI-compatible URL of a judge model "
-                              "('http://host:port/v1#model'); default: the offline refusal detector."),
+    judge: str = typer.Option(None, "--judge", help="A judge model: an OpenAI-compatible URL "
+                              "('http://host:port/v1#model') or a local model directory; default: the offline "
+                              "refusal detector."),
     judge_model: str = typer.Option(None, "--judge-model", help="Model name to ask at the judge endpoint."),
     preamble: bool = typer.Option(False, "--preamble/--no-preamble", help="Prepend the safety preamble (measure "
                                   "a teacher with its preamble)."),
@@ -136,42 +190,43 @@ def harm_cmd(
     max_prompts: int = typer.Option(40, "--max-prompts", min=1, help="Held-out harmful prompts per language."),
     benign_prompts: int = typer.Option(20, "--benign-prompts", min=0, help="Benign prompts per language for the "
                                        "over-refusal rate (XSafety commonsense, test split)."),
-    test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.01, max=0.99, help="Share of each category "
-                                        "held out (the paper: 40 of 200)."),
+    test_fraction: float = typer.Option(None, "--test-fraction", min=0.01, max=0.99, help=SPLIT_HELP),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Tokens per answer."),
-    temperature: float = typer.Option(0.9, "--temperature", min=0.0, help="Sampling temperature (0: greedy)."),
-    top_p: float = typer.Option(0.8, "--top-p", min=0.0, max=1.0, help="Nucleus sampling top-p."),
+    temperature: float = typer.Option(None, "--temperature", min=0.0, help=TEMPERATURE_HELP),
+    top_p: float = typer.Option(None, "--top-p", min=0.0, max=1.0, help=TOP_P_HELP),
     data_dir: Path = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     out: Path = typer.Option(None, "--out", help=OUT_HELP),
-    seed: int = typer.Option(1234, "--seed", help="Seed of the split, the prompt sample and generation."),
+    seed: int = typer.Option(None, "--seed", help=SEED_HELP + " Also the seed of a new split (a recorded split "
+                             "stays as it is)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Generation batch size."),
 ) -> None:
-    """Harmful rate on held-out XSafety prompts per language, and over-refusal on benign prompts."""
+    """Harmful rate on held-out XSafety prompts per language, and over-refusal on benign prompts. The held-out
+    prompts are those of the run's recorded split (made on first use, or adopted from the split the model's safety
+    data was distilled with); a model whose training data holds a held-out prompt is refused."""
     from ayakit.errors import DataError
-    from ayakit.models import load_backend
-    from ayakit.safety.harm import HarmConfig, LLMJudge, RefusalDetector, evaluate_harm
-    from ayakit.safety.summary import model_label, update_summary
-    from ayakit.safety.xsafety import load_split, write_split, xsafety_facts
+    from ayakit.recipe import HarmConfig
+    from ayakit.safety.measure import measure_harm
+    from ayakit.safety.split import check_disjoint, ensure_split, select
+    from ayakit.safety.summary import model_label
 
     data = _data_dir(data_dir)
     if data is None:
         raise DataError("safety harm reads <data_dir>/xsafety: give --data-dir or set AYAKIT_DATA_DIR")
     dest = _out(model, out)
+    sampling = _sampling(temperature, top_p, seed)
+    prompts, split, status = ensure_split(dest, data, sampling.seed, test_fraction, _required_split(model))
+    _say_split(split, status)
+    run = _run_of(model)
+    check_disjoint(prompts, run / "data" if run else None)
     cats = [c.strip() for c in categories.split(",")] if categories else None
-    facts = xsafety_facts()
-    prompts, inputs = load_split(data, _langs(languages), (cats or facts["harmful"]) + facts["benign"],
-                                 test_fraction, seed)
-    write_split(prompts, dest / "harm", inputs)
-    detector = RefusalDetector() if judge is None else LLMJudge(load_backend(judge, model=judge_model, chat=True),
-                                                                 judge)
+    prompts = select(prompts, _langs(languages), cats)
+    cfg = _config(HarmConfig, per_language=max_prompts, benign_per_language=benign_prompts,
+                  max_new_tokens=max_new_tokens, classifier="judge" if judge else "refusal", judge=judge,
+                  judge_model=judge_model)
     label = model_label(model) + ("+preamble" if preamble else "")
-    cfg = HarmConfig(per_language=max_prompts, benign_per_language=benign_prompts, max_new_tokens=max_new_tokens,
-                     temperature=temperature, top_p=top_p, seed=seed, preamble=preamble)
-    result = evaluate_harm(_backend(model, batch_size), prompts, cfg, dest / "harm" / _slug(label), detector, label)
-    result["split"] = {"path": "harm/split.parquet", "test_fraction": test_fraction, "seed": seed,
-                       "categories": inputs["categories"]}
-    update_summary(dest, ["models", label, "harm"], result)
-    table = Table(title=f"Harmful rate ({detector.name}) - {label}")
+    result = measure_harm(_backend(model, batch_size), prompts, split, cfg, sampling, dest, label, preamble)
+    detector = result["detector"]
+    table = Table(title=f"Harmful rate ({detector['name']}) - {label}")
     for col in ("language", "prompts", "harmful", "95% CI", "refusal", "over-refusal"):
         table.add_column(col)
     over = result["over_refusal"]["languages"]
@@ -205,39 +260,44 @@ def distill_cmd(
     max_prompts: int = typer.Option(None, "--max-prompts", min=1, help="Training prompts per language (default: "
                                     "all of the train split)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="Tokens per teacher answer."),
-    temperature: float = typer.Option(0.9, "--temperature", min=0.0, help="Teacher temperature (the paper: 0.9)."),
-    top_p: float = typer.Option(0.8, "--top-p", min=0.0, max=1.0, help="Teacher top-p (the paper: 0.8)."),
+    temperature: float = typer.Option(None, "--temperature", min=0.0, help="Teacher " + TEMPERATURE_HELP.lower()),
+    top_p: float = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Teacher " + TOP_P_HELP.lower()),
     require_refusal: bool = typer.Option(False, "--require-refusal/--keep-all", help="Also drop answers the "
                                          "refusal detector does not recognise as refusals (the paper keeps all "
                                          "that pass its filters)."),
-    test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.01, max=0.99, help="Must match `safety "
-                                        "harm`: the held-out rows never train."),
+    test_fraction: float = typer.Option(None, "--test-fraction", min=0.01, max=0.99, help=SPLIT_HELP),
     data_dir: Path = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     summary_dir: Path = typer.Option(None, "--summary-dir", help="Also record the counts in this folder's "
                                      "summary.json (default: runs/<name>/safety of the teacher, if any)."),
-    seed: int = typer.Option(1234, "--seed", help="Seed of the split, the prompt sample and sampling."),
+    seed: int = typer.Option(None, "--seed", help=SEED_HELP + " Also the seed of a new split (a recorded split "
+                             "stays as it is)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Generation batch size."),
 ) -> None:
-    """Teacher + safety preamble answers the TRAIN split of harmful prompts; filtered pairs without the preamble."""
+    """Teacher + safety preamble answers the TRAIN split of harmful prompts; filtered pairs without the preamble.
+    The split is the teacher run's recorded one (--summary-dir's, else runs/<name>/safety of the teacher, else
+    made and recorded in --out); the set's manifest names it, so a model trained on the set is measured on
+    exactly the prompts the teacher never answered."""
     from ayakit.errors import DataError
-    from ayakit.safety.distill import DistillConfig, distill
+    from ayakit.recipe import DistillConfig
+    from ayakit.safety.distill import distill
+    from ayakit.safety.split import ensure_split, select
     from ayakit.safety.summary import default_out, model_label, update_summary
-    from ayakit.safety.xsafety import load_split, write_split, xsafety_facts
 
     data = _data_dir(data_dir)
     if data is None:
         raise DataError("safety distill reads <data_dir>/xsafety: give --data-dir or set AYAKIT_DATA_DIR")
-    facts = xsafety_facts()
-    # the same categories as `safety harm`, so both commands compute the very same split
-    cats = [c.strip() for c in categories.split(",")] if categories else facts["harmful"]
-    prompts, inputs = load_split(data, _langs(languages), cats + facts["benign"], test_fraction, seed)
-    write_split(prompts, out / "split", inputs)
+    sampling = _sampling(temperature, top_p, seed)
+    prompts, split, status = ensure_split(summary_dir or default_out(teacher) or out, data, sampling.seed,
+                                          test_fraction)
+    _say_split(split, status)
+    cats = [c.strip() for c in categories.split(",")] if categories else None
+    prompts = select(prompts, _langs(languages), cats)
     translator = _translator(translation_model) if translation_model else None
-    cfg = DistillConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                        per_language=max_prompts, require_refusal=require_refusal,
-                        translate_to=_langs(translate_to) or [])
+    cfg = _config(DistillConfig, max_new_tokens=max_new_tokens, per_language=max_prompts,
+                  require_refusal=require_refusal, translate_to=_langs(translate_to) or [],
+                  translation_model=translation_model)
     label = model_label(teacher)
-    info = distill(_backend(teacher, batch_size), prompts, cfg, out, label, translator)
+    info = distill(_backend(teacher, batch_size), prompts, cfg, sampling, out, label, translator, split=split)
     table = Table(title=f"Safety distillation set - teacher {label}")
     for col in ("language", "prompts", "no preamble", "<20", ">1000", "repetitive", "echo", "kept"):
         table.add_column(col)

@@ -12,7 +12,6 @@ import functools
 import json
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -20,15 +19,15 @@ import pyarrow.parquet as pq
 import yaml
 
 from ayakit import languages as L
-from ayakit.errors import DataError
+from ayakit.models import Backend
 from ayakit.io import atomic_path, write_manifest
-from ayakit.models import Backend, GenerationParams
+from ayakit.errors import DataError
+from ayakit.recipe import DistillConfig, Sampling
 from ayakit.records import Example, example_id, examples_to_table
 from ayakit.safety import refusals
-from ayakit.safety.sampling import sample
+from ayakit.safety.sampling import Progress, params as sampling_params, sample
 from ayakit.safety.xsafety import HarmPrompt, bounded_per_language, xsafety_facts
 
-MIN_CHARS, MAX_CHARS, REPEAT_RATIO = 20, 1000, 2.1  # the paper's filters
 OUTPUT = "safety.parquet"
 
 
@@ -37,7 +36,7 @@ def preamble_table() -> dict:
     """resources/preambles.yaml (languages as registry codes)."""
     path = resources.files("ayakit.safety").joinpath("resources/preambles.yaml")
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["preambles"] = {L.normalize_any(k): v for k, v in data["preambles"].items()}
+    data["preambles"] = {L.normalize(k): v for k, v in data["preambles"].items()}
     return data
 
 
@@ -46,7 +45,7 @@ _extra_preambles: dict[str, str] = {}  # translated in this process (distill --t
 
 def preamble(language: str) -> str | None:
     """The safety preamble in this language, or None when there is none (stored or translated)."""
-    code = L.normalize_any(language)
+    code = L.normalize(language)
     return preamble_table()["preambles"].get(code) or _extra_preambles.get(code)
 
 
@@ -72,9 +71,11 @@ def longest_repeated_substring(text: str) -> int:
     return best
 
 
-def filter_reason(answer: str, min_chars: int = MIN_CHARS, max_chars: int = MAX_CHARS,
-                  ratio: float = REPEAT_RATIO) -> str | None:
-    """Why the paper's filters drop an answer (too_short, too_long, repetitive), or None when it passes."""
+def filter_reason(answer: str, cfg: DistillConfig | None = None) -> str | None:
+    """Why the filters (default: the paper's) drop an answer (too_short, too_long, repetitive), or None when it
+    passes."""
+    cfg = cfg or DistillConfig()
+    min_chars, max_chars, ratio = cfg.min_chars, cfg.max_chars, cfg.repeat_ratio
     n = len(answer)
     if n < min_chars:
         return "too_short"
@@ -128,7 +129,7 @@ def ensure_preambles(languages: list[str], translator: Translator | None = None)
     """Make sure each language has a preamble: stored, else translated from English, else listed as missing."""
     stored = preamble_table()["preambles"]
     info: dict[str, list[str]] = {"stored": [], "translated": [], "missing": []}
-    for code in sorted({L.normalize_any(c) for c in languages}):
+    for code in sorted({L.normalize(c) for c in languages}):
         if code in stored:
             info["stored"].append(code)
         elif code in _extra_preambles:
@@ -145,20 +146,6 @@ def ensure_preambles(languages: list[str], translator: Translator | None = None)
     return info
 
 
-@dataclass
-class DistillConfig:
-    """Teacher sampling and filters (the paper: one sample, top-p 0.8, temperature 0.9)."""
-
-    max_new_tokens: int = 128
-    temperature: float = 0.9
-    top_p: float = 0.8
-    seed: int = 1234
-    per_language: int | None = None  # cap on training prompts per language (None: all)
-    require_refusal: bool = False  # also drop answers the refusal detector does not call refusals
-    source_name: str = "safety-distill"
-    translate_to: list[str] = field(default_factory=list)  # more languages: English TRAIN prompts, translated
-
-
 def translate_prompts(prompts: list[HarmPrompt], targets: list[str], translator: Translator) -> tuple[
         list[HarmPrompt], dict[str, dict[str, int]]]:
     """English TRAIN prompts translated into each target (for training only, as the paper did with NLLB);
@@ -167,7 +154,7 @@ def translate_prompts(prompts: list[HarmPrompt], targets: list[str], translator:
     out: list[HarmPrompt] = []
     counts: dict[str, dict[str, int]] = {}
     have = {p.language for p in prompts}  # languages with prompts of their own are not translated into
-    for target in sorted({L.normalize_any(t) for t in targets} - have):
+    for target in sorted({L.normalize(t) for t in targets} - have):
         texts = translator([p.text for p in english], "eng", target)
         counts[target] = {"translated": sum(1 for t in texts if t), "failed": sum(1 for t in texts if not t)}
         out += [HarmPrompt(example_id("xsafety-mt", target, p.category, text), target, p.category, p.index, text,
@@ -175,15 +162,17 @@ def translate_prompts(prompts: list[HarmPrompt], targets: list[str], translator:
     return out, counts
 
 
-def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out_dir: str | Path,
-            teacher_id: str = "teacher", translator: Translator | None = None) -> dict:
+def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, sampling: Sampling, out_dir: str | Path,
+            teacher_id: str = "teacher", translator: Translator | None = None, split: dict | None = None,
+            progress: Progress | None = None) -> dict:
     """Generate, filter and write the distillation set; returns the manifest's counts and preamble info.
 
-    Only TRAIN-split prompts of harmful categories (not the benign set) are answered.
+    Only TRAIN-split prompts of harmful categories (not the benign set) are answered; `split` (the recorded split's
+    description) goes into the manifest, so an evaluation of a model trained on this set uses the same split.
     """
     facts = xsafety_facts()
     train = bounded_per_language([p for p in prompts if p.split == "train" and p.category not in facts["benign"]],
-                                 cfg.per_language, cfg.seed)
+                                 cfg.per_language, sampling.seed)
     prompt_mt: dict[str, dict[str, int]] = {}
     if cfg.translate_to:
         if translator is None:
@@ -192,10 +181,9 @@ def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out
         train += extra
     pre = ensure_preambles([p.language for p in train], translator)
     usable = [p for p in train if preamble(p.language) is not None]
-    params = GenerationParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                              seed=cfg.seed)
-    answers = [s[0] for s in sample(teacher, [with_preamble(p.text, p.language) for p in usable], 1, params,
-                                    description="distill: teacher answers")]
+    answers = [s[0] for s in sample(teacher, [with_preamble(p.text, p.language) for p in usable], 1,
+                                    sampling_params(sampling, cfg.max_new_tokens),
+                                    description="distill: teacher answers", progress=progress)]
     translated = {p.id for p in train if p.language in prompt_mt}
     counts: dict[str, dict[str, int]] = {}
     kept: list[Example] = []
@@ -208,7 +196,7 @@ def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out
             counts[p.language]["no_preamble"] += 1
     for p, answer in zip(usable, answers, strict=True):
         answer = answer.strip()
-        reason = filter_reason(answer)
+        reason = filter_reason(answer, cfg)
         if reason is None and echoes_preamble(answer, p.language):
             reason = "echoes_preamble"
         if reason is None and cfg.require_refusal and not refusals.is_refusal(answer, p.language, p.text):
@@ -219,7 +207,7 @@ def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out
                              "reason": reason})
             continue
         counts[p.language]["kept"] += 1
-        kept.append(Example(inputs=p.text, targets=answer, language=p.language, script=L.info(p.language).script,
+        kept.append(Example(inputs=p.text, targets=answer, language=p.language, script=L.get(p.language).script,
                             source=cfg.source_name, dataset="xsafety-mt" if p.id in translated else "xsafety",
                             task=p.category,
                             template=preamble_table()["version"], kind="safety", license=facts["license"],
@@ -235,12 +223,13 @@ def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, out
             "preamble": {"version": preamble_table()["version"], "languages": pre["stored"],
                          "translated": pre["translated"], "missing": pre["missing"],
                          "translations": {c: _extra_preambles[c] for c in pre["translated"]}},
-            "generation": {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
-                           "top_p": cfg.top_p, "seed": cfg.seed, "samples": 1},
-            "filters": {"min_chars": MIN_CHARS, "max_chars": MAX_CHARS, "repeat_ratio": REPEAT_RATIO,
+            "generation": {"max_new_tokens": cfg.max_new_tokens, **sampling.model_dump(), "samples": 1},
+            "split": split,
+            "filters": {"min_chars": cfg.min_chars, "max_chars": cfg.max_chars, "repeat_ratio": cfg.repeat_ratio,
                         "require_refusal": cfg.require_refusal},
             "translated_prompts": prompt_mt}
-    write_manifest(out_dir, "safety-distill", {"teacher": teacher_id, "config": vars(cfg),
+    write_manifest(out_dir, "safety-distill", {"teacher": teacher_id, "config": cfg.model_dump(),
+                                               "sampling": sampling.model_dump(), "split": split,
                                                "prompts": sorted(p.id for p in train)},
                    {"examples": OUTPUT, "rejected": "rejected.jsonl"}, **info)
     return info

@@ -11,16 +11,16 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from ayakit import languages as L
-from ayakit.io import atomic_path, write_json_atomic, write_manifest
 from ayakit.models import Backend, GenerationParams
+from ayakit.io import atomic_path, write_json_atomic, write_manifest
+from ayakit.recipe import HarmConfig, Sampling
 from ayakit.safety import refusals
 from ayakit.safety.metrics import rate_summary
-from ayakit.safety.sampling import sample
+from ayakit.safety.sampling import Progress, params as sampling_params, sample
 from ayakit.safety.xsafety import HarmPrompt, bounded_per_language, xsafety_facts
 
 
@@ -67,39 +67,28 @@ class LLMJudge:
 
     def judge(self, items: list[tuple[HarmPrompt, str]]) -> list[bool | None]:
         """True when harmful, None when the verdict could not be parsed."""
-        prompts = [judge_template().format(language=L.info(p.language).name, prompt=p.text, response=answer)
+        prompts = [judge_template().format(language=L.get(p.language).name, prompt=p.text, response=answer)
                    for p, answer in items]
         return [parse_verdict(v) for v in self.backend.generate(prompts, self.params)]
 
 
-@dataclass
-class HarmConfig:
-    """What one harm evaluation does."""
-
-    per_language: int = 40  # held-out harmful prompts per language (sampled across categories)
-    benign_per_language: int = 20
-    max_new_tokens: int = 64
-    temperature: float = 0.9
-    top_p: float = 0.8
-    seed: int = 1234
-    preamble: bool = False  # prepend the safety preamble (the teacher-with-preamble measurement)
-
-
-def evaluate_harm(backend: Backend, prompts: list[HarmPrompt], cfg: HarmConfig, out_dir: str | Path,
-                  judge: RefusalDetector | LLMJudge | None = None, model: str = "model") -> dict:
-    """Answer the test-split prompts, judge them, and summarise per language; writes answers.jsonl and results.json."""
+def evaluate_harm(backend: Backend, prompts: list[HarmPrompt], cfg: HarmConfig, sampling: Sampling,
+                  out_dir: str | Path, judge: RefusalDetector | LLMJudge | None = None, model: str = "model",
+                  preamble: bool = False, progress: Progress | None = None) -> dict:
+    """Answer the test-split prompts, judge them, and summarise per language; writes answers.jsonl and results.json.
+    preamble: prepend the safety preamble (the teacher-with-preamble measurement)."""
     from ayakit.safety.distill import with_preamble
 
     judge = judge or RefusalDetector()
     facts = xsafety_facts()
     test = [p for p in prompts if p.split == "test"]
     harmful = bounded_per_language([p for p in test if p.category not in facts["benign"]], cfg.per_language,
-                                   cfg.seed)
-    benign = bounded_per_language([p for p in test if p.category in facts["benign"]], cfg.benign_per_language, cfg.seed)
+                                   sampling.seed)
+    benign = bounded_per_language([p for p in test if p.category in facts["benign"]], cfg.benign_per_language, sampling.seed)
     items = harmful + benign
     texts, missing_preamble = [], set()
     for p in items:
-        if cfg.preamble:
+        if preamble:
             text = with_preamble(p.text, p.language)
             if text is None:
                 missing_preamble.add(p.language)
@@ -107,9 +96,8 @@ def evaluate_harm(backend: Backend, prompts: list[HarmPrompt], cfg: HarmConfig, 
             texts.append(text)
         else:
             texts.append(p.text)
-    params = GenerationParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                              seed=cfg.seed)
-    answers = [s[0] for s in sample(backend, texts, 1, params, description="harm: answering")]
+    answers = [s[0] for s in sample(backend, texts, 1, sampling_params(sampling, cfg.max_new_tokens),
+                                    description="harm: answering", progress=progress)]
     pairs = list(zip(harmful, answers[: len(harmful)], strict=True))
     covered = [(p, a) for p, a in pairs if judge.covers(p.language)]
     verdicts = dict(zip((p.id for p, _ in covered), judge.judge(covered), strict=True))
@@ -121,7 +109,7 @@ def evaluate_harm(backend: Backend, prompts: list[HarmPrompt], cfg: HarmConfig, 
             languages[code] = {"covered": False, "reason": f"{judge.name} has no refusal phrases for {code}"}
             continue
         flags = [verdicts[p.id] for p in mine if verdicts[p.id] is not None]
-        summary = rate_summary(flags, cfg.seed)
+        summary = rate_summary(flags, sampling.seed)
         summary["unparsed"] = sum(1 for p in mine if verdicts[p.id] is None)
         summary["refusal_rate"] = round(sum(refused[p.id] for p in mine) / len(mine), 6) \
             if refusals.covers(code) else None
@@ -129,7 +117,7 @@ def evaluate_harm(backend: Backend, prompts: list[HarmPrompt], cfg: HarmConfig, 
     over: dict[str, dict] = {}
     for code in sorted({p.language for p in benign}):
         if refusals.covers(code):
-            over[code] = rate_summary([refused[p.id] for p in benign if p.language == code], cfg.seed)
+            over[code] = rate_summary([refused[p.id] for p in benign if p.language == code], sampling.seed)
     detector = {"name": judge.name}
     if isinstance(judge, LLMJudge):
         detector["endpoint"] = judge.spec
@@ -138,9 +126,8 @@ def evaluate_harm(backend: Backend, prompts: list[HarmPrompt], cfg: HarmConfig, 
         detector["note"] = "harmful = did not refuse: an upper bound (on-topic and actionable are not checked)"
     result = {
         "detector": detector,
-        "preamble": cfg.preamble,
-        "generation": {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p,
-                       "seed": cfg.seed},
+        "preamble": preamble,
+        "generation": {"max_new_tokens": cfg.max_new_tokens, **sampling.model_dump()},
         "languages": languages,
         "over_refusal": {"set": "XSafety commonsense prompts (test split): benign, a refusal is an over-refusal",
                          "languages": over},
@@ -155,7 +142,8 @@ def evaluate_harm(backend: Backend, prompts: list[HarmPrompt], cfg: HarmConfig, 
                    "answer": answer, "refusal": refused[p.id], "harmful": verdicts.get(p.id)}
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     write_json_atomic(out_dir / "results.json", result)
-    write_manifest(out_dir, "safety-harm", {"model": model, "config": vars(cfg), "detector": detector},
+    write_manifest(out_dir, "safety-harm", {"model": model, "config": cfg.model_dump(), "sampling": sampling.model_dump(),
+                                             "preamble": preamble, "detector": detector},
                    {"answers": "answers.jsonl", "results": "results.json", "split": "split.parquet"},
                    counts={"harmful": len(harmful), "benign": len(benign)})
     return result

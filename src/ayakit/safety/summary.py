@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from ayakit.io import read_json, write_json_atomic
+from ayakit.recipe import DistillConfig
 
 SUMMARY = "summary.json"
 VERSION = 1
@@ -156,11 +157,13 @@ def tables(data: dict[str, Any]) -> list[dict[str, Any]]:
             "model", "prompts", "language", "group", "n", "EMT", "toxicity prob.", "top words"],
             "rows": group_rows})
     distill = data.get("distill")
-    if distill:
+    if isinstance(distill, dict):
         rows = [[lang, c.get("prompts"), c.get("too_short"), c.get("too_long"), c.get("repetitive"), c.get("kept")]
                 for lang, c in sorted(distill.get("counts", {}).items())]
         missing = ", ".join(distill.get("preamble", {}).get("missing", [])) or "none"
+        f = {**DistillConfig().model_dump(), **(distill.get("filters") or {})}  # older summaries: the defaults
         out.append({"title": f"Safety distillation set (teacher {distill.get('teacher')})",
-                    "columns": ["language", "prompts", "< 20 chars", "> 1000 chars", "repetitive", "kept"],
+                    "columns": ["language", "prompts", f"< {f['min_chars']} chars", f"> {f['max_chars']} chars",
+                                "repetitive", "kept"],
                     "rows": rows, "note": f"languages without a preamble: {missing}"})
     return out

@@ -4,46 +4,31 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 from ayakit import languages as L
 from ayakit.errors import DataError
+from ayakit.models import Backend
 from ayakit.io import atomic_path, write_json_atomic, write_manifest
-from ayakit.models import Backend, GenerationParams
+from ayakit.recipe import Sampling, ToxicityConfig
 from ayakit.safety import bias
 from ayakit.safety.metrics import toxicity_summary
 from ayakit.safety.prompts import Prompt, embedded_prompts, flores_prompts
-from ayakit.safety.sampling import sample
+from ayakit.safety.sampling import Progress, params as sampling_params, sample
 from ayakit.safety.scorers import TOXIC_THRESHOLD, Scorer, describe
 
 PROMPT_SETS = ("flores", "identity", "holistic")
 
 
-@dataclass
-class ToxicityConfig:
-    """What one toxicity run does (the paper: k = 25 samples; the CPU default is smaller)."""
-
-    prompt_set: str = "flores"
-    samples: int = 4
-    per_language: int = 20  # prompts per language (flores, embedded); per axis for holistic
-    languages: list[str] | None = None
-    max_new_tokens: int = 32
-    temperature: float = 0.9
-    top_p: float = 0.8
-    seed: int = 1234
-    filter_toxic_prompts: bool = True
-    preamble: bool = False  # prepend the safety preamble (the paper saw it raise toxicity on identity prompts)
-
-
-def build_prompts(cfg: ToxicityConfig, scorer: Scorer, data_dir: Path | None) -> tuple[str, list[Prompt], list[str]]:
+def build_prompts(cfg: ToxicityConfig, scorer: Scorer, data_dir: Path | None, seed: int) -> tuple[
+        str, list[Prompt], list[str]]:
     """(set name actually used, prompts, languages the set has no prompts for)."""
     if cfg.prompt_set == "flores":
         langs = cfg.languages or sorted(c for c in (x.code for x in L.languages()) if scorer.covers(c))
         if data_dir is not None and (Path(data_dir) / "sib200").is_dir():
-            prompts, absent = flores_prompts(data_dir, langs, cfg.per_language, cfg.seed)
+            prompts, absent = flores_prompts(data_dir, langs, cfg.per_language, seed)
             return "flores", prompts, absent
-        prompts, absent = embedded_prompts(langs, cfg.per_language, cfg.seed)
+        prompts, absent = embedded_prompts(langs, cfg.per_language, seed)
         return "embedded", prompts, absent
     if cfg.prompt_set == "identity":
         prompts, absent = bias.identity_prompts(cfg.languages)
@@ -51,17 +36,19 @@ def build_prompts(cfg: ToxicityConfig, scorer: Scorer, data_dir: Path | None) ->
     if cfg.prompt_set == "holistic":
         if data_dir is None:
             raise DataError("the holistic prompts read <data_dir>/holistic_bias: give --data-dir or set AYAKIT_DATA_DIR")
-        return "holistic", bias.holistic_prompts(data_dir, cfg.per_language, cfg.seed), []
+        return "holistic", bias.holistic_prompts(data_dir, cfg.per_language, seed), []
     raise DataError(f"unknown prompt set {cfg.prompt_set!r}; choose one of {', '.join(PROMPT_SETS)}")
 
 
-def run_toxicity(backend: Backend, scorer: Scorer, cfg: ToxicityConfig, out_dir: str | Path,
-                 data_dir: str | Path | None = None, model: str = "model") -> dict:
+def run_toxicity(backend: Backend, scorer: Scorer, cfg: ToxicityConfig, sampling: Sampling, out_dir: str | Path,
+                 data_dir: str | Path | None = None, model: str = "model", preamble: bool = False,
+                 progress: Progress | None = None) -> dict:
     """Generate, score and summarise; writes generations.jsonl, results.json and a manifest into out_dir/<set>.
 
     The set is the one actually used: flores falls back to embedded sentences without the public data.
+    preamble: prepend the safety preamble (the paper saw it raise toxicity on identity prompts).
     """
-    set_name, prompts, absent = build_prompts(cfg, scorer, Path(data_dir) if data_dir else None)
+    set_name, prompts, absent = build_prompts(cfg, scorer, Path(data_dir) if data_dir else None, sampling.seed)
     languages: dict[str, dict] = {code: {"covered": False, "reason": "no prompts in this language"} for code in absent}
     by_lang: dict[str, list[Prompt]] = defaultdict(list)
     for p in prompts:
@@ -78,14 +65,13 @@ def run_toxicity(backend: Backend, scorer: Scorer, cfg: ToxicityConfig, out_dir:
             dropped[code] = len(items) - len(kept)
             items = kept
         scored += items
-    params = GenerationParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                              seed=cfg.seed)
     texts = [p.text for p in scored]
-    if cfg.preamble:
+    if preamble:
         from ayakit.safety.distill import with_preamble
 
         texts = [with_preamble(p.text, p.language) or p.text for p in scored]
-    samples = sample(backend, texts, cfg.samples, params, description=f"toxicity: {set_name}")
+    samples = sample(backend, texts, cfg.samples, sampling_params(sampling, cfg.max_new_tokens),
+                     description=f"toxicity: {set_name}", progress=progress)
     scores: list[list[float]] = [[] for _ in scored]
     idx_by_lang: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(scored):
@@ -96,7 +82,7 @@ def run_toxicity(backend: Backend, scorer: Scorer, cfg: ToxicityConfig, out_dir:
         for n, i in enumerate(idxs):
             scores[i] = values[n * cfg.samples:(n + 1) * cfg.samples]
     for code, idxs in sorted(idx_by_lang.items()):
-        languages[code] = {"covered": True, **toxicity_summary([scores[i] for i in idxs], cfg.seed),
+        languages[code] = {"covered": True, **toxicity_summary([scores[i] for i in idxs], sampling.seed),
                            "dropped_toxic_prompts": dropped.get(code, 0)}
     for code, n in dropped.items():
         if code not in idx_by_lang:
@@ -111,16 +97,15 @@ def run_toxicity(backend: Backend, scorer: Scorer, cfg: ToxicityConfig, out_dir:
             texts = {g: [t for i in ii for t in samples[i]] for g, ii in by_group.items()}
             prompt_texts = {g: [scored[i].text for i in ii] for g, ii in by_group.items()}
             top = bias.top_words(texts, prompt_texts)
-            groups[code] = {g: {**toxicity_summary([scores[i] for i in ii], cfg.seed),
+            groups[code] = {g: {**toxicity_summary([scores[i] for i in ii], sampling.seed),
                                 "top_words": [list(x) for x in top[g]]}
                             for g, ii in sorted(by_group.items())}
     result = {
         "prompt_set": set_name,
         "scorer": describe(scorer),
         "samples_per_prompt": cfg.samples,
-        "preamble": cfg.preamble,
-        "generation": {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p,
-                       "seed": cfg.seed},
+        "preamble": preamble,
+        "generation": {"max_new_tokens": cfg.max_new_tokens, **sampling.model_dump()},
         "languages": dict(sorted(languages.items())),
     }
     if groups:
@@ -133,7 +118,8 @@ def run_toxicity(backend: Backend, scorer: Scorer, cfg: ToxicityConfig, out_dir:
                 fh.write(json.dumps({"id": p.id, "language": p.language, "group": p.group, "prompt": p.text,
                                      "sample": s, "text": text, "score": score}, ensure_ascii=False) + "\n")
     write_json_atomic(dest / "results.json", result)
-    write_manifest(dest, "safety-toxicity", {"model": model, "config": vars(cfg), "scorer": describe(scorer)},
+    write_manifest(dest, "safety-toxicity", {"model": model, "config": cfg.model_dump(), "sampling": sampling.model_dump(),
+                                                 "preamble": preamble, "scorer": describe(scorer)},
                    {"generations": "generations.jsonl", "results": "results.json"},
                    counts={"prompts": len(scored), "generations": sum(len(s) for s in samples)})
     return result
