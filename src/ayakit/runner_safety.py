@@ -116,7 +116,9 @@ def safe_train_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
     """The second training: the train inputs on the second mixture and the first training's tokenizer."""
     from ayakit.runner import _train_inputs
 
-    return _train_inputs(safe_recipe(r, run_dir), {"data": up["safe-data"], "tokenizer": up["tokenizer"]}, run_dir)
+    # the second mixture's token shards are made by the training itself, from that mixture: it decides them
+    return _train_inputs(safe_recipe(r, run_dir), {"data": up["safe-data"], "tokenizer": up["tokenizer"],
+                                                   "tokenize": up["safe-data"]}, run_dir)
 
 
 def safe_eval_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
@@ -157,7 +159,7 @@ def run_split(ctx: RunContext) -> Path:
 
 
 def _measure(ctx: RunContext, model: Path, label: str, data: Path) -> Path:
-    from ayakit.eval.backends import load_backend
+    from ayakit.models import load_backend
     from ayakit.runner import StageBars
     from ayakit.safety.measure import measure_harm, measure_toxicity
     from ayakit.safety.split import check_disjoint, select
@@ -190,7 +192,7 @@ def run_eval(ctx: RunContext) -> Path:
 
 def run_distill(ctx: RunContext) -> Path:
     """The teacher (default: the trained model) answers the training split with the preamble; the paper's filters."""
-    from ayakit.eval.backends import load_backend
+    from ayakit.models import load_backend
     from ayakit.runner import StageBars
     from ayakit.safety.distill import distill, hf_translator
     from ayakit.safety.split import select

@@ -47,7 +47,7 @@ def _run(tmp_path: Path, **safety) -> None:
 
 def test_the_loop_runs_in_order_and_is_off_by_default(tmp_path: Path, calls: list) -> None:
     _run(tmp_path)
-    assert calls == ["data", "tokenizer", "baseline", "train", "eval", *SAFETY, "report"]
+    assert calls == ["data", "tokenizer", "tokenize", "baseline", "train", "eval", *SAFETY, "report"]
     calls.clear()
     runner.run_recipe(recipe_from_dict({**RECIPE, "safety": {"enabled": True}}), tmp_path / "other")
     assert "safety-eval" in calls and "distill" not in calls and "safe-train" not in calls
@@ -132,25 +132,33 @@ def test_ablation_compares_each_variants_final_model(tmp_path: Path) -> None:
     """With and without distillation: the 'with' row is the retrained model, and its harm sits beside it."""
     from ayakit.io import write_json_atomic
     from ayakit.report.ablation import build_ablation_report
-    from ayakit.runner import load_ablation
+    from ayakit.ablate import load_ablation
 
     repo = Path(__file__).resolve().parents[2]
     ab = load_ablation(repo / "recipes" / "ablations" / "demo-safety.yaml")
     dirs = {v.name: tmp_path / v.name for v in ab.variants}
     harm = {"detector": {"name": "refusal-phrases"}, "languages": {"eng": {"rate": 1.0, "ci": [1, 1]}},
             "over_refusal": {"languages": {"eng": {"rate": 0.0}}}}
-    for i, d in enumerate(dirs.values()):
-        write_json_atomic(d / "eval" / "trained" / "summary.json", {"scale": "0-100", "tasks": {"t": {"score": 10.0}}})
+    def evaluated(d: Path, right: int) -> None:  # one accuracy task, 20 items, `right` of them correct
+        write_json_atomic(d / "summary.json", {"scale": "0-100", "tasks": {"t": {
+            "metric": "accuracy", "score": 5.0 * right, "by_language": {"eng": {"tier": "high"}}}}})
+        (d / "t.jsonl").write_text("".join(json.dumps({"id": i, "language": "eng", "prompt_id": "p0",
+                                                       "stats": {"accuracy": [float(i < right)]}}) + "\n"
+                                           for i in range(20)))
+
+    for d in dirs.values():
+        evaluated(d / "eval" / "trained", 2)
         write_json_atomic(d / "safety" / "summary.json", {"models": {"trained": {"harm": harm}}})
     safe = dirs["with-distillation"]
     (safe / "recipe.yaml").write_text("name: x\nsafety: {distill: {enabled: true}}\n")
-    write_json_atomic(safe / "safe" / "eval" / "trained" / "summary.json", {"scale": "0-100", "tasks": {"t": {"score": 12.0}}})
+    evaluated(safe / "safe" / "eval" / "trained", 12)
     write_json_atomic(safe / "safety" / "summary.json", {"models": {"trained": {"harm": harm}, "safe": {"harm": {
         **harm, "languages": {"eng": {"rate": 0.5, "ci": [0, 1]}}}}}})
     build_ablation_report(ab, dirs, tmp_path / "out")
     comp = json.loads((tmp_path / "out" / "comparison.json").read_text())
-    assert comp["rows"]["with-distillation"]["tasks"]["t"] == 12.0
-    assert comp["rows"]["without-distillation"]["tasks"]["t"] == 10.0
+    cells = next(r for r in comp["rows"] if r["key"] == "t")["cells"]
+    assert cells["with-distillation"]["score"] == 60.0  # the retrained (safe/) model's evaluation
+    assert cells["without-distillation"]["score"] == 10.0
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| with-distillation | safe | 50.0% | 0.0% | refusal-phrases |" in md
     assert "| without-distillation | trained | 100.0% | 0.0% | refusal-phrases |" in md

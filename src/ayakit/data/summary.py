@@ -78,7 +78,8 @@ def build_summary(stats: dict[str, Any], requested: list[str] | None) -> dict[st
             where = "; ".join(f"source {s}: {_top(c)}" for s, c in sorted(by_source.items())) or _top(dropped[name])
             warnings.append(f"{sum(dropped[name].values()):,} rows dropped, {REASONS[name]}: {where}")
     skipped_rows = stats.get("skipped_rows") or {}
-    for source, n in sorted(errors.items()):
+    for source in sorted(set(errors) | set(skipped_rows)):
+        n = errors.get(source) or sum(skipped_rows[source].values())
         detail = _top(skipped_rows.get(source) or {})
         warnings.append(f"{n:,} bad lines skipped in source {source} (data.on_error=skip)"
                         + (f": {detail}" if detail else ""))

@@ -7,7 +7,7 @@ from statistics import median
 from typing import Any
 
 from ayakit import languages as L
-from ayakit.data.summary import REPEAT_WARN
+from ayakit.data.summary import REPEAT_WARN, build_summary
 from ayakit.report import plots
 from ayakit.report.artifacts import BASELINE, TRAINED, RunArtifacts
 from ayakit.report.model import Figure, Section, Table
@@ -158,7 +158,7 @@ def mixture_section(art: RunArtifacts, out: Path) -> Section | None:
     rows = [[src, ds, fmt(n)] for src, d in available.items() if isinstance(d, dict) for ds, n in d.items()]
     if rows:
         sec.tables.append(Table("Available before sampling", ["source", "dataset", "examples"], rows))
-    summary_tables(sec, stats.get("summary"))
+    summary_tables(sec, stats.get("summary") or build_summary(stats, None))  # older stats.json: rebuilt
     for key, label in (("skipped_sources", "Skipped sources"), ("errors", "Errors")):
         val = stats.get(key)
         if isinstance(val, dict):
