@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -289,13 +290,13 @@ def main() -> None:
                             max(range(len(theirs[k])), key=theirs[k].__getitem__) for k in keys)
                 diff = max(abs(a - b) for k in keys for a, b in zip(ours_ll[k], theirs[k]))
                 n = len(keys)
-                med = sorted(ratios)[len(ratios) // 2]
+                med = statistics.median(ratios)
                 print(f"  {group}: {n} items")
                 print(f"    prediction agreement: {agree}/{n} = {100 * agree / n:.2f}%  (goal 100%)")
                 print(f"    max |loglik difference|: {diff:.2e}  (goal <= 1e-4)")
                 print(f"    batch {args.batch_size} both: ayakit {n / min(ours_s):7.1f} items/s   lm-eval "
                       f"{n / min(theirs_s):7.1f} items/s   ratio {med:.2f}x (median of {len(ratios)} alternating "
-                      f"repeats; spread {min(ratios):.2f}-{max(ratios):.2f})   load average "
+                      f"repeats: {', '.join(f'{r:.2f}' for r in ratios)})   load average "
                       f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
             del ours, lm
 

@@ -59,7 +59,8 @@ def main() -> None:
     from eval_tiny_models import build_models
 
     torch.set_num_threads(1)
-    out: dict = {"lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else "0.4",
+    out: dict = {"note": "lm-eval 0.4.13's log-likelihoods per choice; the XCOPA text itself is read from the data "
+                         "dir, never stored here", "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else "0.4",
                  "items_per_language": args.items, "languages": list(LANGS), "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -83,9 +84,8 @@ def main() -> None:
             scores = {}
             for lang in LANGS:
                 for s in res["samples"][f"xcopa_local_{lang}"]:
-                    scores[f"{lang}-test-{s['doc']['idx']}"] = {
-                        "loglikelihoods": [float(r[0][0]) for r in s["resps"]],
-                        "context": s["arguments"][0][0] if "arguments" in s else None}
+                    # log-likelihoods only: the XCOPA text stays in the data dir, never in the repository
+                    scores[f"{lang}-test-{s['doc']['idx']}"] = {"loglikelihoods": [float(r[0][0]) for r in s["resps"]]}
             out["models"][arch] = scores
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     FIXTURE.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

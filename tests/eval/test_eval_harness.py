@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from ayakit import languages as L
 from ayakit.errors import DataError
 from ayakit.models import GenerationParams, LogLik
 from ayakit.eval.harness import evaluate
 from ayakit.eval.tasks import UnknownTaskError, get_task
+
+SWA = L.tag("swa")  # swa-Latn, or swh-Latn where macrolanguages become their main individual language
 
 
 class FakeBackend:
@@ -55,7 +58,7 @@ def test_public_tasks_summary_and_items(shared_data, tmp_path):
         assert len(lines) == sum(v["n"] for v in t["by_language"].values()) * 2
     assert s["tasks"]["xcopa"]["unseen_task"] and not s["tasks"]["sib200"]["unseen_task"]
     assert s["tasks"]["sib200"]["chance"] == pytest.approx(100 / 7, abs=1e-3)
-    assert set(s["tasks"]["xcopa"]["by_language"]) == {"zho-Hans", "swa-Latn", "tha-Thai"}
+    assert set(s["tasks"]["xcopa"]["by_language"]) == {"zho-Hans", SWA, "tha-Thai"}
     assert set(s["tasks"]["xwinograd"]["by_language"]) == {"zho-Hans", "fra-Latn", "jpn-Jpan"}
     assert s["suite"] == "custom" and s["tasks_run"] == list(s["tasks"])  # --tasks given: not the suite's name
     assert any(p.endswith("val.sw.jsonl") for p in s["data_files"])
@@ -88,7 +91,7 @@ def test_tiny_model_on_embedded_suite(tiny_models, tmp_path):
     assert kinds == {"choice", "generation"}
     for name, t in s["tasks"].items():
         # same-script language fidelity needs 3 other languages sharing the script: none for Chinese
-        want = {"swa-Latn", "eng-Latn"} if name == "language_pick_same" else {"swa-Latn", "zho-Hans", "eng-Latn"}
+        want = {SWA, "eng-Latn"} if name == "language_pick_same" else {SWA, "zho-Hans", "eng-Latn"}
         assert set(t["by_language"]) == want
         assert {v["tier"] for v in t["by_language"].values()} == {"high", "low"}
 
@@ -147,7 +150,7 @@ def test_hub_tasks_from_local_files_in_the_hub_layout(tmp_path):
                  prompts=5, data_dir=root)
     t = s["tasks"]
     assert set(t["xnli"]["by_language"]) == {"fra-Latn"} and t["xnli"]["by_language"]["fra-Latn"]["n"] == 4
-    assert t["xstorycloze"]["by_language"]["swa-Latn"]["n"] == 3 and t["xstorycloze"]["unseen_task"]
+    assert t["xstorycloze"]["by_language"][SWA]["n"] == 3 and t["xstorycloze"]["unseen_task"]
     assert t["m-mmlu"]["num_fewshot"] == 5  # the paper's suite runs M-MMLU 5-shot
     assert t["m-mmlu"]["chance"] == 25.0
     assert set(t["xlsum"]["by_language"]) == {"amh-Ethi"} and t["tydiqa"]["metric"] == "f1"

@@ -316,7 +316,8 @@ def evaluate(model: str | Backend, out_dir: Path, suite: str | None = "aya-mini"
         data_dir = Path(os.environ["AYAKIT_DATA_DIR"])
     chosen, suite_shots = resolve(suite, tasks, sel, prompts, max_items, seed, task_dir)
     backend = load_backend(model, batch_size=batch_size) if isinstance(model, str) else model
-    convention = getattr(backend, "convention", "ayakit")
+    describe = getattr(backend, "describe", None)
+    convention = (describe() if callable(describe) else {}).get("convention") or "ayakit"
     if convention == "lm-eval" and not prompt_ids:
         prompt_ids = ["lm-eval"]
     model_fp = model_fingerprint(backend)
