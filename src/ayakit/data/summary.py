@@ -56,7 +56,7 @@ def _top(counts: dict[str, int], n: int = 6) -> str:
 def build_summary(stats: dict[str, Any], requested: list[str] | None) -> dict[str, Any]:
     """The summary of a finished build from its stats (requested: the recipe's data.languages)."""
     dropped = {name: dict(f.get("by_language", {})) for name, f in stats.get("filters", {}).items() if f.get("removed")}
-    errors = {k: v for k, v in stats.get("errors", {}).items() if v}
+    errors = {k: v for k, v in _mapping(stats.get("errors")).items() if v}
     present = stats.get("counts", {}).get("language", {})
     skipped: dict[str, str] = {}
     for sel in requested or []:
@@ -67,10 +67,10 @@ def build_summary(stats: dict[str, Any], requested: list[str] | None) -> dict[st
         removed = {k: v for k, v in removed.items() if v}
         skipped[sel] = (f"every row was removed ({_top(removed)})" if removed
                         else "no source has rows in it")
-    for name, why in stats.get("skipped_sources", {}).items():
+    for name, why in _mapping(stats.get("skipped_sources")).items():
         skipped[f"source {name}"] = why
-    repeated = stats.get("heavily_repeated") or {name: x for name, x in stats.get("repetition", {}).items()
-                                                 if x > REPEAT_WARN}
+    repeated = stats.get("heavily_repeated") or {name: x for name, x in _mapping(stats.get("repetition")).items()
+                                                 if isinstance(x, (int, float)) and x > REPEAT_WARN}
     warnings: list[str] = []
     for name in WARN_REASONS:
         if name in dropped:
@@ -90,6 +90,11 @@ def build_summary(stats: dict[str, Any], requested: list[str] | None) -> dict[st
                         "to fill its share: add data or lower its weight")
     return {"dropped": {REASONS.get(k, k): v for k, v in dropped.items()}, "errors": errors, "skipped": skipped,
             "repeated": repeated, "warnings": warnings}
+
+
+def _mapping(value: Any) -> dict:
+    """A stats field as a mapping; older stats.json files kept some of these as lists."""
+    return value if isinstance(value, dict) else {}
 
 
 def _matches(selector: str, lang: str) -> bool:
