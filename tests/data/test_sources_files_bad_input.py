@@ -107,7 +107,7 @@ def test_invalid_language_code_names_closest(tmp_path: Path):
     with pytest.raises(DataError, match=r"c\.parquet: row 1: unknown language code 'englsh'.*eng"):
         _read(tmp_path / "c.parquet")
     src, rows = _read(path, on_error="skip")
-    assert len(rows) == 1 and src.skipped == {"unknown language": 1}
+    assert len(rows) == 1 and src.skipped == {"not a language code": 1}
 
 
 def test_truncated_json_line_says_cut_off(tmp_path: Path):

@@ -12,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from ayakit import languages as L
+from ayakit.data.sources.base import NOT_A_LANGUAGE
 
 REPEAT_WARN = 10.0  # a source (or a source's dataset) drawn more often than this is named
 
 # filter name in stats.json -> the reason printed
 REASONS = {
-    "language": "language code names no language",
+    "language": NOT_A_LANGUAGE,
     "language_selection": "outside data.languages",
     "length": "too short or too long",
     "langid": "text in another language",
@@ -74,7 +75,7 @@ def build_summary(stats: dict[str, Any], requested: list[str] | None) -> dict[st
     warnings: list[str] = []
     for name in WARN_REASONS:
         if name in dropped:
-            by_source = stats.get("dropped_by_source", {}).get("not a language", {})
+            by_source = stats.get("dropped_by_source", {}).get(REASONS[name], {})
             where = "; ".join(f"source {s}: {_top(c)}" for s, c in sorted(by_source.items())) or _top(dropped[name])
             warnings.append(f"{sum(dropped[name].values()):,} rows dropped, {REASONS[name]}: {where}")
     skipped_rows = stats.get("skipped_rows") or {}

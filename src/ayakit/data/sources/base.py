@@ -17,6 +17,16 @@ from ayakit.records import EXAMPLE_FIELDS, EXAMPLE_SCHEMA, KINDS, example_id
 # A reader: (spec, recipe) -> Source.
 Reader = Callable[[SourceSpec, Recipe], "Source"]
 
+# Why a row's language cannot be used: the same words in the reader's errors, its skip counts, stats and the report.
+NO_LANGUAGE = "no language"
+NOT_A_LANGUAGE = "not a language code"
+
+
+def not_a_language_message(code: str) -> str:
+    """The error for a value that is no ISO 639-3 language or tag, naming the closest codes."""
+    return (f"unknown language code {code!r} (not an ISO 639-3 language or tag); "
+            f"closest known: {', '.join(L.closest_codes(code))}")
+
 
 @dataclass
 class Block:
@@ -67,19 +77,22 @@ class Source:
     skipped_reason: str | None = None  # why an optional source yields nothing
     rows_read: int = 0  # rows yielded so far
     skipped: dict[str, int] = field(default_factory=dict)  # why -> lines skipped under data.on_error: skip
+    skipped_codes: dict[str, int] = field(default_factory=dict)  # language values skipped as not a language code
     paths: tuple[str, ...] = ()  # the files a file-backed source reads (named when it yields nothing)
 
-    def skip(self, reason: str) -> None:
-        """Count one bad line skipped under data.on_error: skip, by reason."""
+    def skip(self, reason: str, code: str | None = None) -> None:
+        """Count one bad line skipped under data.on_error: skip, by reason (and the language value it had)."""
         self.errors += 1
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        if code is not None:
+            self.skipped_codes[code] = self.skipped_codes.get(code, 0) + 1
 
     def iter_batches(self, batch_size: int = 4096) -> Iterator[pa.RecordBatch]:
         """Stream the source as EXAMPLE_SCHEMA record batches of at most batch_size rows."""
         if self.skipped_reason:
             return
         self.errors, self.rows_read, self.dropped_languages, self.unselected = 0, 0, {}, {}  # counts are per read
-        self.skipped = {}
+        self.skipped, self.skipped_codes = {}, {}
         builder = BatchBuilder(self)
         for item in self.rows(self):
             if isinstance(item, Block):
@@ -100,12 +113,15 @@ class Source:
 
 def _why_empty(source: Source) -> str:
     parts = []
-    if source.dropped_languages:
+    bad = {**source.dropped_languages}
+    for code, n in source.skipped_codes.items():
+        bad[code] = bad.get(code, 0) + n
+    if bad:
         named = []
-        for code, n in sorted(source.dropped_languages.items()):
+        for code, n in sorted(bad.items()):
             near = L.closest_codes(code) if code != "<empty>" else []
             named.append(f"{code!r} x{n}" + (f" (closest known: {', '.join(near)})" if near else ""))
-        parts.append("rows whose language is not a language code: " + "; ".join(named))
+        parts.append(f"rows whose language is {NOT_A_LANGUAGE}: " + "; ".join(named))
     if source.languages is not None:
         parts.append(f"after keeping only languages {source.languages!r}")
     if source.unselected:
