@@ -20,6 +20,7 @@ Reader = Callable[[SourceSpec, Recipe], "Source"]
 # Why a row's language cannot be used: the same words in the reader's errors, its skip counts, stats and the report.
 NO_LANGUAGE = "no language"
 NOT_A_LANGUAGE = "not a language code"
+EMPTY_CODES_SHOWN = 8  # a source emptied by bad codes names this many of them, each with its closest codes
 
 
 def not_a_language_message(code: str) -> str:
@@ -118,10 +119,13 @@ def _why_empty(source: Source) -> str:
         bad[code] = bad.get(code, 0) + n
     if bad:
         named = []
-        for code, n in sorted(bad.items()):
+        shown = sorted(bad.items(), key=lambda kv: (-kv[1], kv[0]))[:EMPTY_CODES_SHOWN]
+        for code, n in sorted(shown):
             near = L.closest_codes(code) if code != "<empty>" else []
             named.append(f"{code!r} x{n}" + (f" (closest known: {', '.join(near)})" if near else ""))
-        parts.append(f"rows whose language is {NOT_A_LANGUAGE}: " + "; ".join(named))
+        more = len(bad) - len(shown)
+        parts.append(f"rows whose language is {NOT_A_LANGUAGE}: " + "; ".join(named)
+                     + (f"; and {more} other codes" if more else ""))
     if source.languages is not None:
         parts.append(f"after keeping only languages {source.languages!r}")
     if source.unselected:

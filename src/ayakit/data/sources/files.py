@@ -213,11 +213,11 @@ def _batch_rows(batch: pa.RecordBatch, cols: dict[str, str], extra: dict[str, st
     if check_language:
         # an optional language column (options.language is the default) may be empty, never a non-language
         bad = [(i, why) for i, v in enumerate(data["language"])
-               if not (optional_language and v in (None, "")) and (why := language_problem(v))]
+               if not (optional_language and v in (None, "")) and (why := language_problem(v, explain=False))]
         if bad:
             if on_error != "skip":
-                i, why = bad[0]
-                raise DataError(f"{path}: row {start + i + 1}: {why[1]}")
+                i, _why = bad[0]
+                raise DataError(f"{path}: row {start + i + 1}: {language_problem(data['language'][i])[1]}")
             for i, why in bad:
                 source.skip(why[0], data["language"][i] if why[0] == NOT_A_LANGUAGE else None)
             drop = {i for i, _w in bad}
@@ -228,11 +228,12 @@ def _batch_rows(batch: pa.RecordBatch, cols: dict[str, str], extra: dict[str, st
         yield Block(data, n)
 
 
-def language_problem(value: Any) -> tuple[str, str] | None:
+def language_problem(value: Any, explain: bool = True) -> tuple[str, str] | None:
     """(skip reason, message) when a row's language value cannot be a language; None when it can.
 
     Any valid ISO 639-3 language or tag is kept as its own variety (`tlh` is Klingon, tier unlisted); a value
-    that is missing, not text or no language code at all is a bad row whose message names the closest codes.
+    that is missing, not text or no language code at all is a bad row whose message names the closest codes
+    (looked up only with `explain`: a skip needs only the reason).
     """
     if value is None:
         return NO_LANGUAGE, "no language (null); set it in the file or `options.language` for the source"
@@ -240,16 +241,18 @@ def language_problem(value: Any) -> tuple[str, str] | None:
         return "wrong type", f"'language' must be text, got {_type_name(value)}"
     if not value.strip():
         return NO_LANGUAGE, "no language (empty); set it in the file or `options.language` for the source"
-    return _code_problem(value)
+    if _is_language(value):
+        return None
+    return NOT_A_LANGUAGE, not_a_language_message(value) if explain else ""
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _code_problem(value: str) -> tuple[str, str] | None:
+def _is_language(value: str) -> bool:
     try:
         L.parse(value)
-        return None
+        return True
     except UnknownLanguageError:
-        return NOT_A_LANGUAGE, not_a_language_message(value)
+        return False
 
 
 def _type_name(value: Any) -> str:
@@ -361,7 +364,7 @@ def _jsonl_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
                     if value is not None:
                         row[fld] = value
                 if check_language and not (optional_language and row.get("language") in (None, "")):
-                    problem = language_problem(row.get("language"))
+                    problem = language_problem(row.get("language"), explain=on_error != "skip")
                     if problem:
                         raise _Bad(problem[0], f"{path}:{lineno}: {problem[1]}",
                                    row["language"] if problem[0] == NOT_A_LANGUAGE else None)
