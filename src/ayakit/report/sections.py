@@ -7,7 +7,7 @@ from statistics import median
 from typing import Any
 
 from ayakit import languages as L
-from ayakit.data.summary import REPEAT_WARN
+from ayakit.data.summary import REPEAT_WARN, build_summary
 from ayakit.report import plots
 from ayakit.report.artifacts import BASELINE, TRAINED, RunArtifacts
 from ayakit.report.model import Figure, Section, Table
@@ -158,7 +158,8 @@ def mixture_section(art: RunArtifacts, out: Path) -> Section | None:
     rows = [[src, ds, fmt(n)] for src, d in available.items() if isinstance(d, dict) for ds, n in d.items()]
     if rows:
         sec.tables.append(Table("Available before sampling", ["source", "dataset", "examples"], rows))
-    summary_tables(sec, stats.get("summary"))
+    # stats.json of a build before the summary existed: the same summary from its counts
+    summary_tables(sec, stats.get("summary") or build_summary(stats, None))
     for key, label in (("skipped_sources", "Skipped sources"), ("errors", "Errors")):
         val = stats.get(key)
         if isinstance(val, dict):
@@ -185,6 +186,11 @@ def summary_tables(sec: Section, summary: dict[str, Any] | None) -> None:
     if rows:
         sec.tables.append(Table("Rows dropped, per reason and language", ["reason", "rows (reason)", "language",
                                                                          "rows"], rows))
+    bad = [[source, reason, fmt(n)] for source, why in (summary.get("skipped_rows") or {}).items()
+           for reason, n in sorted(why.items(), key=lambda kv: (-kv[1], kv[0]))]
+    if bad:
+        sec.tables.append(Table("Bad lines skipped (data.on_error=skip), per source and reason",
+                                ["source", "reason", "lines"], bad))
     skipped = summary.get("skipped") or {}
     if skipped:
         sec.tables.append(Table("Skipped", ["what", "why"], [[k, str(v)] for k, v in skipped.items()]))
