@@ -191,3 +191,15 @@ def test_info_and_normalize_any_for_languages_outside_the_set() -> None:
     assert parse_languages("kin,yue,zho,sw") == ["kin", "yue", "zho", "swa"]  # annotators in any language
     with pytest.raises(L.UnknownLanguageError):
         parse_languages("qqq")
+
+
+def test_unknown_code_error_names_the_closest_when_read_and_survives_pickling():
+    """The closest codes are looked up when the message is read (a reader counting junk codes does not pay for
+    the search); the error keeps them across processes."""
+    import pickle
+
+    with pytest.raises(L.UnknownLanguageError) as info:
+        L.parse("englsh")
+    assert info.value.near == "englsh" and "closest known: eng" in str(info.value)
+    assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
+    assert L.parse("tlh").language == "tlh" and L.tier("tlh") == "unlisted"  # valid ISO 639-3: a language

@@ -133,3 +133,22 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{n}: expected a JSON object per line")
             yield n, row
+
+
+def read_jsonl_log(path: str | Path) -> list[Any]:
+    """The lines of an append-only JSONL log (progress, caches); a last line cut short by an interruption is cut
+    off the file, unreadable lines are passed over (their work is redone)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        path.write_bytes(data)
+    out: list[Any] = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out

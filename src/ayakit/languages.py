@@ -37,7 +37,19 @@ class Language:
 
 
 class UnknownLanguageError(ValueError):
-    """A code that names none of the registry's languages."""
+    """A code that names none of the registry's languages (or no language at all).
+
+    With `near`, the message ends with the codes closest to it, looked up only when the message is read: a reader
+    that merely counts bad codes does not pay for the search."""
+
+    def __init__(self, message: str, near: str | None = None) -> None:
+        super().__init__(message, near)
+        self.message, self.near = message, near
+
+    def __str__(self) -> str:
+        if self.near is None:
+            return self.message
+        return f"{self.message}; closest known: {', '.join(closest_codes(self.near))}"
 
 
 def _split(cell: str) -> tuple[str, ...]:
@@ -260,8 +272,7 @@ def _language_subtag(raw: str, sub: str) -> tuple[str, str | None]:
             return code, norm.script
     if plain in codes and "Deprecated" not in codes[plain]:
         return plain, None
-    raise UnknownLanguageError(f"unknown language code {raw!r} (not an ISO 639-3 code); "
-                               f"closest known: {', '.join(closest_codes(raw))}")
+    raise UnknownLanguageError(f"unknown language code {raw!r} (not an ISO 639-3 code)", near=raw)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -302,7 +313,7 @@ def _by_name(raw: str) -> Parts:
         found = None
     if found is not None and found.language:
         return parse(found.to_tag())
-    raise UnknownLanguageError(f"unknown language {raw!r}; closest known: {', '.join(closest_codes(raw))}")
+    raise UnknownLanguageError(f"unknown language {raw!r}", near=raw)
 
 
 @functools.lru_cache(maxsize=65536)

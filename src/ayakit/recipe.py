@@ -124,13 +124,6 @@ class DataConfig(Strict):
             raise ValueError(f"data.sources: duplicate source names {sorted(dupes)}")
         return sources
 
-    @field_validator("languages")
-    @classmethod
-    def _some_languages(cls, languages: list[str] | None) -> list[str] | None:
-        if languages is not None and not languages:
-            raise ValueError("data.languages is empty: list the languages to keep, or remove the key to keep all")
-        return languages
-
 
 class TokenizerConfig(Strict):
     """A SentencePiece tokenizer trained on the mixture, or the pretrained model's."""

@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from ayakit.cli import app
+from ayakit.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]
 WIDE = {"COLUMNS": "200", "NO_COLOR": "1"}
@@ -88,6 +90,7 @@ VARIETY_ROWS = [
     ("yue", "你今日點呀？", "我好好，多謝。"), ("zho-Hant", "你今天好嗎？", "我很好，謝謝。"),
     ("srp_Latn", "Kako si danas?", "Dobro sam, hvala."), ("srp", "Како си данас?", "Добро сам, хвала."),
     ("zho", "你今天好吗？", "我很好，谢谢。"), ("xx-nope", "Hello there?", "Hi."), ("", "No language?", "None."),
+    ("tlh", "nuqneH?", "maj."),
 ]
 
 
@@ -110,24 +113,35 @@ def _varieties_recipe(tmp_path: Path, **data) -> Path:
 def test_build_keeps_varieties_and_says_what_it_dropped(tmp_path):
     """Five requested varieties stay five; every drop and skip is printed, in stats.json and the manifest."""
     recipe, run = _varieties_recipe(tmp_path), tmp_path / "run"
-    result = _invoke("data", "build", str(recipe), "--run-dir", str(run))
+    # a row with no language, or a value that is no language code, is a located error naming the closest codes
+    with pytest.raises(DataError, match=r"v\.jsonl:8: unknown language code 'xx-nope' .*closest known: \w+"):
+        _invoke("data", "build", str(recipe), "--run-dir", str(run))
+    # under data.on_error=skip those rows are counted by reason and printed; every valid code keeps its variety
+    result = _invoke("data", "build", str(recipe), "data.on_error=skip", "--run-dir", str(run))
     assert result.exit_code == 0, result.output
     stats = json.loads((run / "data" / "stats.json").read_text())
     assert set(stats["counts"]["language"]) == {"swh-Latn", "kin-Latn", "yue-Hant", "zho-Hant", "srp-Latn"}
     assert stats["counts"]["tier"]["unlisted"] == stats["counts"]["language"]["kin-Latn"]
+    assert stats["skipped_rows"] == {"v": {"no language": 40, "not a language code": 40}}
     summary = stats["summary"]
-    assert summary["dropped"]["language code names no language"] == {"<empty>": 40, "xx-nope": 40}
-    assert summary["dropped"]["outside data.languages"] == {"srp-Cyrl": 40, "zho-Hans": 40}
+    assert "not a language code" not in summary["dropped"]
+    assert summary["dropped"]["outside data.languages"] == {"srp-Cyrl": 40, "zho-Hans": 40, "tlh-Latn": 40}
     assert summary["skipped"] == {"fao": "no source has rows in it"}
     warnings = json.loads((run / "data" / "manifest.json").read_text())["warnings"]
     assert warnings == summary["warnings"] and len(warnings) == 2
     out = " ".join(result.output.split())
-    assert "80 rows dropped, language code names no language: source v: <empty> 40, xx-nope 40" in out
-    assert "dropped 80 rows (outside data.languages): srp-Cyrl 40, zho-Hans 40" in out
+    assert "80 bad lines skipped in source v (data.on_error=skip): no language 40, not a language code 40" in out
+    assert "dropped 120 rows (outside data.languages): srp-Cyrl 40, tlh-Latn 40, zho-Hans 40" in out
     assert "fao skipped: no source has rows in it" in out
-    strict = _invoke("data", "build", str(recipe), "--run-dir", str(run), "--strict")
+    strict = _invoke("data", "build", str(recipe), "data.on_error=skip", "--run-dir", str(run), "--strict")
     assert strict.exit_code == 1 and "--strict: 2 warning(s)" in strict.output
+    # a valid code outside the 101 (tlh, Klingon) is kept as its own variety when selected, tier unlisted
+    klingon = _invoke("data", "build", str(recipe), "data.on_error=skip", "data.languages=[tlh]",
+                      "--run-dir", str(tmp_path / "tlh"))
+    assert klingon.exit_code == 0, klingon.output
+    stats = json.loads((tmp_path / "tlh" / "data" / "stats.json").read_text())
+    assert stats["counts"]["language"] == {"tlh-Latn": 400} and stats["counts"]["tier"] == {"unlisted": 400}
     # a source repeated more than 10x is named
     heavy = _invoke("data", "build", str(_varieties_recipe(tmp_path, budget=3000, languages=["kin"])),
-                    "--run-dir", str(tmp_path / "heavy"))
+                    "data.on_error=skip", "--run-dir", str(tmp_path / "heavy"))
     assert heavy.exit_code == 0 and "source v repeated 75.0x (more than 10x)" in " ".join(heavy.output.split())

@@ -29,5 +29,5 @@ def test_readme_recipe_reads_your_own_files(tmp_path: Path, monkeypatch) -> None
     spec = next(s for s in recipe.data.sources if s.type == "files")
     rows = [r for b in open_source(spec, recipe).iter_batches() for r in b.to_pylist()]
     assert sorted((r["inputs"], r["targets"], r["language"]) for r in rows) == [
-        ("Month 1 in English?", "January", "eng"), ("Month 1 in Swahili?", "Januari", "swa")]
+        ("Month 1 in English?", "January", "eng-Latn"), ("Month 1 in Swahili?", "Januari", "swh-Latn")]
     assert {r["license"] for r in rows} == {"CC-BY-4.0"} and {r["kind"] for r in rows} == {"human"}

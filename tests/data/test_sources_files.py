@@ -39,7 +39,7 @@ ROWS = [
     {"q": "Habari?", "a": "Nzuri.", "lang": "sw"},
     {"q": "Bonjour ?", "a": "Salut.", "lang": "fra_Latn"},
     {"q": "Hallo?", "a": "Hoi.", "lang": "nl"},
-    {"q": "Ciao?", "a": "Ciao.", "lang": "tlh"},  # a valid tag outside the 101: dropped and counted
+    {"q": "Ciao?", "a": "Ciao.", "lang": "tlh"},  # a valid ISO 639-3 code outside the 101: kept as its own variety
     {"q": "Salom?", "a": "Salom.", "lang": "uzn"},
 ]
 MAP = {"inputs": "q", "targets": "a", "language": "lang"}
@@ -51,12 +51,12 @@ def test_jsonl_mapping_normalisation_and_dropping(tmp_path: Path):
                                 "options": {"task": "chat"}})
     assert all(b.schema.equals(EXAMPLE_SCHEMA) for b in batches)
     assert all(b.num_rows <= 2 for b in batches)
-    assert [r["language"] for r in rows] == ["swh-Latn", "fra-Latn", "nld-Latn", "uzn-Latn"]
-    assert [r["script"] for r in rows] == ["Latn"] * 4
-    assert src.dropped_languages == {"tlh": 1}
+    assert [r["language"] for r in rows] == ["swh-Latn", "fra-Latn", "nld-Latn", "tlh-Latn", "uzn-Latn"]
+    assert [r["script"] for r in rows] == ["Latn"] * 5
+    assert src.dropped_languages == {} and src.skipped == {}
     assert {r["source"] for r in rows} == {"mine"} and {r["dataset"] for r in rows} == {"mine"}
     assert {r["task"] for r in rows} == {"chat"} and {r["split"] for r in rows} == {"train"}
-    assert len({r["id"] for r in rows}) == 4
+    assert len({r["id"] for r in rows}) == 5
     # deterministic ids across reads
     assert [r["id"] for r in _read({"name": "mine", "type": "files", "path": str(path), "columns": MAP})[2]] == \
         [r["id"] for r in rows]
@@ -124,8 +124,8 @@ def test_malformed_csv_row(tmp_path: Path):
 
 def test_empty_source_and_unknown_type(tmp_path: Path):
     path = _jsonl(tmp_path / "only_unknown.jsonl", [ROWS[3]])
-    with pytest.raises(DataError, match=r"source 'empty' yielded no examples.*tlh.*only_unknown\.jsonl"):
-        _read({"name": "empty", "type": "files", "path": str(path), "columns": MAP})
+    with pytest.raises(DataError, match=r"source 'empty' yielded no examples.*'tlh-Latn': 1.*only_unknown\.jsonl"):
+        _read({"name": "empty", "type": "files", "path": str(path), "columns": MAP}, languages=["swa"])
     (tmp_path / "blank.jsonl").write_text("", encoding="utf-8")
     with pytest.raises(DataError, match="yielded no examples"):
         _read({"name": "empty", "type": "files", "path": str(tmp_path / "blank.jsonl")})
@@ -159,14 +159,16 @@ def test_any_language_and_variety_kept_distinct(tmp_path: Path):
             {"inputs": "x", "targets": "y", "language": ""},
             {"inputs": "x", "targets": "y", "language": "qqq"}]
     path = _jsonl(tmp_path / "w.jsonl", rows)
-    src, _b, got = _read({"name": "w", "type": "files", "path": str(path)})
+    with pytest.raises(DataError, match=r"w\.jsonl:9: no language \(empty\)"):
+        _read({"name": "w", "type": "files", "path": str(path)})
+    src, _b, got = _read({"name": "w", "type": "files", "path": str(path)}, on_error="skip")
     assert [(r["language"], r["script"]) for r in got] == [
         ("kin-Latn", "Latn"), ("yue-Hant", "Hant"), ("zho-Hans", "Hans"), ("zho-Hant", "Hant"), ("srp-Latn", "Latn"),
         ("srp-Cyrl", "Cyrl"), ("srp-Latn", "Latn"), ("eng-Latn-GB", "Latn")]
-    assert src.dropped_languages == {"<empty>": 1, "qqq": 1}
+    assert src.skipped == {"no language": 1, "not a language code": 1} and src.dropped_languages == {}
     # a selection keeps exactly the varieties named: zho never takes yue, srp-Latn never srp-Cyrl
     src, _b, got = _read({"name": "w", "type": "files", "path": str(path)},
-                         languages=["kin", "zho-Hant", "srp-Latn"])
+                         languages=["kin", "zho-Hant", "srp-Latn"], on_error="skip")
     assert [r["language"] for r in got] == ["kin-Latn", "zho-Hant", "srp-Latn", "srp-Latn"]
     assert src.unselected == {"yue-Hant": 1, "zho-Hans": 1, "srp-Cyrl": 1, "eng-Latn-GB": 1}
 
@@ -174,8 +176,12 @@ def test_any_language_and_variety_kept_distinct(tmp_path: Path):
 def test_a_source_emptied_by_bad_language_codes_names_the_closest(tmp_path: Path):
     path = _jsonl(tmp_path / "b.jsonl", [{"inputs": "a", "targets": "b", "language": "swahil"},
                                          {"inputs": "c", "targets": "d", "language": None}])
-    with pytest.raises(DataError, match=r"'<empty>' x1; 'swahil' x1 \(closest known: swa"):
+    with pytest.raises(DataError, match=r"b\.jsonl:1: unknown language code 'swahil' .*closest known: swa"):
         _read({"name": "b", "type": "files", "path": str(path)})
+    # skipped, they empty the source: its error names the codes with their closest, the reasons and the file
+    with pytest.raises(DataError, match=r"'swahil' x1 \(closest known: swa.*2 malformed rows skipped: "
+                                        r"1 no language, 1 not a language code; read .*b\.jsonl"):
+        _read({"name": "b", "type": "files", "path": str(path)}, on_error="skip")
 
 
 def test_a_set_name_selects_every_variety_of_its_rows(tmp_path: Path):

@@ -107,7 +107,7 @@ def test_invalid_language_code_names_closest(tmp_path: Path):
     with pytest.raises(DataError, match=r"c\.parquet: row 1: unknown language code 'englsh'.*eng"):
         _read(tmp_path / "c.parquet")
     src, rows = _read(path, on_error="skip")
-    assert len(rows) == 1 and src.skipped == {"unknown language": 1}
+    assert len(rows) == 1 and src.skipped == {"not a language code": 1}
 
 
 def test_truncated_json_line_says_cut_off(tmp_path: Path):
@@ -138,3 +138,18 @@ def test_corrupt_binary_files_are_data_errors(tmp_path: Path):
     (tmp_path / "x.jsonl.gz").write_bytes(b"\x1f\x8b\x08 broken gzip")
     with pytest.raises(DataError, match=r"x\.jsonl\.gz: cannot be read"):
         _read(tmp_path / "x.jsonl.gz")
+
+
+def test_optional_language_column_may_be_empty_never_a_non_language(tmp_path: Path):
+    """With options.language the file's own language column may be empty (the default applies), but a value that is
+    no language code is still a located error, as in a file without a default."""
+    path = tmp_path / "o.jsonl"
+    path.write_text('{"inputs": "a", "targets": "b", "language": ""}\n'
+                    '{"inputs": "c", "targets": "d", "language": "tlh"}\n'
+                    '{"inputs": "e", "targets": "f", "language": "xx-nope"}\n')
+    recipe = recipe_from_dict({"name": "t", "data": {"sources": [
+        {"name": "s", "type": "files", "path": str(path), "options": {"language": "swa"}}]}})
+    with pytest.raises(DataError, match=r"o\.jsonl:3: unknown language code 'xx-nope'.*closest known"):
+        list(open_source(recipe.data.sources[0], recipe).iter_batches())
+    src, rows = _read(path, on_error="skip")
+    assert [r["language"] for r in rows] == ["tlh-Latn"] and src.skipped == {"no language": 1, "not a language code": 1}

@@ -31,12 +31,14 @@ def test_aya_dataset_layout(tmp_path: Path):
     _pq(tmp_path / "data" / "train-00000-of-00001.parquet", [row, {**row, "language_code": "wol", "inputs": "x"},
                                                              {**row, "language_code": "xx-nope", "inputs": "y"}])
     _pq(tmp_path / "data" / "test-00000-of-00001.parquet", [{**row, "inputs": "held-out test item"}])
-    src, rows = _rows({"name": "aya", "type": "aya_dataset", "path": str(tmp_path)})
-    assert [r["inputs"] for r in rows] == ["Swali?", "x"]  # train split only; Wolof kept, a non-language dropped
+    with pytest.raises(DataError, match=r"train-00000-of-00001\.parquet: row 3: unknown language code 'xx-nope'"):
+        _rows({"name": "aya", "type": "aya_dataset", "path": str(tmp_path)})
+    src, rows = _rows({"name": "aya", "type": "aya_dataset", "path": str(tmp_path)}, on_error="skip")
+    assert [r["inputs"] for r in rows] == ["Swali?", "x"]  # train split only; Wolof kept, a non-language skipped
     assert [r["language"] for r in rows] == ["swh-Latn", "wol-Latn"]
     assert rows[0]["kind"] == "human" and rows[0]["dataset"] == "aya_dataset"
     assert rows[0]["task"] == "original-annotations" and rows[0]["license"] == "Apache-2.0"
-    assert src.dropped_languages == {"xx-nope": 1}
+    assert src.skipped == {"not a language code": 1} and src.dropped_languages == {}
     assert src.dataset_sizes() == {"aya_dataset": 3}
 
 

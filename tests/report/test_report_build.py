@@ -94,9 +94,12 @@ def _variety_run(run: Path) -> Path:
     stats["counts"]["language"] = {t: 100 + 10 * i for i, t in enumerate(tags)}
     stats["filters"] = {"langid": {"removed": 3, "by_language": {"kin-Latn": 3}}}
     stats["summary"] = {"dropped": {"text in another language": {"kin-Latn": 3},
-                                    "language code names no language": {"xx-nope": 4}},
+                                    "not a language code": {"xx-nope": 4}},
+                        "skipped_rows": {"v": {"no language": 2, "not a language code": 5}},
                         "skipped": {"fao": "no source has rows in it"}, "repeated": {"bible": 12.5},
-                        "warnings": ["4 rows dropped, language code names no language: source v: xx-nope 4",
+                        "warnings": ["4 rows dropped, not a language code: source v: xx-nope 4",
+                                     "7 bad lines skipped in source v (data.on_error=skip): not a language code 5, "
+                                     "no language 2",
                                      "fao skipped: no source has rows in it"]}
     stats_path.write_text(json.dumps(stats))
     for model in ("baseline", "trained"):
@@ -119,9 +122,10 @@ def test_report_keeps_varieties_distinct_with_unlisted_tiers(fake_run: Path) -> 
     assert [r.split("|")[2].strip() for r in rows] == ["high", "high", "high", "unlisted", "low"]
     assert "Rolled up" not in md
     # the build's summary: drops per reason and language, skips, repeats, warnings
-    assert "| language code names no language | 4 | xx-nope | 4 |" in md
+    assert "| not a language code | 4 | xx-nope | 4 |" in md
+    assert "| v | not a language code | 5 |" in md and "| v | no language | 2 |" in md
     assert "| fao | no source has rows in it |" in md and "| bible | 12.5× |" in md
-    assert "Build warnings (2): 4 rows dropped" in md
+    assert "Build warnings (3): 4 rows dropped" in md
 
 
 def test_report_rollup_merges_to_the_papers_rows_and_says_so(fake_run: Path) -> None:

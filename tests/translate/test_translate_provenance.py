@@ -11,9 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ayakit.cli import app
-from ayakit.data.translate import TranslateSettings, read_examples, translate_examples, weights_fingerprint
+from ayakit.data.translate import TranslateSettings, read_examples, translate_examples
 from ayakit.errors import DataError
 from ayakit.io import file_sha256
+from ayakit.models import weights_fingerprint
 
 
 class Fixed:
@@ -102,7 +103,7 @@ def test_cli_prints_the_unsure_drops(tmp_path: Path, monkeypatch) -> None:
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
-    assert "could not place an output (unknown / too short): swa 2; --no-strict-langid keeps them" in out
+    assert "could not place an output (unknown / too short): swh-Latn 2; --no-strict-langid keeps them" in out
     kept = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "k"), "--no-strict-langid"], env={"COLUMNS": "200"})
     assert kept.exit_code == 0 and "could not place" not in kept.output
 

@@ -49,7 +49,7 @@ from loguru import logger
 from ayakit import languages as L
 from ayakit.data import filters as F
 from ayakit.data import mixture as M
-from ayakit.data.summary import build_summary, heavily_repeated
+from ayakit.data.summary import REASONS, build_summary, heavily_repeated
 from ayakit.errors import DataError
 from ayakit.io import (atomic_path, fingerprint, manifest_matches, read_json, remove_stale_temporaries,
                        write_json_atomic, write_manifest)
@@ -758,7 +758,8 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
     skipped_rows: dict[str, Counter] = {}
     dropped: Counter = Counter()
     unselected: Counter = Counter()
-    by_source: dict[str, dict[str, dict[str, int]]] = {"not a language": {}, "outside data.languages": {}}
+    dropped_by_source: dict[str, dict[str, dict[str, int]]] = {REASONS["language"]: {},
+                                                                REASONS["language_selection"]: {}}
     for r in reports:
         for name, why in r.get("skipped_rows", {}).items():
             skipped_rows.setdefault(name, Counter()).update(why)
@@ -766,11 +767,11 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
             filters.setdefault(name, F.FilterCounts()).merge(F.FilterCounts.from_dict(d))
         for k, v in r["errors"].items():  # each file (or shared stream) is reported by one task only
             errors[k] = errors.get(k, 0) + v
-        for reason, key, total in (("not a language", "dropped_languages", dropped),
-                                   ("outside data.languages", "unselected", unselected)):
+        for reason, key, total in ((REASONS["language"], "dropped_languages", dropped),
+                                   (REASONS["language_selection"], "unselected", unselected)):
             for name, langs in r.get(key, {}).items():
                 total.update(langs)
-                per = by_source[reason].setdefault(name, {})
+                per = dropped_by_source[reason].setdefault(name, {})
                 for lang, n in langs.items():
                     per[lang] = per.get(lang, 0) + n
     language_filter = F.FilterCounts(sum(dropped.values()), dropped)
@@ -811,7 +812,7 @@ def merge_stats(ctx: Context) -> dict[str, Any]:
         "repetition": plan["repetition"],
         "filters": {"language": language_filter.to_dict(), "language_selection": selection_filter.to_dict(),
                     **{k: v.to_dict() for k, v in filters.items()}},
-        "dropped_by_source": by_source,
+        "dropped_by_source": dropped_by_source,
         "available": plan["available"],
         "skipped_sources": plan["skipped"],
         "errors": errors,

@@ -2,9 +2,10 @@
 
 Nothing is dropped in silence: every row a filter or the language check removed is counted per reason and
 language; a requested variety that ended with no rows says why; a source drawn more than REPEAT_WARN times over
-is named. `warnings` are the lines `--strict` turns into a non-zero exit: rows whose language code names no
-language, malformed rows skipped, requested varieties or sources that yield nothing, and heavy repetition.
-Filtering by design (langid, length, dedup, caps, the language selection) is reported but is not a warning.
+is named. `warnings` are the lines `--strict` turns into a non-zero exit: rows dropped as not a language code (a
+reader without located errors, e.g. an xP3x folder), bad lines skipped under data.on_error=skip (per source and
+reason: `skipped_rows`), requested varieties or sources that yield nothing, and heavy repetition. Filtering by
+design (langid, length, dedup, caps, rows outside data.languages) is reported but is not a warning.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from ayakit import languages as L
+from ayakit.data.sources.base import NOT_A_LANGUAGE
 
 REPEAT_WARN = 10.0  # a source (or a source's dataset) drawn more often than this is named
 
 # filter name in stats.json -> the reason printed
 REASONS = {
-    "language": "language code names no language",
+    "language": NOT_A_LANGUAGE,
     "language_selection": "outside data.languages",
     "length": "too short or too long",
     "langid": "text in another language",
@@ -55,8 +57,12 @@ def _top(counts: dict[str, int], n: int = 6) -> str:
 
 def build_summary(stats: dict[str, Any], requested: list[str] | None) -> dict[str, Any]:
     """The summary of a finished build from its stats (requested: the recipe's data.languages)."""
-    dropped = {name: dict(f.get("by_language", {})) for name, f in stats.get("filters", {}).items() if f.get("removed")}
-    errors = {k: v for k, v in _mapping(stats.get("errors")).items() if v}
+    dropped = {name: dict(f.get("by_language", {})) for name, f in _dict(stats.get("filters")).items()
+               if isinstance(f, dict) and f.get("removed")}
+    skipped_rows = _dict(stats.get("skipped_rows"))
+    # bad lines per source: the counts, else (stats of an older build) the sum of their reasons
+    errors = {k: v for k, v in {**{s: sum(why.values()) for s, why in skipped_rows.items()},
+                                **_dict(stats.get("errors"))}.items() if v}
     present = stats.get("counts", {}).get("language", {})
     skipped: dict[str, str] = {}
     for sel in requested or []:
@@ -67,19 +73,17 @@ def build_summary(stats: dict[str, Any], requested: list[str] | None) -> dict[st
         removed = {k: v for k, v in removed.items() if v}
         skipped[sel] = (f"every row was removed ({_top(removed)})" if removed
                         else "no source has rows in it")
-    for name, why in _mapping(stats.get("skipped_sources")).items():
+    for name, why in _dict(stats.get("skipped_sources")).items():
         skipped[f"source {name}"] = why
-    repeated = stats.get("heavily_repeated") or {name: x for name, x in _mapping(stats.get("repetition")).items()
+    repeated = stats.get("heavily_repeated") or {name: x for name, x in _dict(stats.get("repetition")).items()
                                                  if isinstance(x, (int, float)) and x > REPEAT_WARN}
     warnings: list[str] = []
     for name in WARN_REASONS:
         if name in dropped:
-            by_source = stats.get("dropped_by_source", {}).get("not a language", {})
+            by_source = stats.get("dropped_by_source", {}).get(REASONS[name], {})
             where = "; ".join(f"source {s}: {_top(c)}" for s, c in sorted(by_source.items())) or _top(dropped[name])
             warnings.append(f"{sum(dropped[name].values()):,} rows dropped, {REASONS[name]}: {where}")
-    skipped_rows = stats.get("skipped_rows") or {}
-    for source in sorted(set(errors) | set(skipped_rows)):
-        n = errors.get(source) or sum(skipped_rows[source].values())
+    for source, n in sorted(errors.items()):
         detail = _top(skipped_rows.get(source) or {})
         warnings.append(f"{n:,} bad lines skipped in source {source} (data.on_error=skip)"
                         + (f": {detail}" if detail else ""))
@@ -88,12 +92,13 @@ def build_summary(stats: dict[str, Any], requested: list[str] | None) -> dict[st
     for name, x in sorted(repeated.items()):
         warnings.append(f"{'' if '/' in name else 'source '}{name} repeated {x:.1f}x (more than {REPEAT_WARN:g}x) "
                         "to fill its share: add data or lower its weight")
-    return {"dropped": {REASONS.get(k, k): v for k, v in dropped.items()}, "errors": errors, "skipped": skipped,
+    return {"dropped": {REASONS.get(k, k): v for k, v in dropped.items()}, "errors": errors,
+            "skipped_rows": {k: dict(v) for k, v in sorted(skipped_rows.items()) if v}, "skipped": skipped,
             "repeated": repeated, "warnings": warnings}
 
 
-def _mapping(value: Any) -> dict:
-    """A stats field as a mapping; older stats.json files kept some of these as lists."""
+def _dict(value: Any) -> dict:
+    """A stats.json entry that should be a mapping ({} when absent, or a list in an older build's stats)."""
     return value if isinstance(value, dict) else {}
 
 

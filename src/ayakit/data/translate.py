@@ -43,7 +43,8 @@ import typer
 import yaml
 
 from ayakit.errors import DataError
-from ayakit.io import atomic_path, fingerprint, read_json, write_json_atomic, write_manifest, write_text_atomic
+from ayakit.io import (atomic_path, fingerprint, read_json, read_jsonl_log, write_json_atomic, write_manifest,
+                       write_text_atomic)
 from ayakit import languages as L
 from ayakit.records import Example, example_id, examples_to_table
 
@@ -169,28 +170,6 @@ class Translator(Protocol):
         ...
 
 
-WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.gguf", "*.model", "*.json", "*.txt", "*.spm")
-
-
-def weights_fingerprint(path: Path) -> str:
-    """A hash of a model folder's weight, config and tokenizer files (names and bytes): two folders of the same
-    name holding different models differ; the same model copied elsewhere does not."""
-    import hashlib
-
-    h = hashlib.sha256()
-    files = sorted({f for pattern in WEIGHT_FILES for f in path.rglob(pattern) if f.is_file()
-                    and not any(part.startswith(".") for part in f.relative_to(path).parts)})
-    if not files:
-        raise DataError(f"translation model {path}: no weight, config or tokenizer files to fingerprint")
-    for f in files:
-        h.update(str(f.relative_to(path)).encode("utf-8") + b"\0")
-        with open(f, "rb") as fh:
-            while block := fh.read(1 << 22):
-                h.update(block)
-        h.update(b"\0")
-    return h.hexdigest()[:20]
-
-
 def _fill(template: str, values: dict[str, str]) -> str:
     """Replace {name} placeholders in one pass (placeholders inside the values stay as they are)."""
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
@@ -226,7 +205,7 @@ class HFTranslator:
         self.hf = self.lm.model
         self.device = str(self.lm.device)
         self.name = self.name or path.name
-        self.fingerprint = self.fingerprint or weights_fingerprint(path)
+        self.fingerprint = self.fingerprint or self.lm.fingerprint  # ayakit.models.weights_fingerprint
 
     def flores_token(self, language: str) -> str | None:
         """The language's FLORES-200 code when it is a token of this model's vocabulary."""
@@ -426,20 +405,7 @@ def _progress_path(out: Path, target: str) -> Path:
 
 def _read_progress(path: Path) -> dict[str, dict]:
     """Finished rows by source id; a last line cut short by an interruption is cut off (that example is redone)."""
-    done: dict[str, dict] = {}
-    if not path.is_file():
-        return done
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]
-        path.write_bytes(data)
-    for line in data.decode("utf-8").splitlines():
-        try:
-            row = json.loads(line)
-            done[row["source_id"]] = row
-        except (json.JSONDecodeError, KeyError):
-            continue
-    return done
+    return {row["source_id"]: row for row in read_jsonl_log(path) if isinstance(row, dict) and "source_id" in row}
 
 
 def _translate_language(examples: list[Example], translator: Translator, settings: TranslateSettings, out: Path,

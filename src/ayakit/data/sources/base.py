@@ -17,6 +17,17 @@ from ayakit.records import EXAMPLE_FIELDS, EXAMPLE_SCHEMA, KINDS, example_id
 # A reader: (spec, recipe) -> Source.
 Reader = Callable[[SourceSpec, Recipe], "Source"]
 
+# Why a row's language cannot be used: the same words in the reader's errors, its skip counts, stats and the report.
+NO_LANGUAGE = "no language"
+NOT_A_LANGUAGE = "not a language code"
+EMPTY_CODES_SHOWN = 8  # a source emptied by bad codes names this many of them, each with its closest codes
+
+
+def not_a_language_message(code: str) -> str:
+    """The error for a value that is no ISO 639-3 language or tag, naming the closest codes."""
+    return (f"unknown language code {code!r} (not an ISO 639-3 language or tag); "
+            f"closest known: {', '.join(L.closest_codes(code))}")
+
 
 @dataclass
 class Block:
@@ -67,15 +78,18 @@ class Source:
     skipped_reason: str | None = None  # why an optional source yields nothing
     rows_read: int = 0  # rows yielded so far
     skipped: dict[str, int] = field(default_factory=dict)  # why -> lines skipped under data.on_error: skip
+    skipped_codes: dict[str, int] = field(default_factory=dict)  # language values skipped as not a language code
     paths: tuple[str, ...] = ()  # the files a file-backed source reads (named when it yields nothing)
     shardable: bool = False  # the reader honours `shard`: each task then reads only its own units
     shard: tuple[int, int] | None = None  # (index, count): this reader reads only units k with k % count == index
     units_read: int = 0  # units (files, (family, language) pairs, language pairs) this read opened
 
-    def skip(self, reason: str) -> None:
-        """Count one bad line skipped under data.on_error: skip, by reason."""
+    def skip(self, reason: str, code: str | None = None) -> None:
+        """Count one bad line skipped under data.on_error: skip, by reason (and the language value it had)."""
         self.errors += 1
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        if code is not None:
+            self.skipped_codes[code] = self.skipped_codes.get(code, 0) + 1
 
     def owns(self, unit: int) -> bool:
         """Whether work unit `unit` (a file, a (family, language) pair, ...) belongs to this shard; counts it."""
@@ -88,7 +102,7 @@ class Source:
         if self.skipped_reason:
             return
         self.errors, self.rows_read, self.dropped_languages, self.unselected = 0, 0, {}, {}  # counts are per read
-        self.skipped, self.units_read = {}, 0
+        self.skipped, self.skipped_codes, self.units_read = {}, {}, 0
         builder = BatchBuilder(self)
         for item in self.rows(self):
             if isinstance(item, Block):
@@ -109,12 +123,18 @@ class Source:
 
 def _why_empty(source: Source) -> str:
     parts = []
-    if source.dropped_languages:
+    bad = {**source.dropped_languages}
+    for code, n in source.skipped_codes.items():
+        bad[code] = bad.get(code, 0) + n
+    if bad:
         named = []
-        for code, n in sorted(source.dropped_languages.items()):
+        shown = sorted(bad.items(), key=lambda kv: (-kv[1], kv[0]))[:EMPTY_CODES_SHOWN]
+        for code, n in sorted(shown):
             near = L.closest_codes(code) if code != "<empty>" else []
             named.append(f"{code!r} x{n}" + (f" (closest known: {', '.join(near)})" if near else ""))
-        parts.append("rows whose language is not a language code: " + "; ".join(named))
+        more = len(bad) - len(shown)
+        parts.append(f"rows whose language is {NOT_A_LANGUAGE}: " + "; ".join(named)
+                     + (f"; and {more} other codes" if more else ""))
     if source.languages is not None:
         parts.append(f"after keeping only languages {source.languages!r}")
     if source.unselected:

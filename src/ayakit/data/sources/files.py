@@ -25,9 +25,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ayakit.data.sources.base import Block, Source, make_source
+from ayakit import languages as L
+from ayakit.data.sources.base import NO_LANGUAGE, NOT_A_LANGUAGE, Block, Source, make_source, not_a_language_message
 from ayakit.errors import DataError
-from ayakit.languages import UnknownLanguageError, closest, get
+from ayakit.languages import UnknownLanguageError
 from ayakit.recipe import Recipe, SourceSpec
 from ayakit.records import EXAMPLE_FIELDS
 
@@ -174,10 +175,11 @@ def iter_file_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
         batches = _guarded(pf.iter_batches(batch_size=batch_size, columns=sorted(set(cols.values()))), path, "Parquet")
     else:
         cols, batches = _csv_batches(path, fmt, mapping, source, on_error, required, batch_size, keep)
-    check_language = "language" in cols and "language" in required and "language" not in extra
+    check_language = "language" in cols and "language" not in extra
     row = 0
     for batch in batches:
-        yield from _batch_rows(batch, cols, extra, path, row, source, on_error, check_language)
+        yield from _batch_rows(batch, cols, extra, path, row, source, on_error, check_language,
+                               "language" not in required)
         row += batch.num_rows
 
 
@@ -200,7 +202,7 @@ def _check_text_columns(schema: pa.Schema, cols: dict[str, str], path: Path) -> 
 
 
 def _batch_rows(batch: pa.RecordBatch, cols: dict[str, str], extra: dict[str, str], path: Path, start: int,
-                source: Source, on_error: str, check_language: bool) -> Iterator[Block]:
+                source: Source, on_error: str, check_language: bool, optional_language: bool) -> Iterator[Block]:
     data: dict[str, Any] = dict(extra)
     for fld, col in cols.items():
         values = batch.column(col).to_pylist()
@@ -209,13 +211,15 @@ def _batch_rows(batch: pa.RecordBatch, cols: dict[str, str], extra: dict[str, st
         data[fld] = values
     n = batch.num_rows
     if check_language:
-        bad = [(i, why) for i, v in enumerate(data["language"]) if (why := language_problem(v))]
+        # an optional language column (options.language is the default) may be empty, never a non-language
+        bad = [(i, why) for i, v in enumerate(data["language"])
+               if not (optional_language and v in (None, "")) and (why := language_problem(v, explain=False))]
         if bad:
             if on_error != "skip":
-                i, why = bad[0]
-                raise DataError(f"{path}: row {start + i + 1}: {why[1]}")
-            for _i, why in bad:
-                source.skip(why[0])
+                i, _why = bad[0]
+                raise DataError(f"{path}: row {start + i + 1}: {language_problem(data['language'][i])[1]}")
+            for i, why in bad:
+                source.skip(why[0], data["language"][i] if why[0] == NOT_A_LANGUAGE else None)
             drop = {i for i, _w in bad}
             keep_rows = [i for i in range(n) if i not in drop]
             data = {k: [v[i] for i in keep_rows] if isinstance(v, list) else v for k, v in data.items()}
@@ -224,33 +228,31 @@ def _batch_rows(batch: pa.RecordBatch, cols: dict[str, str], extra: dict[str, st
         yield Block(data, n)
 
 
-def language_problem(value: Any) -> tuple[str, str] | None:
+def language_problem(value: Any, explain: bool = True) -> tuple[str, str] | None:
     """(skip reason, message) when a row's language value cannot be a language; None when it can.
 
-    A code that is a valid tag but outside the registry is not a problem here: the Source decides what to
-    do with it (and counts it); a code that is no language tag at all names the closest known codes.
+    Any valid ISO 639-3 language or tag is kept as its own variety (`tlh` is Klingon, tier unlisted); a value
+    that is missing, not text or no language code at all is a bad row whose message names the closest codes
+    (looked up only with `explain`: a skip needs only the reason).
     """
     if value is None:
-        return "no language", "no language (null); set it in the file or `options.language` for the source"
+        return NO_LANGUAGE, "no language (null); set it in the file or `options.language` for the source"
     if not isinstance(value, str):
         return "wrong type", f"'language' must be text, got {_type_name(value)}"
     if not value.strip():
-        return "no language", "no language (empty); set it in the file or `options.language` for the source"
-    return _code_problem(value)
+        return NO_LANGUAGE, "no language (empty); set it in the file or `options.language` for the source"
+    if _is_language(value):
+        return None
+    return NOT_A_LANGUAGE, not_a_language_message(value) if explain else ""
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _code_problem(value: str) -> tuple[str, str] | None:
+def _is_language(value: str) -> bool:
     try:
-        get(value)
-        return None
+        L.parse(value)
+        return True
     except UnknownLanguageError:
-        import langcodes
-
-        if langcodes.tag_is_valid(value.strip().replace("_", "-")):
-            return None
-        return ("unknown language", f"unknown language code {value!r} (not a language tag); "
-                                    f"closest known: {', '.join(closest(value))}")
+        return False
 
 
 def _type_name(value: Any) -> str:
@@ -328,7 +330,8 @@ def _block(rows: list[dict[str, Any]]) -> Block:
 def _jsonl_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
                 required: Sequence[str], extra: dict[str, str], keep: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
     cols: dict[str, str] | None = None
-    check_language = "language" in required and "language" not in extra
+    check_language = "language" not in extra
+    optional_language = "language" not in required  # options.language fills an empty value
     try:
         fh = _open_bytes(path)
         lines = enumerate(fh, start=1)
@@ -360,13 +363,14 @@ def _jsonl_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
                         raise _Bad("wrong type", f"{path}:{lineno}: {fld!r} must be text, got {_type_name(value)}")
                     if value is not None:
                         row[fld] = value
-                if check_language:
-                    problem = language_problem(row.get("language"))
+                if check_language and not (optional_language and row.get("language") in (None, "")):
+                    problem = language_problem(row.get("language"), explain=on_error != "skip")
                     if problem:
-                        raise _Bad(problem[0], f"{path}:{lineno}: {problem[1]}")
+                        raise _Bad(problem[0], f"{path}:{lineno}: {problem[1]}",
+                                   row["language"] if problem[0] == NOT_A_LANGUAGE else None)
             except _Bad as bad:
                 if on_error == "skip":
-                    source.skip(bad.reason)
+                    source.skip(bad.reason, bad.code)
                     continue
                 raise DataError(bad.message) from None
             yield row
@@ -375,9 +379,9 @@ def _jsonl_rows(path: Path, mapping: Mapping, source: Source, on_error: str,
 class _Bad(Exception):
     """One bad line: why (the skip reason counted under on_error: skip) and the located message."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, code: str | None = None) -> None:
         super().__init__(message)
-        self.reason, self.message = reason, message
+        self.reason, self.message, self.code = reason, message, code
 
 
 def _parse_line(raw: bytes, path: Path, lineno: int) -> dict[str, Any] | None:
