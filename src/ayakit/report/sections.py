@@ -373,9 +373,9 @@ def evaluation_section(art: RunArtifacts, out: Path) -> Section | None:
             [tier_of(c, v.get("tier")) for c, v in ordered], ylabel=_axis(t.get("metric", "score"), main),
             title=f"{name}: {t.get('metric', 'score')} per language ({main_id} model)",
             markers=[(base_lang.get(c) or {}).get("score") for c, _ in ordered] if base_lang else None,
-            marker_label="untrained baseline", hline=t.get("chance"), hline_label="chance")
+            marker_label=f"{art.baseline_label} baseline", hline=t.get("chance"), hline_label="chance")
         sec.figures.append(Figure(fig.name, f"{name}: per-language {t.get('metric', 'score')} of the {main_id} "
-                                            "model, coloured by tier" + ("; black ticks: the untrained baseline"
+                                            "model, coloured by tier" + (f"; black ticks: the {art.baseline_label} baseline"
                                                                          if base_lang else "") + "."))
         k = min(art.recipe.get("report", {}).get("top_languages", 5), max(1, len(ordered) // 2))
         nd = digits(main)
@@ -390,7 +390,7 @@ def evaluation_section(art: RunArtifacts, out: Path) -> Section | None:
 
 
 def comparison_section(art: RunArtifacts, out: Path) -> Section | None:
-    """The untrained baseline against the trained model, per task and per tier, with the delta."""
+    """The untrained (or pretrained) baseline against the trained model, per task and per tier, with the delta."""
     base, trained = art.evals.get(BASELINE), art.evals.get(TRAINED)
     if not base or not trained:
         return None
@@ -406,7 +406,7 @@ def comparison_section(art: RunArtifacts, out: Path) -> Section | None:
                      fmt(b, nd), fmt(a, nd), f"{delta:+.{nd}f}" if delta is not None else "–"])
         if delta is not None and delta > 0:
             bold.add((i, 6))
-    sec.tables.append(Table("Per task", ["task", "metric", "chance", "held-out", "untrained", "trained", "delta"],
+    sec.tables.append(Table("Per task", ["task", "metric", "chance", "held-out", art.baseline_label, "trained", "delta"],
                             rows, bold=bold))
     b_t, a_t = by_tier(base), by_tier(trained)
     tiers = [t for t in TIER_ORDER if t in a_t or t in b_t] + [t for t in a_t if t not in TIER_ORDER]
@@ -415,14 +415,14 @@ def comparison_section(art: RunArtifacts, out: Path) -> Section | None:
              f"{a_t[t] - b_t[t]:+.{nd}f}" if t in a_t and t in b_t else "–"] for t in tiers]
     rows.append(["all", fmt(b_all, nd), fmt(a_all, nd),
                  f"{a_all - b_all:+.{nd}f}" if a_all is not None and b_all is not None else "–"])
-    sec.tables.append(Table(f"Held-out {metric} by tier", ["tier", "untrained", "trained", "delta"], rows,
+    sec.tables.append(Table(f"Held-out {metric} by tier", ["tier", art.baseline_label, "trained", "delta"], rows,
                             note="Mean over held-out tasks of each task's per-tier score."))
     if tiers:
         sec.figures.append(Figure(plots.grouped_bars(
             out / "baseline_vs_trained.png", [*tiers, "all"],
             {"baseline": [b_t.get(t, 0.0) for t in tiers] + [b_all or 0.0],
              "trained": [a_t.get(t, 0.0) for t in tiers] + [a_all or 0.0]},
-            ylabel=_axis(f"held-out {metric}", trained), title="Untrained baseline vs trained model, by resource tier",
+            ylabel=_axis(f"held-out {metric}", trained), title=f"{art.baseline_label.capitalize()} baseline vs trained model, by resource tier",
             xlabel="resource tier").name, "Held-out score by tier before and after training."))
     return sec
 
@@ -433,34 +433,6 @@ def _axis(metric: str, summary: dict[str, Any]) -> str:
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
-
-
-# --------------------------------------------------------------------------------------------------- extensions
-
-
-def generic_section(sec_id: str, title: str, summary: dict[str, Any]) -> Section:
-    """A stage summary shown as tables: its 'tables' list when present, else its scalar leaves."""
-    sec = Section(sec_id, title)
-    for t in summary.get("tables") or []:
-        if isinstance(t, dict) and "columns" in t and "rows" in t:
-            sec.tables.append(Table(str(t.get("title", "")), [str(c) for c in t["columns"]],
-                                    [[fmt(c) for c in r] for r in t["rows"]], note=str(t.get("note", ""))))
-    if not sec.tables:
-        rows = [[k, fmt(v)] for k, v in _scalars(summary, depth=-3)]
-        sec.tables.append(Table("Summary", ["quantity", "value"], rows))
-    return sec
-
-
-def extension_sections(art: RunArtifacts, out: Path) -> list[Section]:
-    """Sections of the stages after training (safety): their own tables, else the summary shown generically."""
-    from ayakit.report.safety import safety_section
-
-    sec = safety_section(art.run_dir, out)
-    if sec is not None:
-        return [sec]
-    if isinstance(art.safety, dict):
-        return [generic_section("safety", "Safety", art.safety)]
-    return []
 
 
 # The order of the report: what a reader asks first comes first; the long recipe comes last.
