@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--repeat-up-to", type=float, default=1e5,
                     help="sizes above this get one tokenize round (each round of a large size takes long)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/ayakit-scale"), help="scratch directory")
+    ap.add_argument("--skip-train", action="store_true", help="only data build and tokenize (a tokenize rerun)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args()
     sizes = sorted(int(s) for s in args.sizes)
@@ -182,7 +183,7 @@ def main() -> None:
         table.append((n, "datasets.map (1 proc)", best_d[1], best_d[2], f"{best_d[0]:,.0f} tokens/s", "", load()))
         print(table[-1], flush=True)
     trains: dict[int, list] = {n: [] for n in sizes}
-    for _ in range(args.train_repeats):
+    for _ in range(0 if args.skip_train else args.train_repeats):
         for n in sizes:
             run_dir = args.work / f"run-{n}"
             shutil.rmtree(run_dir / "model", ignore_errors=True)
@@ -190,7 +191,7 @@ def main() -> None:
             m = json.loads((run_dir / "model" / "manifest.json").read_text())
             trains[n].append((rss, wall, m["tokens_per_s"], m["seconds_to_first_step"], load()))
             print(n, "train", trains[n][-1], flush=True)
-    for n in sizes:
+    for n in sizes if not args.skip_train else []:
         runs = trains[n]
         firsts = [r[3] for r in runs]
         table.append((n, f"train ({args.steps} steps, {len(runs)} runs)", max(r[0] for r in runs),
