@@ -133,6 +133,10 @@ def main() -> None:
     ap.add_argument("--repeat-up-to", type=float, default=1e5,
                     help="sizes above this get one tokenize round (each round of a large size takes long)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/ayakit-scale"), help="scratch directory")
+    ap.add_argument("--tokenize-workers", type=int, default=1,
+                    help="data.workers for the tokenize stage (throughput is then per stage, not per worker)")
+    ap.add_argument("--no-compare", action="store_true", help="skip datasets.map (a large size: time)")
+    ap.add_argument("--skip-train", action="store_true", help="only data build and tokenize (a tokenize rerun)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args()
     sizes = sorted(int(s) for s in args.sizes)
@@ -164,25 +168,34 @@ def main() -> None:
             shutil.copytree(tokenizer, run_dir / "tokenizer")
         ours, theirs = [], []
         for _ in range(args.repeats if n <= args.repeat_up_to else 1):
-            wall, rss, _ = measured([*py, "tokenize", str(run_dir), "--force"], env)
+            wall, rss, _ = measured([*py, "tokenize", str(run_dir), "--force",
+                                     f"data.workers={args.tokenize_workers}"], env)
             totals = json.loads((run_dir / "tokens" / "manifest.json").read_text())["totals"]
             tokens = sum(t["source_tokens"] + t["target_tokens"] for t in totals.values())
             ours.append((tokens / wall, rss, wall))
+            if args.no_compare:
+                continue
             shutil.rmtree(run_dir / "hf-cache", ignore_errors=True)
             wall_d, rss_d, out = measured([sys.executable, "-c", DATASETS_MAP, str(run_dir), "1000"], env)
             d_tokens = json.loads(out.strip().splitlines()[-1])["tokens"]
             theirs.append((d_tokens / wall_d, rss_d, wall_d))
         shutil.rmtree(run_dir / "hf-cache", ignore_errors=True)
-        ratios = [a[0] / b[0] for a, b in zip(ours, theirs)]
-        spread = f"ratio {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
         best = min(ours, key=lambda x: x[2])
-        best_d = min(theirs, key=lambda x: x[2])
-        table.append((n, "tokenize (ayakit, 1 worker)", best[1], best[2], f"{best[0]:,.0f} tokens/s", spread, load()))
+        workers = f"{args.tokenize_workers} worker{'s' if args.tokenize_workers > 1 else ''}"
+        spread = ""
+        if theirs:
+            ratios = [a[0] / b[0] for a, b in zip(ours, theirs)]
+            spread = f"ratio {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+        table.append((n, f"tokenize (ayakit, {workers})", best[1], best[2], f"{best[0]:,.0f} tokens/s", spread,
+                      load()))
         print(table[-1], flush=True)
-        table.append((n, "datasets.map (1 proc)", best_d[1], best_d[2], f"{best_d[0]:,.0f} tokens/s", "", load()))
-        print(table[-1], flush=True)
+        if theirs:
+            best_d = min(theirs, key=lambda x: x[2])
+            table.append((n, "datasets.map (1 proc)", best_d[1], best_d[2], f"{best_d[0]:,.0f} tokens/s", "",
+                          load()))
+            print(table[-1], flush=True)
     trains: dict[int, list] = {n: [] for n in sizes}
-    for _ in range(args.train_repeats):
+    for _ in range(0 if args.skip_train else args.train_repeats):
         for n in sizes:
             run_dir = args.work / f"run-{n}"
             shutil.rmtree(run_dir / "model", ignore_errors=True)
@@ -190,7 +203,7 @@ def main() -> None:
             m = json.loads((run_dir / "model" / "manifest.json").read_text())
             trains[n].append((rss, wall, m["tokens_per_s"], m["seconds_to_first_step"], load()))
             print(n, "train", trains[n][-1], flush=True)
-    for n in sizes:
+    for n in sizes if not args.skip_train else []:
         runs = trains[n]
         firsts = [r[3] for r in runs]
         table.append((n, f"train ({args.steps} steps, {len(runs)} runs)", max(r[0] for r in runs),

@@ -122,6 +122,7 @@ def tokenize_cmd(
     missing. Skipped when tokens/manifest.json matches the mixture, tokenizer and lengths; a killed run redoes
     only its unfinished tasks.
     """
+    from ayakit.io import read_json
     from ayakit.train.tokenize import token_totals, tokenize
     from ayakit.train.tokenizer import build_tokenizer
 
@@ -133,4 +134,7 @@ def tokenize_cmd(
     for split, t in totals.items():
         Console().print(f"{split}: {t['examples']:,} examples, {t['source_tokens']:,} source + "
                         f"{t['target_tokens']:,} target tokens")
+    skipped = read_json(out / "manifest.json").get("test_rows_skipped", 0)
+    if skipped:
+        Console().print(f"{skipped:,} rows of split 'test' skipped (never trained on)")
     Console().print(f"token shards: {out}")

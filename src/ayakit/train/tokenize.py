@@ -84,9 +84,13 @@ def tokenize_inputs(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
 def encode_batch(tokenizer: Any, inputs: list[str], targets: list[str], arch: str, max_source: int,
                  max_target: int) -> tuple[list[list[int]], list[list[int]]]:
     """ayakit.features.encode for a batch, in one tokenizer call (the round-trip test pins the equality)."""
-    # one call for both sides; ids only (no attention masks or type ids to build and throw away)
-    ids = tokenizer(inputs + targets, add_special_tokens=False, return_attention_mask=False,
-                    return_token_type_ids=False)["input_ids"]
+    # one call for both sides, ids only; a fast tokenizer's Rust backend directly (what __call__ runs, without
+    # building attention masks and BatchEncodings: 6% of the stage's time in a profile)
+    texts = inputs + targets
+    if getattr(tokenizer, "is_fast", False):
+        ids = [e.ids for e in tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)]
+    else:
+        ids = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
     src_ids, tgt_ids = ids[: len(inputs)], ids[len(inputs):]
     eos = tokenizer.eos_token_id
     if arch == "seq2seq":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,8 +60,8 @@ class ShardWriter:
         tgt_len = np.fromiter((len(t) for t in targets), np.int64, len(targets))
         sizes = src_len + tgt_len
         offsets = self._offset + np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        flat = np.fromiter((i for s, t in zip(sources, targets) for part in (s, t) for i in part), self.dtype,
-                           int(sizes.sum()))
+        parts = [part for s, t in zip(sources, targets) for part in (s, t)]
+        flat = np.fromiter(chain.from_iterable(parts), self.dtype, int(sizes.sum()))
         self._files[0].write(flat.tobytes())
         self._files[1].write(np.stack([offsets, src_len, tgt_len], axis=1).astype(np.int64).tobytes())
         self._offset += int(sizes.sum())
