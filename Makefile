@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
+TEST_EXTRAS ?= dev,ray
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: install demo test clean
 
@@ -18,12 +20,17 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
+# The suite also runs the Ray executor tests: the ray extra on top.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[$(TEST_EXTRAS)]"
+	touch $(TEST_STAMP)
+
 install: $(STAMP)
 
 demo: install
 	$(BIN)/ayakit run recipes/demo.yaml
 
-test: install
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 clean:
