@@ -121,7 +121,8 @@ def _evaluate(ctx: RunContext, model: Path, model_id: str) -> Path:
     evaluate(str(model), out, suite=ev.suite, tasks=ev.tasks, languages=ev.languages, prompts=ev.prompts,
              max_items=ev.max_items, batch_size=ev.batch_size, normalization=ev.normalization,
              num_fewshot=ev.num_fewshot, data_dir=ctx.recipe.resolved_data_dir(), seed=ctx.recipe.seed,
-             max_new_tokens=ev.max_new_tokens, progress=StageBars(ctx.progress, f"eval {model_id}"))
+             max_new_tokens=ev.max_new_tokens, progress=StageBars(ctx.progress, f"eval {model_id}"),
+             engine=ev.engine, compute_type=ev.compute_type)
     return out
 
 

@@ -240,6 +240,8 @@ class CT2Backend:
     when each of its tokens is the argmax. Sampling is seeded per call (a fresh CTranslate2 instance per seed).
     """
 
+    engine = "ctranslate2"
+
     def __init__(self, model: str | Path, batch_size: int = 32, device: str | None = None,
                  max_length: int | None = None, convention: str = "ayakit", score_eos: bool | None = None,
                  compute_type: str | None = None, threads: int | None = None, cache_dir: str | Path | None = None,
@@ -394,10 +396,11 @@ class CT2Backend:
 
     # generation -----------------------------------------------------------------------------------------------------
     def _decode(self, prompts: list[list[int]], max_new: int, sample: GenerationParams | None,
-                argmax: bool = False) -> list[list[int]]:
+                argmax: bool = False, prefix: list[int] | None = None) -> list[list[int]]:
         """Generated ids for each prompt: greedy (with the model's generation_config settings) or sampled.
 
-        argmax: plain token-by-token argmax with the end token kept (the greedy check of scoring)."""
+        argmax: plain token-by-token argmax with the end token kept (the greedy check of scoring). prefix: the
+        first target tokens of a seq2seq model, forced (NLLB's target language code), returned with the rest."""
         import ctranslate2
 
         model = self.model
@@ -418,13 +421,26 @@ class CT2Backend:
         if self.decoding["no_repeat_ngram_size"] and not argmax:
             options["no_repeat_ngram_size"] = self.decoding["no_repeat_ngram_size"]
         tokens = [self._strings(p) for p in prompts]
+        if prefix:
+            if self.arch != "seq2seq":
+                raise BackendError("ctranslate2: a forced target prefix needs a seq2seq model")
+            options["target_prefix"] = [self._strings(prefix)] * len(tokens)
         if self.arch == "seq2seq":
             results = model.translate_batch(tokens, max_decoding_length=max_new, min_decoding_length=0,
-                                                 max_input_length=0, **options)
+                                            max_input_length=0, **options)
             return [[self.index[t] for t in r.hypotheses[0]] for r in results]  # Translator returns strings
         results = model.generate_batch(tokens, max_length=max_new, min_length=0,
-                                            include_prompt_in_result=False, **options)
+                                       include_prompt_in_result=False, **options)
         return [list(r.sequences_ids[0]) for r in results]
+
+    def generate_ids(self, prompts: list[list[int]], params: GenerationParams,
+                     prefix: list[int] | None = None) -> list[list[int]]:
+        """New token ids per prompt of ids (eos not included), as ayakit.models.generation.generate returns them;
+        `prefix` forces a seq2seq model's first target tokens (HF's forced_bos_token_id), kept in the output."""
+        if not prompts:
+            return []
+        return self._decode(prompts, params.max_new_tokens, params if params.temperature > 0 else None,
+                            prefix=prefix)
 
     def generate(self, prompts: list[str], params: GenerationParams) -> list[str]:
         """Greedy (temperature 0) or sampled (temperature, top-p, the model's top-k) completions, in prompt order."""

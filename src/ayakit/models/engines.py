@@ -42,6 +42,7 @@ class CT2GenerateHFScore:
     """The `ctranslate2` engine: `generate` runs on CTranslate2, `loglikelihood` on the HF engine (loaded lazily)."""
 
     def __init__(self, spec: str, **kwargs: Any) -> None:
+        """CT2Backend options (compute_type, cache_dir, ...) go to the generator, HFBackend ones to the scorer."""
         from ayakit.models.ct2 import CT2Backend
 
         self.generator = CT2Backend(spec, **{k: v for k, v in kwargs.items() if k not in HF_ONLY})
@@ -53,6 +54,7 @@ class CT2GenerateHFScore:
         self.convention = self.generator.convention
         self.tokenizer = self.generator.tokenizer
         self.batch_size = self.generator.batch_size
+        self.engine = f"ctranslate2/{self.generator.compute_type}+hf"  # generation / scoring
 
     @property
     def scorer(self) -> Any:
@@ -98,11 +100,30 @@ def load_backend(spec: str, engine: str = "hf", **kwargs: Any) -> Backend:
     of the other local engine given a value are refused by name."""
     if spec.startswith(("http://", "https://")):
         return _openai(spec, **{k: v for k, v in kwargs.items() if k in OPENAI_OPTIONS})
-    if engine not in ENGINES:
-        raise BackendError(f"unknown engine {engine!r}; expected one of {', '.join(sorted(ENGINES))}")
+    check_engine(engine, kwargs.get("compute_type"))
     path = Path(spec).expanduser()
     return ENGINES[engine](str(path) if path.exists() else spec,
                            **{k: v for k, v in kwargs.items() if k not in OPENAI_OPTIONS})
+
+
+def check_engine(engine: str, compute_type: str | None = None) -> None:
+    """A clear error for an unknown engine, or a compute type given to an engine that has none."""
+    if engine not in ENGINES:
+        raise BackendError(f"unknown engine {engine!r}; expected one of {', '.join(sorted(ENGINES))}")
+    if compute_type is not None and engine == "hf":
+        raise BackendError(f"compute type {compute_type!r} is a ctranslate2 option; the hf engine has none "
+                           "(use --engine ctranslate2)")
+    if compute_type is not None:
+        from ayakit.models.ct2 import COMPUTE_TYPES
+
+        known = sorted({t for types in COMPUTE_TYPES.values() for t in types})
+        if compute_type not in known:
+            raise BackendError(f"unknown compute type {compute_type!r}; expected one of {', '.join(known)}")
+
+
+def engine_label(backend: Any) -> str:
+    """The engine a backend runs on, as a run's summary records it: 'hf', 'openai', 'ctranslate2/float32+hf'."""
+    return getattr(backend, "engine", None) or type(backend).__name__
 
 
 def engine_key(engine: str, compute_type: str | None = None) -> dict[str, str]:

@@ -23,6 +23,8 @@ from ayakit.models.loading import LoadedModel, load
 class HFBackend:
     """A transformers model behind the Backend protocol; its architecture module does the scoring."""
 
+    engine = "hf"
+
     def __init__(self, model: str | Path, batch_size: int = 32, device: str | None = None,
                  max_length: int | None = None, convention: str = "ayakit", score_eos: bool | None = None,
                  dtype: str = "float32", threads: int | None = None, model_obj: Any = None,

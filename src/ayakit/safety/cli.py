@@ -47,10 +47,28 @@ def _langs(value: str | None) -> list[str] | None:
     return [L.normalize_any(c) for c in value.split(",") if c.strip()] if value else None
 
 
-def _backend(spec: str, batch_size: int):
+def _backend(spec: str, batch_size: int, engine: str = "hf", compute_type: str | None = None):
     from ayakit.models import load_backend
 
-    return load_backend(spec, batch_size=batch_size)
+    return load_backend(spec, engine=engine, batch_size=batch_size, compute_type=compute_type)
+
+
+def _engine_label(backend) -> str:  # noqa: ANN001
+    from ayakit.models import engine_label as label
+
+    return label(backend)
+
+
+def _engine_option():  # noqa: ANN202 - a typer OptionInfo
+    return typer.Option("hf", "--engine", help="Engine that generates for a local model: hf or ctranslate2 "
+                                               "(CTranslate2: converted once, cached in <model>/.ct2; samples "
+                                               "differ from hf's, greedy float32 outputs equal them). An endpoint "
+                                               "URL generates as it is.")
+
+
+def _compute_type_option():  # noqa: ANN202 - a typer OptionInfo
+    return typer.Option(None, "--compute-type", help="ctranslate2 only: float32 or int8 on CPU; float16, "
+                                                     "int8_float16 or float32 on GPU (default: float32 / float16).")
 
 
 @app.command("toxicity")
@@ -84,6 +102,8 @@ def toxicity_cmd(
                                   "MODEL+preamble)."),
     seed: int = typer.Option(1234, "--seed", help="Seed for prompt sampling and generation."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Generation batch size."),
+    engine: str = _engine_option(),
+    compute_type: str = _compute_type_option(),
 ) -> None:
     """Toxicity of open-ended continuations: expected maximum toxicity and toxicity probability per language."""
     from ayakit.errors import DataError
@@ -100,8 +120,9 @@ def toxicity_cmd(
                          max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                          preamble=preamble)
     label = model_label(model) + ("+preamble" if preamble else "")
-    backend = _backend(model, batch_size)
+    backend = _backend(model, batch_size, engine, compute_type)
     result = run_toxicity(backend, sc, cfg, dest / "toxicity" / _slug(label), data, label)
+    result["engine"] = _engine_label(backend)
     set_name = result["prompt_set"]
     update_summary(dest, ["models", label, "toxicity", set_name], result)
     table = Table(title=f"Toxicity ({set_name} prompts, {sc.name} scorer, k={samples}) - {label}")
@@ -145,6 +166,8 @@ def harm_cmd(
     out: Path = typer.Option(None, "--out", help=OUT_HELP),
     seed: int = typer.Option(1234, "--seed", help="Seed of the split, the prompt sample and generation."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Generation batch size."),
+    engine: str = _engine_option(),
+    compute_type: str = _compute_type_option(),
 ) -> None:
     """Harmful rate on held-out XSafety prompts per language, and over-refusal on benign prompts."""
     from ayakit.errors import DataError
@@ -167,7 +190,9 @@ def harm_cmd(
     label = model_label(model) + ("+preamble" if preamble else "")
     cfg = HarmConfig(per_language=max_prompts, benign_per_language=benign_prompts, max_new_tokens=max_new_tokens,
                      temperature=temperature, top_p=top_p, seed=seed, preamble=preamble)
-    result = evaluate_harm(_backend(model, batch_size), prompts, cfg, dest / "harm" / _slug(label), detector, label)
+    backend = _backend(model, batch_size, engine, compute_type)
+    result = evaluate_harm(backend, prompts, cfg, dest / "harm" / _slug(label), detector, label)
+    result["engine"] = _engine_label(backend)
     result["split"] = {"path": "harm/split.parquet", "test_fraction": test_fraction, "seed": seed,
                        "categories": inputs["categories"]}
     update_summary(dest, ["models", label, "harm"], result)
@@ -217,6 +242,8 @@ def distill_cmd(
                                      "summary.json (default: runs/<name>/safety of the teacher, if any)."),
     seed: int = typer.Option(1234, "--seed", help="Seed of the split, the prompt sample and sampling."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Generation batch size."),
+    engine: str = _engine_option(),
+    compute_type: str = _compute_type_option(),
 ) -> None:
     """Teacher + safety preamble answers the TRAIN split of harmful prompts; filtered pairs without the preamble."""
     from ayakit.errors import DataError
@@ -237,7 +264,9 @@ def distill_cmd(
                         per_language=max_prompts, require_refusal=require_refusal,
                         translate_to=_langs(translate_to) or [])
     label = model_label(teacher)
-    info = distill(_backend(teacher, batch_size), prompts, cfg, out, label, translator)
+    backend = _backend(teacher, batch_size, engine, compute_type)
+    info = distill(backend, prompts, cfg, out, label, translator)
+    info["engine"] = _engine_label(backend)
     table = Table(title=f"Safety distillation set - teacher {label}")
     for col in ("language", "prompts", "no preamble", "<20", ">1000", "repetitive", "echo", "kept"):
         table.add_column(col)
