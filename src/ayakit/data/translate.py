@@ -630,6 +630,9 @@ def translate_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
+    from ayakit.models import check_engine
+
+    check_engine(engine, compute_type)  # before the source is read
     src = L.tag(from_)
     targets = list(dict.fromkeys(L.tag(c.strip()) for c in to.split(",") if c.strip()))
     if not targets:

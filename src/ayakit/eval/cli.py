@@ -11,7 +11,7 @@ import typer.core
 from rich.console import Console
 from rich.table import Table
 
-from ayakit.models.engines import ENGINE_HELP
+from ayakit.models.engines import ENGINE_HELP, check_engine
 
 
 class _DefaultRun(typer.core.TyperGroup):
@@ -136,6 +136,7 @@ def run_cmd(
         raise typer.BadParameter(f"{normalization!r}: use none, token or byte", param_hint="--normalization")
     if convention not in ("ayakit", "lm-eval"):
         raise typer.BadParameter(f"{convention!r}: use ayakit or lm-eval", param_hint="--convention")
+    check_engine(engine, compute_type)  # before any model or data is read
     out = out or _default_out(model)
     console = Console()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -59,16 +59,32 @@ def _engine_label(backend) -> str:  # noqa: ANN001
     return label(backend)
 
 
+def _check_engine(value: str) -> str:
+    from ayakit.models import check_engine
+
+    check_engine(value)
+    return value
+
+
+def _check_compute_type(value: str | None) -> str | None:
+    from ayakit.models import check_engine
+
+    if value is not None:
+        check_engine("ctranslate2", value)
+    return value
+
+
 def _engine_option():  # noqa: ANN202 - a typer OptionInfo
-    return typer.Option("hf", "--engine", help="Engine that generates for a local model: hf or ctranslate2 "
-                                               "(CTranslate2: converted once, cached in <model>/.ct2; samples "
-                                               "differ from hf's, greedy float32 outputs equal them). An endpoint "
-                                               "URL generates as it is.")
+    return typer.Option("hf", "--engine", callback=_check_engine,
+                        help="Engine that generates for a local model: hf or ctranslate2 (CTranslate2: converted "
+                             "once, cached in <model>/.ct2; samples differ from hf's, greedy float32 outputs equal "
+                             "them). An endpoint URL generates as it is.")
 
 
 def _compute_type_option():  # noqa: ANN202 - a typer OptionInfo
-    return typer.Option(None, "--compute-type", help="ctranslate2 only: float32 or int8 on CPU; float16, "
-                                                     "int8_float16 or float32 on GPU (default: float32 / float16).")
+    return typer.Option(None, "--compute-type", callback=_check_compute_type,
+                        help="ctranslate2 only: float32 or int8 on CPU; float16, int8_float16 or float32 on GPU "
+                             "(default: float32 / float16).")
 
 
 @app.command("toxicity")
