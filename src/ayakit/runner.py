@@ -71,8 +71,11 @@ def _section(recipe: Recipe, name: str) -> Any:
 
 
 def _eval_settings(recipe: Recipe) -> dict[str, Any]:
-    """What decides an evaluation's result (whether a baseline is wanted does not)."""
-    return {k: v for k, v in _section(recipe, "eval").items() if k != "baseline"}
+    """What decides an evaluation's result (whether a baseline is wanted does not; the default hf engine is left out
+    so that runs made before engines existed keep their fingerprints)."""
+    defaults = {"engine": "hf", "compute_type": None}
+    return {k: v for k, v in _section(recipe, "eval").items()
+            if k != "baseline" and not (k in defaults and v == defaults[k])}
 
 
 def _data_dir(recipe: Recipe) -> str | None:

@@ -115,3 +115,16 @@ def test_recipe_eval_engine_keys() -> None:
         recipe_from_dict({**base, "eval": {"engine": "ct2"}}, where="r.yaml")
     with pytest.raises(RecipeError, match="eval.compute_type: .*needs engine: ctranslate2"):
         recipe_from_dict({**base, "eval": {"compute_type": "int8"}}, where="r.yaml")
+
+
+def test_runner_eval_stage_fingerprint_names_a_non_default_engine() -> None:
+    from ayakit.recipe import recipe_from_dict
+    from ayakit.runner import _eval_settings
+
+    base = {"name": "x", "data": {"sources": [{"name": "s", "type": "embedded", "families": ["month_name"]}]}}
+    hf = _eval_settings(recipe_from_dict(base, where="r.yaml"))
+    assert "engine" not in hf and "compute_type" not in hf  # runs made before engines keep their fingerprints
+    ct = _eval_settings(recipe_from_dict({**base, "eval": {"engine": "ctranslate2"}}, where="r.yaml"))
+    q = _eval_settings(recipe_from_dict({**base, "eval": {"engine": "ctranslate2", "compute_type": "int8"}},
+                                        where="r.yaml"))
+    assert ct["engine"] == "ctranslate2" and q["compute_type"] == "int8" and len({str(hf), str(ct), str(q)}) == 3

@@ -441,6 +441,8 @@ def translate_examples(examples: list[Example], translator: Translator, settings
         outputs[str(path.relative_to(out))] = len(kept)
     write_manifest(out, "translate", {"fingerprint": key, "settings": vars(settings), "model": translator.name,
                                       "model_fingerprint": model_fp, "modes": modes, "examples": len(examples),
+                                      "engine": getattr(translator, "engine", "hf"),
+                                      "compute_type": getattr(translator, "compute_type", None),
                                       "source": source or {}},
                    outputs, counts=counts)
     return counts

@@ -137,6 +137,9 @@ def run_cmd(
     if convention not in ("ayakit", "lm-eval"):
         raise typer.BadParameter(f"{convention!r}: use ayakit or lm-eval", param_hint="--convention")
     check_engine(engine, compute_type)  # before any model or data is read
+    if engine != "hf" and model.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{model} is an endpoint: it generates as it is (--engine {engine} is for local "
+                                 "models)", param_hint="--engine")
     out = out or _default_out(model)
     console = Console()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

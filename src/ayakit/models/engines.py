@@ -3,9 +3,9 @@
 Engines for local models and hub ids:
 - `hf`: transformers for both generation and log-likelihood scoring (any seq2seq or causal model).
 - `ctranslate2`: generation through CTranslate2 (converted once, cached beside the model: ayakit.models.ct2),
-  log-likelihood scoring on the HF engine, loaded only when a task scores. Measured on the demo-size T5: greedy
-  float32 generation 1.9-2.3x faster than HF with identical outputs, but CTranslate2's score_batch re-encodes the
-  context once per choice and scored at 0.75x HF, so scoring stays where it is fastest.
+  log-likelihood scoring on the HF engine, loaded only when a task scores. CTranslate2's score_batch re-encodes
+  the context once per choice and measured 0.75x the HF engine's scoring, so scoring stays where it is fastest.
+  bench/eval_engines.py measures `ayakit eval` on both engines (the demo model: see the README).
 """
 
 from __future__ import annotations
