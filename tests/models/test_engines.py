@@ -128,3 +128,14 @@ def test_runner_eval_stage_fingerprint_names_a_non_default_engine() -> None:
     q = _eval_settings(recipe_from_dict({**base, "eval": {"engine": "ctranslate2", "compute_type": "int8"}},
                                         where="r.yaml"))
     assert ct["engine"] == "ctranslate2" and q["compute_type"] == "int8" and len({str(hf), str(ct), str(q)}) == 3
+
+
+def test_ct2_converts_a_tokenizer_without_an_unknown_token(tiny_models: tuple[Path, Path]) -> None:
+    """The eval tests' byte-level BPE has no unk token (CTranslate2's config needs one): greedy text still equals hf."""
+    prompts = ["The man turned on the faucet.", "我们去北京大学。", "x"]
+    params = GenerationParams(max_new_tokens=8)
+    for model in tiny_models:
+        hf = load_backend(str(model), threads=1, batch_size=4)
+        assert hf.tokenizer.unk_token is None or model == tiny_models[1]
+        ct = load_backend(str(model), engine="ctranslate2", threads=1, batch_size=4)
+        assert ct.generate(prompts, params) == hf.generate(prompts, params)

@@ -25,7 +25,7 @@ from ayakit.models.loading import detect_arch, load_config, model_digest, positi
 # compute types per device (what CTranslate2 stores and computes in); the first is the default
 COMPUTE_TYPES = {"cpu": ("float32", "int8"), "cuda": ("float16", "int8_float16", "float32")}
 CACHE_DIR = ".ct2"  # beside the model's weights
-FORMAT = 2  # bump when the conversion below changes: old caches are then redone
+FORMAT = 3  # bump when the conversion below changes: old caches are then redone
 VOCAB_FILES = ("shared_vocabulary.json", "vocabulary.json", "target_vocabulary.json")
 
 
@@ -134,6 +134,11 @@ def _converter(model_dir: Path) -> Any:
                 from ctranslate2.specs import model_spec
 
                 spec.decoder.scale_outputs = self.model.config.d_model ** -0.5 if scale else model_spec.OPTIONAL
+            config = getattr(spec, "config", None)
+            if config is not None and getattr(config, "unk_token", "") is None:
+                # a tokenizer without an unknown token (byte-level BPE): CTranslate2 needs a string; ayakit passes
+                # only token strings of the vocabulary, so the eos string stands in and is never looked up as unk
+                config.unk_token = self.tokens[self.model.config.eos_token_id]
             return spec
 
     return Converter(str(model_dir))
