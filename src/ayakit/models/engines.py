@@ -4,7 +4,8 @@ Engines for local models and hub ids:
 - `hf`: transformers for both generation and log-likelihood scoring (any seq2seq or causal model).
 - `ctranslate2`: generation through CTranslate2 (converted once, cached beside the model: ayakit.models.ct2),
   log-likelihood scoring on the HF engine, loaded only when a task scores. CTranslate2's score_batch re-encodes
-  the context once per choice and measured 0.75x the HF engine's scoring, so scoring stays where it is fastest.
+  the context once per choice (and the greedy check decodes): bench/eval_vs_lm_eval.py measured it at 0.09-0.96x
+  the HF engine's scoring (slowest on causal models and long shared contexts), so scoring stays on hf.
   bench/eval_engines.py measures `ayakit eval` on both engines (the demo model: see the README).
 """
 
