@@ -9,7 +9,9 @@ prediction agreement (goal 100%), the largest |difference| in log-likelihood (go
 ratio, median and spread over --repeats alternating runs, with the load average (goals on the long-context task:
 >= 3x seq2seq, >= 2x causal). ayakit runs with convention="lm-eval" (no eos on continuations, the trailing space of a
 context moved to the continuation), the prompt lm-eval uses ("lm-eval" prompts), and the same batch size. Timing
-covers each tool's loglikelihood calls after a warm-up call.
+covers each tool's loglikelihood calls after a warm-up call. With ctranslate2 installed (--no-ct2 to skip), a third
+column scores the same items with CTranslate2's score_batch (ayakit.models.ct2.CT2Backend, float32): it re-encodes
+the context once per choice, which is why `--engine ctranslate2` leaves scoring on the HF engine.
 
 Needs: pip install -e '.[bench]' (lm-eval) and the public data (--data-dir or $AYAKIT_DATA_DIR or ../shared/data).
 Usage: python bench/eval_vs_lm_eval.py [--items 100] [--batch-size 32] [--threads 2]
@@ -232,12 +234,19 @@ def main() -> None:
                         help="the models' vocabulary size (real multilingual models: 32k-256k)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per tool (alternating)")
+    parser.add_argument("--ct2", action=argparse.BooleanOptionalAction, default=None,
+                        help="a third column: CTranslate2 scoring (default: when ctranslate2 is installed)")
     args = parser.parse_args()
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.ct2 is None:
+        import importlib.util
+
+        args.ct2 = importlib.util.find_spec("ctranslate2") is not None
     data_dir = args.data_dir or Path(os.environ.get("AYAKIT_DATA_DIR", REPO.parent / "shared" / "data"))
+    from ayakit.eval.harness import _requests
     from ayakit.eval.tasks import get_task, selection
 
     all_groups = {"short": ("xcopa+xwinograd, 2 choices", ["xcopa", "xwinograd"]),
@@ -271,17 +280,28 @@ def main() -> None:
             ours = load_backend(str(models[arch]), batch_size=args.batch_size, convention="lm-eval")
             lm = HFLM(pretrained=str(models[arch]), backend=arch, device="cpu", dtype="float32",
                       batch_size=args.batch_size)
+            ct2 = None
+            if args.ct2:
+                from ayakit.models.ct2 import CT2Backend
+
+                ct2 = CT2Backend(models[arch], batch_size=args.batch_size, convention="lm-eval", device="cpu",
+                                 compute_type="float32", threads=torch.get_num_threads())
+                ct2.loglikelihood([r for it in next(iter(items_by_task.values()))[:8] for r in _requests(it)])
             warm_up(ours, lm, next(iter(items_by_task.values())))
             print(f"\n[{arch}] {models[arch].name}")
             for group, group_tasks in groups.items():
                 # alternate the tools; each repeat gives one ratio (the machine may be shared)
-                ratios, ours_s, theirs_s = [], [], []
+                ratios, ours_s, theirs_s, ct2_s, ct2_ratios = [], [], [], [], []
                 for _ in range(args.repeats):
                     ours_ll, t = run_ayakit(ours, group_tasks, items_by_task)
                     theirs, u = run_lm_eval(lm, tmp / "lm_eval_tasks", group_tasks)
                     ours_s.append(t)
                     theirs_s.append(u)
                     ratios.append(u / t)
+                    if ct2 is not None:
+                        ct2_ll, c = run_ayakit(ct2, group_tasks, items_by_task)
+                        ct2_s.append(c)
+                        ct2_ratios.append(u / c)
                 keys = sorted(ours_ll)
                 missing = [k for k in keys if k not in theirs]
                 if missing:
@@ -298,7 +318,16 @@ def main() -> None:
                       f"{n / min(theirs_s):7.1f} items/s   ratio {med:.2f}x (median of {len(ratios)} alternating "
                       f"repeats: {', '.join(f'{r:.2f}' for r in ratios)})   load average "
                       f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-            del ours, lm
+                if ct2 is not None:
+                    c_agree = sum(max(range(len(ct2_ll[k])), key=ct2_ll[k].__getitem__) ==
+                                  max(range(len(theirs[k])), key=theirs[k].__getitem__) for k in keys)
+                    c_diff = max(abs(a - b) for k in keys for a, b in zip(ct2_ll[k], theirs[k]))
+                    c_med = sorted(ct2_ratios)[len(ct2_ratios) // 2]
+                    print(f"    ctranslate2 float32 scoring: agreement {c_agree}/{n}, max |loglik difference| "
+                          f"{c_diff:.2e}, {n / min(ct2_s):7.1f} items/s, vs lm-eval {c_med:.2f}x (spread "
+                          f"{min(ct2_ratios):.2f}-{max(ct2_ratios):.2f}), vs ayakit hf "
+                          f"{sorted(o / c for o, c in zip(ours_s, ct2_s))[len(ct2_s) // 2]:.2f}x")
+            del ours, lm, ct2
 
 
 if __name__ == "__main__":

@@ -188,6 +188,17 @@ class EvalConfig(Strict):
     normalization: Literal["none", "token", "byte"] = "none"
     max_new_tokens: int | None = Field(None, gt=0)  # caps every generation task; None keeps each task's own
     baseline: bool = True  # evaluate the untrained model too
+    # ctranslate2: generation through CTranslate2 (scoring stays on hf); the names are ayakit.models.ENGINES'
+    engine: Literal["hf", "ctranslate2"] = "hf"
+    compute_type: Literal["float32", "int8", "float16", "int8_float16"] | None = None  # ctranslate2 only
+
+    @field_validator("compute_type")
+    @classmethod
+    def _compute_type_needs_ct2(cls, value: str | None, info: Any) -> str | None:
+        """A compute type belongs to the ctranslate2 engine."""
+        if value is not None and info.data.get("engine", "hf") == "hf":
+            raise ValueError(f"compute_type {value!r} needs engine: ctranslate2 (the hf engine has none)")
+        return value
 
     _languages = field_validator("languages")(
         classmethod(lambda cls, v: _check_languages(v, allow_all=True, allow_sets=False)))

@@ -73,8 +73,11 @@ def _section(recipe: Recipe, name: str) -> Any:
 
 
 def _eval_settings(recipe: Recipe) -> dict[str, Any]:
-    """What decides an evaluation's result (whether a baseline is wanted does not)."""
-    return {k: v for k, v in _section(recipe, "eval").items() if k != "baseline"}
+    """What decides an evaluation's result (whether a baseline is wanted does not; the default hf engine is left out
+    so that runs made before engines existed keep their fingerprints)."""
+    defaults = {"engine": "hf", "compute_type": None}
+    return {k: v for k, v in _section(recipe, "eval").items()
+            if k != "baseline" and not (k in defaults and v == defaults[k])}
 
 
 def _data_dir(recipe: Recipe) -> str | None:
@@ -123,7 +126,8 @@ def _evaluate(ctx: RunContext, model: Path, model_id: str) -> Path:
     evaluate(str(model), out, suite=ev.suite, tasks=ev.tasks, languages=ev.languages, prompts=ev.prompts,
              max_items=ev.max_items, batch_size=ev.batch_size, normalization=ev.normalization,
              num_fewshot=ev.num_fewshot, data_dir=ctx.recipe.resolved_data_dir(), seed=ctx.recipe.seed,
-             max_new_tokens=ev.max_new_tokens, progress=StageBars(ctx.progress, f"eval {model_id}"))
+             max_new_tokens=ev.max_new_tokens, progress=StageBars(ctx.progress, f"eval {model_id}"),
+             engine=ev.engine, compute_type=ev.compute_type)
     return out
 
 

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from ct2_tiny_models import build_llama, build_t5  # noqa: E402
 
-from ayakit.eval.backends import BackendError, GenerationParams, load_backend  # noqa: E402
+from ayakit.models import BackendError, GenerationParams, load_backend  # noqa: E402
 from ayakit.models.ct2 import CT2Backend, check_compute_type, convert, load, vocabulary  # noqa: E402
 
 PROMPTS = ["The man turned on the faucet.", "Die Katze schläft auf dem", "我们去北京大学。", "Answer: yes",
@@ -70,7 +70,7 @@ def test_scores_agree_with_hf(engines: dict, name: str, convention: str) -> None
     for b in (hf, ct):
         b.convention, b.score_eos = convention, convention == "ayakit"
     try:
-        assert ct.encode_requests(requests) == hf._encode_requests(requests)  # the same ids go in
+        assert ct.encode_requests(requests) == hf.encode_requests(requests)  # the same ids go in
         want, got = hf.loglikelihood(requests), ct.loglikelihood(requests)
     finally:
         for b, (conv, eos) in zip((hf, ct), saved):
@@ -96,7 +96,7 @@ def test_greedy_continuations_are_recognised(engines: dict, name: str, monkeypat
         best = ct._decode([ctx], 4, None, argmax=True)[0]
         wrong = best[:-1] + [(best[-1] + 1) % len(ct.tokenizer)]
         encoded.append((ctx, [best, best[:2], wrong]))
-    monkeypatch.setattr(hf, "_encode_requests", lambda requests: encoded)
+    monkeypatch.setattr(hf, "encode_requests", lambda requests: encoded)
     monkeypatch.setattr(ct, "encode_requests", lambda requests: encoded)
     requests = [(p, ["a", "b", "c"]) for p in PROMPTS]
     want, got = hf.loglikelihood(requests), ct.loglikelihood(requests)
@@ -200,7 +200,7 @@ def test_vocabulary_is_id_exact(engines: dict) -> None:
 
 
 def test_describe_differs_from_hf_and_by_compute_type(models: dict, engines: dict) -> None:
-    from ayakit.eval.backends import model_fingerprint
+    from ayakit.models.backend import model_fingerprint
 
     hf, ct = engines["t5"]
     q = CT2Backend(models["t5"], threads=1, compute_type="int8")

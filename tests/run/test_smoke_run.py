@@ -100,7 +100,7 @@ def test_report_renders_in_headless_chromium(smoke: tuple[Path, str], tmp_path: 
 def test_rerun_skips_every_stage(smoke: tuple[Path, str]) -> None:
     run_dir, _ = smoke
     proc = ayakit("run", str(SMOKE), "train.threads=1", "--run-dir", str(run_dir), cwd=run_dir.parent)
-    assert proc.stdout.count("unchanged, skipped") == 6, proc.stdout
+    assert proc.stdout.count("unchanged, skipped") == 7, proc.stdout  # data .. report, tokenize included
     proc = ayakit("report", str(run_dir), cwd=run_dir.parent)
     assert "index.html" in proc.stdout
 

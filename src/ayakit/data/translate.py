@@ -180,7 +180,8 @@ class HFTranslator:
     """Any HF model dir: FLORES language codes when the vocabulary has them ("nllb"), else a prompt ("prompt").
 
     Prompts are tokenised as in training (ayakit.models.encoding.encode_source), except that a tokenizer with
-    `src_lang` (NLLB's) adds its own source-language code; decoding is greedy, batched.
+    `src_lang` (NLLB's) adds its own source-language code; decoding is greedy, batched. engine "ctranslate2" runs
+    the model through CTranslate2 (ayakit.models.ct2) in `compute_type`; its fingerprint then names the engine.
     """
 
     model: str
@@ -189,23 +190,44 @@ class HFTranslator:
     device: str | None = None
     name: str = ""
     fingerprint: str = ""
+    engine: str = "hf"
+    compute_type: str | None = None
 
     def __post_init__(self) -> None:
-        from ayakit.models import load
+        from ayakit.models import check_engine, engine_key, load, weights_fingerprint
 
         if self.mode not in ("auto", "nllb", "prompt"):
             raise DataError(f"translation mode {self.mode!r}: use auto, nllb or prompt")
+        check_engine(self.engine, self.compute_type)
         path = Path(self.model)
         if not path.is_dir():
             raise FileNotFoundError(f"translation model {path} is not a model directory")
-        self.lm = load(path, device=self.device)
-        self.arch = self.lm.arch
-        self.max_source = self.lm.max_source_length or self.lm.positions or 1024
-        self.tokenizer = self.lm.tokenizer
-        self.hf = self.lm.model
-        self.device = str(self.lm.device)
+        self.ct2: Any = None
+        if self.engine == "ctranslate2":
+            from ayakit.models import read_meta
+            from ayakit.models.ct2 import CT2Backend
+
+            self.ct2 = CT2Backend(path, device=self.device, compute_type=self.compute_type)
+            self.arch = self.ct2.arch
+            self.max_source = read_meta(path).get("max_source_length") or self.ct2.window or 1024
+            self.tokenizer = self.ct2.tokenizer
+            self.device = self.ct2.device
+            self.compute_type = self.ct2.compute_type
+        else:
+            self.lm = load(path, device=self.device)
+            self.arch = self.lm.arch
+            self.max_source = self.lm.max_source_length or self.lm.positions or 1024
+            self.tokenizer = self.lm.tokenizer
+            self.hf = self.lm.model
+            self.device = str(self.lm.device)
         self.name = self.name or path.name
-        self.fingerprint = self.fingerprint or self.lm.fingerprint  # ayakit.models.weights_fingerprint
+        if not self.fingerprint:
+            self.fingerprint = weights_fingerprint(path)  # ayakit.models.weights_fingerprint
+            if self.engine != "hf":  # outputs may differ from hf's (int8): resume and ids are per engine
+                from ayakit.io import fingerprint
+
+                self.fingerprint = fingerprint({"weights": self.fingerprint,
+                                                **engine_key(self.engine, self.compute_type)})[:20]
 
     def flores_token(self, language: str) -> str | None:
         """The language's FLORES-200 code when it is a token of this model's vocabulary."""
@@ -254,6 +276,10 @@ class HFTranslator:
 
         width = max(len(i) for i in ids)
         params = GenerationParams(max_new_tokens=min(self.max_new_tokens, 2 * width + 16))
+        if self.ct2 is not None:
+            forced = kwargs.pop("forced_bos_token_id", None)
+            self.ct2.batch_size = len(ids)
+            return self.ct2.generate_ids(ids, params, prefix=None if forced is None else [forced])
         return generate(self.hf, self.arch, ids, params, pad_id=self.lm.pad_id, batch_size=None,
                         eos_ids={self.tokenizer.eos_token_id} - {None}, **kwargs)
 
@@ -394,6 +420,8 @@ def translate_examples(examples: list[Example], translator: Translator, settings
         outputs[str(path.relative_to(out))] = len(kept)
     write_manifest(out, "translate", {"fingerprint": key, "settings": vars(settings), "model": translator.name,
                                       "model_fingerprint": model_fp, "modes": modes, "examples": len(examples),
+                                      "engine": getattr(translator, "engine", "hf"),
+                                      "compute_type": getattr(translator, "compute_type", None),
                                       "source": source or {}},
                    outputs, counts=counts)
     return counts
@@ -555,6 +583,13 @@ def translate_cmd(
     seed: int = typer.Option(0, help="Seed of the per-language sample order."),
     restart: bool = typer.Option(False, help="Discard the progress in --out and start over."),
     device: str = typer.Option(None, help="torch device (default: cuda when present, else cpu)."),
+    engine: str = typer.Option("hf", "--engine",
+                               help="hf (transformers) or ctranslate2 (CTranslate2: converted once, cached in "
+                                    "<model>/.ct2; float32 gives hf's greedy translations, faster). The output's "
+                                    "ids and resume state are per engine unless hf."),
+    compute_type: str = typer.Option(None, "--compute-type",
+                                     help="ctranslate2 only: float32 or int8 on CPU; float16, int8_float16 or "
+                                          "float32 on GPU (default: float32 on CPU, float16 on GPU)."),
 ) -> None:
     """Translate a source into other languages, sentence by sentence, with filters, caps and an audit trail."""
     import shutil
@@ -563,6 +598,9 @@ def translate_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
+    from ayakit.models import check_engine
+
+    check_engine(engine, compute_type)  # before the source is read
     src = L.tag(from_)
     targets = list(dict.fromkeys(L.tag(c.strip()) for c in to.split(",") if c.strip()))
     if not targets:
@@ -584,7 +622,8 @@ def translate_cmd(
         raise DataError(f"{source}: no examples in {src} to translate")
     if restart and (out / "progress").exists():
         shutil.rmtree(out / "progress")
-    translator = HFTranslator(model, mode=mode, max_new_tokens=max_new_tokens, device=device)
+    translator = HFTranslator(model, mode=mode, max_new_tokens=max_new_tokens, device=device, engine=engine,
+                              compute_type=compute_type)
     settings = TranslateSettings(targets=targets, source_language=src, cap=cap, langid=langid,
                                  strict_langid=strict_langid, seed=seed, batch_size=batch_size,
                                  source_name=source_name)

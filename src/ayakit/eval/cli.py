@@ -11,6 +11,8 @@ import typer.core
 from rich.console import Console
 from rich.table import Table
 
+from ayakit.models.engines import ENGINE_HELP, check_engine
+
 
 class _DefaultRun(typer.core.TyperGroup):
     """`ayakit eval MODEL ...` means `ayakit eval run MODEL ...`."""
@@ -118,6 +120,11 @@ def run_cmd(
                                    help="How HF models score choices: ayakit (as the trainer tokenises: eos after "
                                         "seq2seq continuations) or lm-eval (lm-evaluation-harness's convention, for "
                                         "numbers comparable with it: also its benchmark prompts and splits)."),
+    engine: str = typer.Option("hf", "--engine", help="Engine of a local model: " + ENGINE_HELP),
+    compute_type: str = typer.Option(None, "--compute-type",
+                                     help="ctranslate2 only: float32 or int8 on CPU, float16, int8_float16 or "
+                                          "float32 on GPU (default: float32 on CPU, float16 on GPU; float32 gives "
+                                          "HF's greedy outputs; int8 is faster and close, not identical)."),
 ) -> None:
     """Evaluate MODEL on a suite, named tasks or task files; write <task>.jsonl, summary.json and a manifest; print a
     per-tier table, then every task skipped and every variety left out (--strict: exit 1 if any)."""
@@ -129,6 +136,10 @@ def run_cmd(
         raise typer.BadParameter(f"{normalization!r}: use none, token or byte", param_hint="--normalization")
     if convention not in ("ayakit", "lm-eval"):
         raise typer.BadParameter(f"{convention!r}: use ayakit or lm-eval", param_hint="--convention")
+    check_engine(engine, compute_type)  # before any model or data is read
+    if engine != "hf" and model.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{model} is an endpoint: it generates as it is (--engine {engine} is for local "
+                                 "models)", param_hint="--engine")
     out = out or _default_out(model)
     console = Console()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -144,12 +155,14 @@ def run_cmd(
 
         backend: Any = model
         if convention != "ayakit" and not model.startswith(("http://", "https://")):
-            backend = load_backend(model, batch_size=batch_size, convention=convention)
+            backend = load_backend(model, engine=engine, batch_size=batch_size, convention=convention,
+                                   compute_type=compute_type)
         summary = evaluate(backend, out, suite=suite, tasks=_split(tasks), task_dir=task_dir,
                            languages=_split(languages), prompts=prompts, max_items=max_items, batch_size=batch_size,
                            normalization=normalization, num_fewshot=num_fewshot, data_dir=data_dir, seed=seed,
                            progress=progress, max_new_tokens=max_new_tokens, greedy=greedy, temperature=temperature,
-                           rollup=rollup, prompt_ids=_split(prompt_ids))
+                           rollup=rollup, prompt_ids=_split(prompt_ids), engine=engine,
+                           compute_type=compute_type)
     console.print(tier_table(summary))
     for name, t in summary["tasks"].items():
         if len(t["by_language"]) <= 12:  # a handful of languages: show each (all of them are in summary.json)

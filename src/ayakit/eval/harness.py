@@ -27,7 +27,7 @@ from ayakit.eval.metrics import get_metric, spbleu_unavailable_reason
 from ayakit.eval.tasks import Task, chance, resolve, selection
 from ayakit.eval.tasks.loaders import Context, MissingData
 from ayakit.io import file_sha256, fingerprint, write_json_atomic, write_manifest, write_text_atomic
-from ayakit.models import Backend, GenerationParams, LogLik, load_backend
+from ayakit.models import Backend, GenerationParams, LogLik, engine_label, load_backend
 from ayakit.models.backend import backend_name, model_fingerprint
 from ayakit.records import EvalItem
 
@@ -298,7 +298,7 @@ def evaluate(model: str | Backend, out_dir: Path, suite: str | None = "aya-mini"
              data_dir: Path | None = None, seed: int = 0, progress: Progress | None = None,
              max_new_tokens: int | None = None, task_dir: Path | None = None, greedy: bool | None = None,
              temperature: float | None = None, rollup: bool = False,
-             prompt_ids: list[str] | None = None) -> dict:
+             prompt_ids: list[str] | None = None, engine: str = "hf", compute_type: str | None = None) -> dict:
     """Evaluate a model (a path, hub id, URL or Backend) and write <task>.jsonl, summary.json and a manifest.
 
     tasks: names or task-file paths; task_dir: every task file of a folder. languages: codes or tags (a bare code
@@ -306,7 +306,8 @@ def evaluate(model: str | Backend, out_dir: Path, suite: str | None = "aya-mini"
     skipped and recorded; a DataError is raised only when nothing ran. max_new_tokens caps every generation task;
     greedy / temperature override the tasks' decoding. rollup merges varieties into the paper's 101 rows.
     prompt_ids picks prompts by id (a task without them keeps its defaults); with a backend whose convention is
-    lm-eval, the tasks' `lm-eval` prompts and lm-eval's splits are used.
+    lm-eval, the tasks' `lm-eval` prompts and lm-eval's splits are used. engine / compute_type pick the engine of
+    a local model given by path (ayakit.models.ENGINES); results are cached per engine.
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
@@ -315,9 +316,11 @@ def evaluate(model: str | Backend, out_dir: Path, suite: str | None = "aya-mini"
     if data_dir is None and os.environ.get("AYAKIT_DATA_DIR"):
         data_dir = Path(os.environ["AYAKIT_DATA_DIR"])
     chosen, suite_shots = resolve(suite, tasks, sel, prompts, max_items, seed, task_dir)
-    backend = load_backend(model, batch_size=batch_size) if isinstance(model, str) else model
+    backend = load_backend(model, engine=engine, batch_size=batch_size, compute_type=compute_type) \
+        if isinstance(model, str) else model
     describe = getattr(backend, "describe", None)
-    convention = (describe() if callable(describe) else {}).get("convention") or "ayakit"
+    convention = (describe() if callable(describe) else {}).get("convention") or getattr(backend, "convention",
+                                                                                       "ayakit")
     if convention == "lm-eval" and not prompt_ids:
         prompt_ids = ["lm-eval"]
     model_fp = model_fingerprint(backend)
@@ -329,7 +332,7 @@ def evaluate(model: str | Backend, out_dir: Path, suite: str | None = "aya-mini"
     summary: dict[str, Any] = {"model": str(name), "fingerprint": model_fp, "suite": "custom" if custom else suite,
                                "tasks_run": [], "skipped": skipped, "languages": sel.asked() if sel else "default",
                                "rollup": rollup, "normalization": normalization, "scale": "0-100", "tasks": {},
-                               "by_tier": {}, "notes": notes}
+                               "by_tier": {}, "notes": notes, "engine": engine_label(backend)}
     if rollup:
         notes.append("--rollup: language varieties merged into the paper's 101 rows (zho-Hans, zho-Hant and yue-Hant "
                      "-> zho; srp-Cyrl and srp-Latn -> srp; ckb and kmr -> kur; prs -> pes; nno and nob -> nor; "
@@ -411,7 +414,7 @@ def evaluate(model: str | Backend, out_dir: Path, suite: str | None = "aya-mini"
                                             "prompts": prompts, "prompt_ids": prompt_ids, "max_items": max_items,
                                             "normalization": normalization, "num_fewshot": num_fewshot,
                                             "seed": seed, "max_new_tokens": max_new_tokens, "greedy": greedy,
-                                            "temperature": temperature,
+                                            "temperature": temperature, "engine": summary["engine"],
                                             "data_dir": str(data_dir) if data_dir else None,
                                             "data_files": data_files},
                    outputs={"summary.json": len(summary["tasks"]), **outputs})

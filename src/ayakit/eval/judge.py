@@ -359,11 +359,18 @@ def model_label(spec: str) -> str:
 
 
 def answers_for(spec: str, items: list[PromptItem], params: Any, cache_dir: Path, batch_size: int,
-                progress: Callable[[int], None] | None = None) -> list[str]:
-    """One answer per prompt from a model dir or endpoint; cached, and the model is loaded only when needed."""
+                progress: Callable[[int], None] | None = None, engine: str = "hf",
+                compute_type: str | None = None) -> list[str]:
+    """One answer per prompt from a model dir or endpoint; cached, and the model is loaded only when needed.
+
+    A local model runs on `engine`; answers are cached per engine (sampled answers differ between engines)."""
+    from ayakit.models import engine_key
+
+    remote = spec.startswith(("http://", "https://"))
     store = JsonlCache(cache_dir / f"answers-{model_key(spec)}.jsonl")
     settings = {"max_new_tokens": params.max_new_tokens, "temperature": params.temperature, "top_p": params.top_p,
-                "seed": params.seed, "stop": list(params.stop)}
+                "seed": params.seed, "stop": list(params.stop),
+                **({} if remote else engine_key(engine, compute_type))}
     keys = [fingerprint({"prompt": it.prompt, **settings}) for it in items]
     missing = [i for i, k in enumerate(keys) if store.get(k) is None]
     if progress:
@@ -371,8 +378,7 @@ def answers_for(spec: str, items: list[PromptItem], params: Any, cache_dir: Path
     if missing:
         from ayakit.models import load_backend
 
-        backend = load_backend(spec, batch_size=batch_size)
-        remote = spec.startswith(("http://", "https://"))
+        backend = load_backend(spec, engine=engine, batch_size=batch_size, compute_type=compute_type)
         for start in range(0, len(missing), batch_size):
             chunk = missing[start:start + batch_size]
             prompts = [items[i].prompt for i in chunk]
@@ -415,14 +421,15 @@ def judge_pairs(items: list[PromptItem], answers_a: list[str], answers_b: list[s
 
 def run_judge(model_a: str, model_b: str, judge: ChatJudge, items: list[PromptItem], out_dir: Path,
               params: Any, prompt: JudgePrompt, batch_size: int = 16, concurrency: int = 8, n_boot: int = 1000,
-              seed: int = 0, progress: Any = None) -> dict[str, Any]:
+              seed: int = 0, progress: Any = None, engine: str = "hf",
+              compute_type: str | None = None) -> dict[str, Any]:
     """Answers, judgments, pairs.jsonl, summary.json and manifest.json in out_dir; returns the summary."""
     cache_dir = out_dir / "cache"
     tick = (lambda task: (lambda n: progress.advance(task, n))) if progress is not None else (lambda task: None)
     task_a = progress.add_task(f"answers {model_label(model_a)}", total=len(items)) if progress else None
-    answers_a = answers_for(model_a, items, params, cache_dir, batch_size, tick(task_a))
+    answers_a = answers_for(model_a, items, params, cache_dir, batch_size, tick(task_a), engine, compute_type)
     task_b = progress.add_task(f"answers {model_label(model_b)}", total=len(items)) if progress else None
-    answers_b = answers_for(model_b, items, params, cache_dir, batch_size, tick(task_b))
+    answers_b = answers_for(model_b, items, params, cache_dir, batch_size, tick(task_b), engine, compute_type)
     task_j = progress.add_task("judging (both orders)", total=2 * len(items)) if progress else None
     replies = judge_pairs(items, answers_a, answers_b, judge, prompt, cache_dir, concurrency, tick(task_j))
     pairs = []
@@ -435,7 +442,8 @@ def run_judge(model_a: str, model_b: str, judge: ChatJudge, items: list[PromptIt
     summary = {"model_a": model_label(model_a), "model_b": model_label(model_b), "judge": judge.describe(),
                "judge_prompt": prompt.name, "generation": {"max_new_tokens": params.max_new_tokens,
                                                           "temperature": params.temperature,
-                                                          "top_p": params.top_p, "seed": params.seed},
+                                                          "top_p": params.top_p, "seed": params.seed,
+                                                          "engine": engine, "compute_type": compute_type},
                **summarize(pairs, n_boot, seed)}
     write_text_atomic(out_dir / "pairs.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs))
     write_json_atomic(out_dir / "summary.json", summary)
@@ -475,14 +483,21 @@ def judge_cmd(
     batch_size: int = typer.Option(16, min=1, help="Answer generation batch size."),
     bootstrap: int = typer.Option(1000, min=10, help="Bootstrap resamples for the confidence intervals."),
     seed: int = typer.Option(0, help="Seed of prompt selection, sampling and the bootstrap."),
+    engine: str = typer.Option("hf", "--engine", help="Engine that answers for a local model A / B: hf or "
+                                                      "ctranslate2 (CTranslate2 generation: converted once, cached "
+                                                      "in <model>/.ct2). Endpoints answer as they are."),
+    compute_type: str = typer.Option(None, "--compute-type",
+                                     help="ctranslate2 only: float32 or int8 on CPU; float16, int8_float16 or "
+                                          "float32 on GPU (default: float32 on CPU, float16 on GPU)."),
 ) -> None:
     """LLM-judge win rates of MODEL_A against MODEL_B per language, each pair judged in both orders."""
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
-    from ayakit.models import GenerationParams
+    from ayakit.models import GenerationParams, check_engine
 
+    check_engine(engine, compute_type)
     codes = [L.tag(c.strip()) for c in languages.split(",") if c.strip()]
     if prompts is not None:
         items = load_prompt_file(prompts, codes[0] if len(codes) == 1 else None)
@@ -495,7 +510,7 @@ def judge_cmd(
     client = ChatJudge(judge, judge_model, max_tokens=judge_max_tokens)
     with Progress(transient=True) as progress:
         summary = run_judge(model_a, model_b, client, items, out, params, load_judge_prompt(judge_prompt),
-                            batch_size, concurrency, bootstrap, seed, progress)
+                            batch_size, concurrency, bootstrap, seed, progress, engine, compute_type)
     table = Table(title=f"{summary['model_a']} vs {summary['model_b']} (judge: {client.model}); % with 95% CI")
     for col in ("language", "pairs", "win", "tie", "loss", "invalid", "flip", "longer wins"):
         table.add_column(col)

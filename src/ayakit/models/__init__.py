@@ -7,10 +7,11 @@ builds a `Backend` (the protocol evaluation, judging and safety talk to) from a 
 
 from ayakit.models.arch import ARCHS, Arch, arch_impl
 from ayakit.models.backend import Backend, BackendError, GenerationParams, LogLik, apply_stop
-from ayakit.models.engines import ENGINES, load_backend
+from ayakit.models.engines import ENGINE_HELP, ENGINES, check_engine, engine_key, engine_label, load_backend
 from ayakit.models.loading import (META_FILE, LoadedModel, detect_arch, load, read_meta, save_meta,
                                    weights_fingerprint)
 
-__all__ = ["ARCHS", "ENGINES", "META_FILE", "Arch", "Backend", "BackendError", "GenerationParams", "LoadedModel",
-           "LogLik", "apply_stop", "arch_impl", "detect_arch", "load", "load_backend", "read_meta", "save_meta",
-           "weights_fingerprint"]
+__all__ = ["ARCHS", "ENGINES", "ENGINE_HELP", "META_FILE", "Arch", "Backend", "BackendError", "GenerationParams",
+           "LoadedModel", "LogLik", "apply_stop", "arch_impl", "check_engine", "detect_arch", "engine_key",
+           "engine_label", "load", "load_backend",
+           "read_meta", "save_meta", "weights_fingerprint"]

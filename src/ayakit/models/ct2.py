@@ -1,15 +1,14 @@
 """The CTranslate2 engine: a Backend that converts an HF model once (cached beside it) and runs it with CTranslate2.
 
-Token ids are ayakit's (the HF tokenizer, ayakit.features), so the same ids go in as the HF engine uses; CTranslate2
+Token ids are ayakit's (the HF tokenizer through ayakit.models.encoding's RequestEncoder, as the HF engine), so
+the same ids go in as the HF engine uses; CTranslate2
 takes token strings, so the converted vocabulary is built here so that position i is exactly the string of id i.
 Seq2seq models run as a `ctranslate2.Translator`, causal models as a `ctranslate2.Generator`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -18,21 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# the protocol types: the one place to repoint when they move (to ayakit.models.backend)
-from ayakit.eval.backends import (CONVENTIONS, BackendError, GenerationParams, LogLik, _ayakit_meta, _model_digest,
-                                  apply_stop, detect_arch)
-from ayakit.features import encode_source, encode_target
-from ayakit.io import fingerprint, read_json, write_json_atomic, write_manifest
+from ayakit.io import fingerprint, read_json, write_manifest
+from ayakit.models.backend import CONVENTIONS, BackendError, GenerationParams, LogLik, apply_stop
+from ayakit.models.encoding import RequestEncoder
+from ayakit.models.loading import detect_arch, load_config, model_digest, positions, read_meta, weights_fingerprint
 
 # compute types per device (what CTranslate2 stores and computes in); the first is the default
 COMPUTE_TYPES = {"cpu": ("float32", "int8"), "cuda": ("float16", "int8_float16", "float32")}
 CACHE_DIR = ".ct2"  # beside the model's weights
-FORMAT = 2  # bump when the conversion below changes: old caches are then redone
-WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json", "pytorch_model.bin.index.json")
-META_FILES = ("config.json", "ayakit.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-              "added_tokens.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model", "vocab.json",
-              "merges.txt")
-HASHES = "hashes.json"  # sha256 per file, reused while the file's size and mtime are unchanged
+FORMAT = 3  # bump when the conversion below changes: old caches are then redone
 VOCAB_FILES = ("shared_vocabulary.json", "vocabulary.json", "target_vocabulary.json")
 
 
@@ -68,38 +61,15 @@ def check_compute_type(device: str, compute_type: str | None) -> str:
 # --- conversion -------------------------------------------------------------------------------------------------
 
 
-def _hash_file(path: Path, memo: dict[str, Any]) -> str:
-    stat = path.stat()
-    seen = memo.get(path.name)
-    if seen and seen.get("size") == stat.st_size and seen.get("mtime_ns") == stat.st_mtime_ns:
-        return seen["sha256"]
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    memo[path.name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": h.hexdigest()}
-    return h.hexdigest()
-
-
-def weights_fingerprint(model_dir: Path, cache: Path) -> tuple[str, dict[str, str]]:
-    """A hash of the weights, config, tokenizer and ayakit.json (sha256 of each file) and the per-file digests.
-
-    Digests are remembered in cache/hashes.json by (size, mtime), so a large model is hashed once, not per load."""
+def conversion_key(model_dir: Path) -> tuple[str, dict[str, str]]:
+    """The conversion cache key (the model layer's content digest of the model dir, the CTranslate2 version and this
+    module's format) and the per-file digests it was made from."""
     import ctranslate2
 
-    memo_path = cache / HASHES
-    try:
-        memo = read_json(memo_path) if memo_path.is_file() else {}
-    except (json.JSONDecodeError, OSError):
-        memo = {}
-    files = sorted({p for pattern in WEIGHT_FILES + META_FILES for p in model_dir.glob(pattern) if p.is_file()})
-    if not any(p.suffix in (".safetensors", ".bin") for p in files):
+    files = model_digest(model_dir)["files"]
+    if not any(name.endswith((".safetensors", ".bin")) for name in files):
         raise BackendError(f"ctranslate2: {model_dir} has no weights (*.safetensors or pytorch_model*.bin)")
-    digests = {p.name: _hash_file(p, memo) for p in files}
-    with contextlib.suppress(OSError):
-        write_json_atomic(memo_path, {k: v for k, v in memo.items() if k in digests})
-    key = fingerprint({"files": digests, "ctranslate2": ctranslate2.__version__, "format": FORMAT})
-    return key, digests
+    return fingerprint({"files": files, "ctranslate2": ctranslate2.__version__, "format": FORMAT}), files
 
 
 def vocabulary(tokenizer: Any, size: int) -> list[str]:
@@ -164,6 +134,11 @@ def _converter(model_dir: Path) -> Any:
                 from ctranslate2.specs import model_spec
 
                 spec.decoder.scale_outputs = self.model.config.d_model ** -0.5 if scale else model_spec.OPTIONAL
+            config = getattr(spec, "config", None)
+            if config is not None and getattr(config, "unk_token", "") is None:
+                # a tokenizer without an unknown token (byte-level BPE): CTranslate2 needs a string; ayakit passes
+                # only token strings of the vocabulary, so the eos string stands in and is never looked up as unk
+                config.unk_token = self.tokens[self.model.config.eos_token_id]
             return spec
 
     return Converter(str(model_dir))
@@ -188,7 +163,7 @@ def convert(model_dir: str | Path, compute_type: str, cache_dir: str | Path | No
     model_dir = Path(model_dir)
     root = cache_root(model_dir, cache_dir)
     root.mkdir(parents=True, exist_ok=True)
-    key, digests = weights_fingerprint(model_dir, root)
+    key, digests = conversion_key(model_dir)
     dest = root / f"{compute_type}-{key}"
     if (dest / "model.bin").is_file() and (dest / "manifest.json").is_file():
         return dest
@@ -270,6 +245,8 @@ class CT2Backend:
     when each of its tokens is the argmax. Sampling is seeded per call (a fresh CTranslate2 instance per seed).
     """
 
+    engine = "ctranslate2"
+
     def __init__(self, model: str | Path, batch_size: int = 32, device: str | None = None,
                  max_length: int | None = None, convention: str = "ayakit", score_eos: bool | None = None,
                  compute_type: str | None = None, threads: int | None = None, cache_dir: str | Path | None = None,
@@ -295,10 +272,10 @@ class CT2Backend:
         self.compute_type = check_compute_type(self.device, compute_type)
         self.batch_size = batch_size
         self.convention = convention
-        meta = _ayakit_meta(self.model_dir)
+        meta = read_meta(self.model_dir)
         self.max_length = max_length or meta.get("max_source_length") or 1024
         self.max_target = max_length or meta.get("max_target_length") or 1024
-        self.trained_by_ayakit = (self.model_dir / "ayakit.json").is_file()
+        self.trained_by_ayakit = bool(meta)
         if score_eos is None:
             score_eos = convention == "ayakit" and (self.arch == "seq2seq" or self.trained_by_ayakit)
         self.score_eos = score_eos
@@ -316,8 +293,7 @@ class CT2Backend:
             raise BackendError(f"ctranslate2: the tokenizer of {model} does not match the vocabulary converted into "
                                f"{self.path} (token strings by id differ)")
         self.index = {t: i for i, t in enumerate(self.tokens)}
-        config = read_json(self.model_dir / "config.json")
-        self.window = config.get("max_position_embeddings") if self.arch == "causal" else None
+        self.window = positions(load_config(self.model_dir)) if self.arch == "causal" else None
         if self.window:
             self.max_length = min(self.max_length, self.window)
         self.decoding = _generation_defaults(self.model_dir)
@@ -344,36 +320,22 @@ class CT2Backend:
         import ctranslate2
 
         return {"backend": "CT2Backend", "ctranslate2": ctranslate2.__version__, "compute_type": self.compute_type,
-                "arch": self.arch, "model": _model_digest(str(self.model_dir)), "convention": self.convention,
+                "arch": self.arch, "model": weights_fingerprint(self.model_dir), "convention": self.convention,
                 "score_eos": self.score_eos, "max_length": self.max_length, "max_target": self.max_target}
 
-    # tokenisation: the HF engine's conventions (eval.backends._HFBackend) ------------------------------------------
-    def _split_space(self, context: str, continuation: str) -> tuple[str, str]:
-        if self.convention == "lm-eval":
-            n = len(context) - len(context.rstrip())
-            if n:
-                return context[:-n], context[-n:] + continuation
-        return context, continuation
+    # tokenisation: the shared RequestEncoder (ayakit.models.encoding), exactly as the HF engine ------------------
+    @property
+    def encoder(self) -> RequestEncoder:
+        """This backend's tokenisation of requests and prompts (built from the current settings)."""
+        return RequestEncoder(self.tokenizer, self.arch, self.convention, self.max_length, self.max_target,
+                              self.score_eos, self.window)
 
     def _context_ids(self, context: str) -> list[int]:
-        return encode_source(self.tokenizer, context, self.arch, self.max_length)
-
-    def _continuation_ids(self, context: str, continuation: str) -> list[int]:
-        if self.arch == "causal" and self.convention == "lm-eval":  # the tail of the joint tokenisation
-            big = 10**9
-            whole = encode_target(self.tokenizer, context + continuation, big, add_eos=False)
-            ctx = encode_target(self.tokenizer, context, big, add_eos=False)
-            return whole[len(ctx):][: self.max_target]
-        return encode_target(self.tokenizer, continuation, self.max_target, add_eos=self.score_eos)
+        return self.encoder.context_ids(context)
 
     def encode_requests(self, requests: list[tuple[str, list[str]]]) -> list[tuple[list[int], list[list[int]]]]:
         """(context ids, continuation ids per choice) for each request, as the HF engine encodes them."""
-        out = []
-        for context, conts in requests:
-            pairs = [self._split_space(context, c) for c in conts]
-            ctx = pairs[0][0] if pairs and self.convention == "lm-eval" else context
-            out.append((self._context_ids(ctx), [self._continuation_ids(ctx, c) for _, c in pairs]))
-        return out
+        return self.encoder.requests(requests)
 
     def _strings(self, ids: list[int]) -> list[str]:
         return [self.tokens[i] for i in ids]
@@ -382,7 +344,8 @@ class CT2Backend:
     def loglikelihood(self, requests: list[tuple[str, list[str]]]) -> list[list[LogLik]]:
         """Summed log-probabilities of every continuation, in batches of `batch_size` (context, continuation) pairs."""
         encoded = self.encode_requests(requests)
-        texts = [[self._split_space(ctx, c)[1] for c in conts] for ctx, conts in requests]
+        encoder = self.encoder
+        texts = [encoder.continuation_texts(ctx, conts) for ctx, conts in requests]
         if self.arch == "causal":
             for k, (ctx, _) in enumerate(encoded):
                 if not ctx:
@@ -438,10 +401,11 @@ class CT2Backend:
 
     # generation -----------------------------------------------------------------------------------------------------
     def _decode(self, prompts: list[list[int]], max_new: int, sample: GenerationParams | None,
-                argmax: bool = False) -> list[list[int]]:
+                argmax: bool = False, prefix: list[int] | None = None) -> list[list[int]]:
         """Generated ids for each prompt: greedy (with the model's generation_config settings) or sampled.
 
-        argmax: plain token-by-token argmax with the end token kept (the greedy check of scoring)."""
+        argmax: plain token-by-token argmax with the end token kept (the greedy check of scoring). prefix: the
+        first target tokens of a seq2seq model, forced (NLLB's target language code), returned with the rest."""
         import ctranslate2
 
         model = self.model
@@ -462,22 +426,30 @@ class CT2Backend:
         if self.decoding["no_repeat_ngram_size"] and not argmax:
             options["no_repeat_ngram_size"] = self.decoding["no_repeat_ngram_size"]
         tokens = [self._strings(p) for p in prompts]
+        if prefix:
+            if self.arch != "seq2seq":
+                raise BackendError("ctranslate2: a forced target prefix needs a seq2seq model")
+            options["target_prefix"] = [self._strings(prefix)] * len(tokens)
         if self.arch == "seq2seq":
             results = model.translate_batch(tokens, max_decoding_length=max_new, min_decoding_length=0,
-                                                 max_input_length=0, **options)
+                                            max_input_length=0, **options)
             return [[self.index[t] for t in r.hypotheses[0]] for r in results]  # Translator returns strings
         results = model.generate_batch(tokens, max_length=max_new, min_length=0,
-                                            include_prompt_in_result=False, **options)
+                                       include_prompt_in_result=False, **options)
         return [list(r.sequences_ids[0]) for r in results]
+
+    def generate_ids(self, prompts: list[list[int]], params: GenerationParams,
+                     prefix: list[int] | None = None) -> list[list[int]]:
+        """New token ids per prompt of ids (eos not included), as ayakit.models.generation.generate returns them;
+        `prefix` forces a seq2seq model's first target tokens (HF's forced_bos_token_id), kept in the output."""
+        if not prompts:
+            return []
+        return self._decode(prompts, params.max_new_tokens, params if params.temperature > 0 else None,
+                            prefix=prefix)
 
     def generate(self, prompts: list[str], params: GenerationParams) -> list[str]:
         """Greedy (temperature 0) or sampled (temperature, top-p, the model's top-k) completions, in prompt order."""
-        ids = [self._context_ids(p) for p in prompts]
-        if self.window:  # keep the end of a long prompt (bos first) so the answer fits the model's window
-            keep = max(2, self.window - params.max_new_tokens)
-            bos = self.tokenizer.bos_token_id
-            ids = [seq if len(seq) <= keep else
-                   (seq[:1] + seq[len(seq) - keep + 1:] if seq[0] == bos else seq[len(seq) - keep:]) for seq in ids]
+        ids = self.encoder.prompts(prompts, params.max_new_tokens)
         if not ids:
             return []
         out = self._decode(ids, params.max_new_tokens, params if params.temperature > 0 else None)
@@ -499,5 +471,5 @@ def load(spec: str | Path, **kwargs: Any) -> CT2Backend:
     return CT2Backend(spec, **{k: v for k, v in kwargs.items() if k in OPTIONS})
 
 
-__all__ = ["COMPUTE_TYPES", "CT2Backend", "load", "cache_root", "check_compute_type", "convert", "vocabulary",
-           "weights_fingerprint"]
+__all__ = ["COMPUTE_TYPES", "CT2Backend", "load", "cache_root", "check_compute_type", "conversion_key", "convert",
+           "vocabulary"]

@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from ayakit.models.backend import CONVENTIONS, BackendError, GenerationParams, LogLik, apply_stop
-from ayakit.models.encoding import encode_target, lm_eval_prefix
+from ayakit.models.encoding import RequestEncoder
 from ayakit.models.generation import generate as generate_ids
 from ayakit.models.loading import LoadedModel, load
 
 
 class HFBackend:
     """A transformers model behind the Backend protocol; its architecture module does the scoring."""
+
+    engine = "hf"
 
     def __init__(self, model: str | Path, batch_size: int = 32, device: str | None = None,
                  max_length: int | None = None, convention: str = "ayakit", score_eos: bool | None = None,
@@ -68,38 +70,19 @@ class HFBackend:
                 "convention": self.convention, "score_eos": self.score_eos, "max_length": self.max_length,
                 "max_target": self.max_target}
 
-    # tokenisation ------------------------------------------------------------------------------------------
-    def _split_space(self, context: str, continuation: str) -> tuple[str, str]:
-        if self.convention == "lm-eval":
-            n = len(context) - len(context.rstrip())
-            if n:
-                return context[:-n], context[-n:] + continuation
-        return context, continuation
+    # tokenisation: the shared RequestEncoder (ayakit.models.encoding), built from the current settings ----------
+    @property
+    def encoder(self) -> RequestEncoder:
+        """This backend's tokenisation of requests and prompts."""
+        return RequestEncoder(self.tokenizer, self.arch, self.convention, self.max_length, self.max_target,
+                              self.score_eos, self.window)
 
     def _context_ids(self, context: str) -> list[int]:
-        if self.convention == "lm-eval" and context == "":
-            return lm_eval_prefix(self.tokenizer)
-        return self.impl.encode_source(self.tokenizer, context, self.max_length)
-
-    def _continuation_ids(self, context: str, continuation: str) -> list[int]:
-        if self.impl.JOINT and self.convention == "lm-eval":  # the tail of the joint tokenisation, as lm-eval does
-            big = 10**9
-            whole = encode_target(self.tokenizer, context + continuation, big, add_eos=False)
-            ctx = encode_target(self.tokenizer, context, big, add_eos=False)
-            return whole[len(ctx):][: self.max_target]
-        return encode_target(self.tokenizer, continuation, self.max_target, add_eos=self.score_eos)
+        return self.encoder.context_ids(context)
 
     def encode_requests(self, requests: list[tuple[str, list[str]]]) -> list[tuple[list[int], list[list[int]]]]:
         """(context ids, continuation ids) per request, in this backend's convention."""
-        out = []
-        for context, conts in requests:
-            if self.convention == "lm-eval":
-                pairs = [self._split_space(context, c) for c in conts]
-                ctx = pairs[0][0] if pairs else context
-                out.append((self._context_ids(ctx), [self._continuation_ids(ctx, c) for _, c in pairs]))
-            else:
-                out.append((self._context_ids(context), [self._continuation_ids(context, c) for c in conts]))
-        return out
+        return self.encoder.requests(requests)
 
     # the protocol -----------------------------------------------------------------------------------------------
     def loglikelihood(self, requests: list[tuple[str, list[str]]]) -> list[list[LogLik]]:
@@ -112,20 +95,16 @@ class HFBackend:
                                        "condition on")
         scored = self.impl.score(self.model, encoded, self.batch_size, self.pad_id, **self.options)
         out = []
+        encoder = self.encoder
         for (context, conts), (_, ids), row in zip(requests, encoded, scored):
-            texts = [self._split_space(context, c)[1] for c in conts]
+            texts = encoder.continuation_texts(context, conts)
             out.append([LogLik(lp, len(c), len(t.encode("utf-8")), greedy)
                         for (lp, greedy), c, t in zip(row, ids, texts)])
         return out
 
     def generate(self, prompts: list[str], params: GenerationParams) -> list[str]:
         """Batched greedy (temperature 0) or nucleus-sampled completions, in the order of the prompts."""
-        ids = [self._context_ids(p) for p in prompts]
-        if self.window:  # keep the end of a long prompt (bos first) so the answer fits the model's window
-            keep = max(2, self.window - params.max_new_tokens)
-            bos = self.tokenizer.bos_token_id
-            ids = [seq if len(seq) <= keep else
-                   (seq[:1] + seq[len(seq) - keep + 1:] if seq[0] == bos else seq[len(seq) - keep:]) for seq in ids]
+        ids = self.encoder.prompts(prompts, params.max_new_tokens)
         new = generate_ids(self.model, self.arch, ids, params, pad_id=self.pad_id, batch_size=self.batch_size,
                            eos_ids={self.tokenizer.eos_token_id} - {None})
         return [apply_stop(self.tokenizer.decode(g, skip_special_tokens=True), params.stop) for g in new]

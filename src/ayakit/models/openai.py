@@ -17,6 +17,8 @@ class OpenAIBackend:
     Failures are retried with exponential backoff, then reported as one BackendError.
     """
 
+    engine = "openai"
+
     def __init__(self, base_url: str, model: str | None = None, api_key: str | None = None, chat: bool = False,
                  timeout: float = 60.0, max_retries: int = 4, backoff: float = 1.0,
                  client: Any = None, sleep: Callable[[float], None] = time.sleep) -> None:

@@ -94,13 +94,47 @@ def _out(spec: str, out: Path | None) -> Path:
 def _langs(value: str | None) -> list[str] | None:
     from ayakit import languages as L
 
-    return [L.normalize(c) for c in value.split(",") if c.strip()] if value else None
+    return [L.normalize_any(c) for c in value.split(",") if c.strip()] if value else None
 
 
-def _backend(spec: str, batch_size: int):
+def _backend(spec: str, batch_size: int, engine: str = "hf", compute_type: str | None = None):
     from ayakit.models import load_backend
 
-    return load_backend(spec, batch_size=batch_size)
+    return load_backend(spec, engine=engine, batch_size=batch_size, compute_type=compute_type)
+
+
+def _engine_label(backend) -> str:  # noqa: ANN001
+    from ayakit.models import engine_label as label
+
+    return label(backend)
+
+
+def _check_engine(value: str) -> str:
+    from ayakit.models import check_engine
+
+    check_engine(value)
+    return value
+
+
+def _check_compute_type(value: str | None) -> str | None:
+    from ayakit.models import check_engine
+
+    if value is not None:
+        check_engine("ctranslate2", value)
+    return value
+
+
+def _engine_option():  # noqa: ANN202 - a typer OptionInfo
+    return typer.Option("hf", "--engine", callback=_check_engine,
+                        help="Engine that generates for a local model: hf or ctranslate2 (CTranslate2: converted "
+                             "once, cached in <model>/.ct2; samples differ from hf's, greedy float32 outputs equal "
+                             "them). An endpoint URL generates as it is.")
+
+
+def _compute_type_option():  # noqa: ANN202 - a typer OptionInfo
+    return typer.Option(None, "--compute-type", callback=_check_compute_type,
+                        help="ctranslate2 only: float32 or int8 on CPU; float16, int8_float16 or float32 on GPU "
+                             "(default: float32 / float16).")
 
 
 @app.command("toxicity")
@@ -134,6 +168,8 @@ def toxicity_cmd(
                                   "MODEL+preamble)."),
     seed: int = typer.Option(None, "--seed", help=SEED_HELP),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Generation batch size."),
+    engine: str = _engine_option(),
+    compute_type: str = _compute_type_option(),
 ) -> None:
     """Toxicity of open-ended continuations: expected maximum toxicity and toxicity probability per language."""
     from ayakit.errors import DataError
@@ -152,7 +188,7 @@ def toxicity_cmd(
                   languages=_langs(languages), max_new_tokens=max_new_tokens, scorer=scorer,
                   classifier=str(classifier) if classifier else None)
     label = model_label(model) + ("+preamble" if preamble else "")
-    backend = _backend(model, batch_size)
+    backend = _backend(model, batch_size, engine, compute_type)
     result = run_toxicity(backend, sc, cfg, _sampling(temperature, top_p, seed), dest / "toxicity" / slug(label),
                           data, label, preamble=preamble)
     set_name = result["prompt_set"]
@@ -199,6 +235,8 @@ def harm_cmd(
     seed: int = typer.Option(None, "--seed", help=SEED_HELP + " Also the seed of a new split (a recorded split "
                              "stays as it is)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Generation batch size."),
+    engine: str = _engine_option(),
+    compute_type: str = _compute_type_option(),
 ) -> None:
     """Harmful rate on held-out XSafety prompts per language, and over-refusal on benign prompts. The held-out
     prompts are those of the run's recorded split (made on first use, or adopted from the split the model's safety
@@ -224,7 +262,7 @@ def harm_cmd(
                   max_new_tokens=max_new_tokens, classifier="judge" if judge else "refusal", judge=judge,
                   judge_model=judge_model)
     label = model_label(model) + ("+preamble" if preamble else "")
-    result = measure_harm(_backend(model, batch_size), prompts, split, cfg, sampling, dest, label, preamble)
+    result = measure_harm(_backend(model, batch_size, engine, compute_type), prompts, split, cfg, sampling, dest, label, preamble)
     detector = result["detector"]
     table = Table(title=f"Harmful rate ({detector['name']}) - {label}")
     for col in ("language", "prompts", "harmful", "95% CI", "refusal", "over-refusal"):
@@ -272,6 +310,8 @@ def distill_cmd(
     seed: int = typer.Option(None, "--seed", help=SEED_HELP + " Also the seed of a new split (a recorded split "
                              "stays as it is)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Generation batch size."),
+    engine: str = _engine_option(),
+    compute_type: str = _compute_type_option(),
 ) -> None:
     """Teacher + safety preamble answers the TRAIN split of harmful prompts; filtered pairs without the preamble.
     The split is the teacher run's recorded one (--summary-dir's, else runs/<name>/safety of the teacher, else
@@ -297,7 +337,7 @@ def distill_cmd(
                   require_refusal=require_refusal, translate_to=_langs(translate_to) or [],
                   translation_model=translation_model)
     label = model_label(teacher)
-    info = distill(_backend(teacher, batch_size), prompts, cfg, sampling, out, label, translator, split=split)
+    info = distill(_backend(teacher, batch_size, engine, compute_type), prompts, cfg, sampling, out, label, translator, split=split)
     table = Table(title=f"Safety distillation set - teacher {label}")
     for col in ("language", "prompts", "no preamble", "<20", ">1000", "repetitive", "echo", "kept"):
         table.add_column(col)

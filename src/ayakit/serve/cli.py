@@ -32,6 +32,10 @@ def serve_cmd(
     log_level: str = typer.Option("info", help="uvicorn log level."),
     api_key: str = typer.Option(None, envvar="AYAKIT_API_KEY", help="Require `Authorization: Bearer <key>` on "
                                                                     "/v1/* (default: $AYAKIT_API_KEY; none: open)."),
+    engine: str = typer.Option("hf", "--engine", help="hf (the only engine the server runs today). ctranslate2 "
+                                                      "is not supported by the server yet (it needs CTranslate2's "
+                                                      "asynchronous batching wired to streaming and per-request "
+                                                      "errors); it runs eval, translate, judge and safety."),
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API, batching concurrent requests continuously.
 
@@ -45,6 +49,13 @@ def serve_cmd(
     from ayakit.serve.engine import Engine
 
     console = Console(stderr=True)
+    if engine != "hf":
+        from ayakit.models import ENGINES
+
+        why = "is not supported by `ayakit serve` yet" if engine in ENGINES else "is not an engine"
+        raise typer.BadParameter(f"{engine!r} {why}: the server runs the hf engine (continuous batching); "
+                                 "ctranslate2 runs `ayakit eval`, `translate`, `judge` and `safety`",
+                                 param_hint="--engine")
     if batching not in MODES:
         raise typer.BadParameter(f"{batching!r}: use one of {', '.join(MODES)}", param_hint="--batching")
     engine = Engine(model_dir, device=device, dtype=dtype, name=name)
