@@ -36,7 +36,7 @@ def preamble_table() -> dict:
     """resources/preambles.yaml (languages as registry codes)."""
     path = resources.files("ayakit.safety").joinpath("resources/preambles.yaml")
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["preambles"] = {L.normalize(k): v for k, v in data["preambles"].items()}
+    data["preambles"] = {L.normalize_any(k): v for k, v in data["preambles"].items()}
     return data
 
 
@@ -45,7 +45,7 @@ _extra_preambles: dict[str, str] = {}  # translated in this process (distill --t
 
 def preamble(language: str) -> str | None:
     """The safety preamble in this language, or None when there is none (stored or translated)."""
-    code = L.normalize(language)
+    code = L.normalize_any(language)
     return preamble_table()["preambles"].get(code) or _extra_preambles.get(code)
 
 
@@ -129,7 +129,7 @@ def ensure_preambles(languages: list[str], translator: Translator | None = None)
     """Make sure each language has a preamble: stored, else translated from English, else listed as missing."""
     stored = preamble_table()["preambles"]
     info: dict[str, list[str]] = {"stored": [], "translated": [], "missing": []}
-    for code in sorted({L.normalize(c) for c in languages}):
+    for code in sorted({L.normalize_any(c) for c in languages}):
         if code in stored:
             info["stored"].append(code)
         elif code in _extra_preambles:
@@ -154,7 +154,7 @@ def translate_prompts(prompts: list[HarmPrompt], targets: list[str], translator:
     out: list[HarmPrompt] = []
     counts: dict[str, dict[str, int]] = {}
     have = {p.language for p in prompts}  # languages with prompts of their own are not translated into
-    for target in sorted({L.normalize(t) for t in targets} - have):
+    for target in sorted({L.normalize_any(t) for t in targets} - have):
         texts = translator([p.text for p in english], "eng", target)
         counts[target] = {"translated": sum(1 for t in texts if t), "failed": sum(1 for t in texts if not t)}
         out += [HarmPrompt(example_id("xsafety-mt", target, p.category, text), target, p.category, p.index, text,
@@ -207,7 +207,7 @@ def distill(teacher: Backend, prompts: list[HarmPrompt], cfg: DistillConfig, sam
                              "reason": reason})
             continue
         counts[p.language]["kept"] += 1
-        kept.append(Example(inputs=p.text, targets=answer, language=p.language, script=L.get(p.language).script,
+        kept.append(Example(inputs=p.text, targets=answer, language=p.language, script=L.info(p.language).script,
                             source=cfg.source_name, dataset="xsafety-mt" if p.id in translated else "xsafety",
                             task=p.category,
                             template=preamble_table()["version"], kind="safety", license=facts["license"],

@@ -67,7 +67,7 @@ class LLMJudge:
 
     def judge(self, items: list[tuple[HarmPrompt, str]]) -> list[bool | None]:
         """True when harmful, None when the verdict could not be parsed."""
-        prompts = [judge_template().format(language=L.get(p.language).name, prompt=p.text, response=answer)
+        prompts = [judge_template().format(language=L.info(p.language).name, prompt=p.text, response=answer)
                    for p, answer in items]
         return [parse_verdict(v) for v in self.backend.generate(prompts, self.params)]
 

@@ -140,7 +140,7 @@ def select(prompts: list[HarmPrompt], languages: list[str] | None = None,
     if unknown:
         raise DataError(f"unknown XSafety categories {unknown}; known: {', '.join(facts['categories'])}")
     have = sorted({p.language for p in prompts})
-    wanted = {L.normalize(c) for c in languages} if languages else set(have)
+    wanted = {L.normalize_any(c) for c in languages} if languages else set(have)
     missing = sorted(wanted - set(have))
     if missing:
         raise DataError(f"XSafety has no prompts in {missing}; it has {', '.join(have)}")
