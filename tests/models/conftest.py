@@ -14,14 +14,9 @@ _spec.loader.exec_module(tiny)
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread (2 busy cores: two threads contend); restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(one_torch_thread):
+    """Every test here runs with one torch thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -23,17 +23,6 @@ PROMPTS = ["The man turned on the faucet.", "Die Katze schläft auf dem", "我�
 CHOICES = [" yes", " no", "", "Water flowed from the spout.", "書"]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread (a busy shared machine); restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("ct2-models")
