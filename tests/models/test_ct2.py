@@ -103,6 +103,22 @@ def test_sampling_is_seeded(engines: dict) -> None:
     assert a == b and a != c
 
 
+def test_workers_keep_order_and_seeds(models: dict, engines: dict) -> None:
+    """threads=2 runs batches on two CTranslate2 workers: results come back in prompt order, equal to one worker's,
+    and seeded sampling (one worker) stays reproducible."""
+    _, one = engines["t5"]
+    two = CT2Backend(models["t5"], threads=2, batch_size=2, compute_type="float32")
+    assert two.model.num_translators == 2
+    prompts = PROMPTS * 3  # 12 batches of 2 spread over the workers
+    greedy = GenerationParams(max_new_tokens=8)
+    assert two.generate(prompts, greedy) == one.generate(prompts, greedy)
+    requests = [(p, CHOICES) for p in prompts]
+    assert [x.logprob for r in two.loglikelihood(requests) for x in r] == \
+        pytest.approx([x.logprob for r in one.loglikelihood(requests) for x in r], abs=1e-5)
+    sample = GenerationParams(max_new_tokens=12, temperature=1.0, top_p=0.95, seed=5)
+    assert two.generate(prompts, sample) == two.generate(prompts, sample)
+
+
 def test_stop_strings_cut(engines: dict) -> None:
     _, ct = engines["llama"]
     full = ct.generate(PROMPTS[:1], GenerationParams(max_new_tokens=12))[0]

@@ -211,6 +211,18 @@ def _converted_vocabulary(path: Path) -> list[str]:
 # --- the backend ------------------------------------------------------------------------------------------------
 
 
+def thread_split(device: str, threads: int) -> tuple[int, int]:
+    """(intra_threads, inter_threads) for `threads` CPU threads: on CPU one worker per thread, each running whole
+    batches on one thread; on CUDA one worker.
+
+    A call's batches (max_batch_size) are spread over the workers. For the small models ayakit trains on CPU,
+    bench/generate.py measured whole batches in parallel faster than each operation split over threads, and far
+    less hurt by a busy machine (no threads waiting on each other)."""
+    if device != "cpu":
+        return 1, 1
+    return 1, max(1, threads)
+
+
 def _resolve(model: str | Path) -> Path:
     path = Path(model).expanduser()
     if path.is_dir():
@@ -305,13 +317,16 @@ class CT2Backend:
         self.model = self._load()
         self.eos = tokenizer.eos_token_id
 
-    def _load(self) -> Any:
+    def _load(self, seeded: bool = False) -> Any:
         import ctranslate2
 
         engine = ctranslate2.Translator if self.arch == "seq2seq" else ctranslate2.Generator
+        # seeded sampling needs one worker: each worker draws from its own generator, and which worker gets which
+        # batch is not fixed
+        intra, inter = (self.threads, 1) if seeded else thread_split(self.device, self.threads)
         try:
             return engine(str(self.path), device=self.device, device_index=self.device_index,
-                          compute_type=self.compute_type, intra_threads=self.threads, inter_threads=1)
+                          compute_type=self.compute_type, intra_threads=intra, inter_threads=inter)
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"ctranslate2: cannot load {self.path}: {exc}") from None
 
@@ -418,7 +433,7 @@ class CT2Backend:
             # CTranslate2 4.x seeds a worker thread's generator once, when it first samples (set_random_seed does
             # not reseed it: OpenNMT/CTranslate2#1757), so a seeded call runs on a fresh instance's new worker
             ctranslate2.set_random_seed(sample.seed)
-            model = self._load()
+            model = self._load(seeded=True)
             options.update(sampling_topk=self.decoding["top_k"], sampling_topp=sample.top_p,
                            sampling_temperature=sample.temperature, beam_size=1)
         if self.decoding["repetition_penalty"] != 1.0 and not argmax:
@@ -472,4 +487,4 @@ def load(spec: str | Path, **kwargs: Any) -> CT2Backend:
 
 
 __all__ = ["COMPUTE_TYPES", "CT2Backend", "load", "cache_root", "check_compute_type", "conversion_key", "convert",
-           "vocabulary"]
+           "thread_split", "vocabulary"]
