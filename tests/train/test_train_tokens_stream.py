@@ -67,6 +67,22 @@ def test_a_truncated_shard_is_a_data_error(tokenized: Path) -> None:
         open_split(tokenized, "train")
 
 
+def test_readers_do_not_map_the_shards_and_survive_pickling(tmp_path: Path) -> None:
+    """Reads are positional: no shard file is mapped into the process (mapped pages would count in its RSS and grow
+    with the mixture), and a pickled reader (a spawned worker) opens its own descriptors and reads the same."""
+    import pickle
+
+    shards = _synthetic(tmp_path)
+    stream = RowStream(shards, "seq2seq", True, 40, 16, seed=5)
+    rows = stream.take(20)
+    before = [shards.gather(r) for r in rows]
+    maps = Path("/proc/self/maps")
+    if maps.is_file():
+        assert str(tmp_path) not in maps.read_text()
+    copy = pickle.loads(pickle.dumps(shards))
+    assert [copy.gather(r) for r in rows] == before
+
+
 def test_permutation_is_a_bijection_keyed_by_seed_and_epoch() -> None:
     for n in (1, 2, 7, 1000, 4097):
         p = permute(np.arange(n), n, seed=3, epoch=0)
