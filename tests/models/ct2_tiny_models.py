@@ -6,18 +6,8 @@ import io
 import json
 from pathlib import Path
 
-CORPUS = [
-    "The man turned on the faucet. The toilet filled with water. Water flowed from the spout.",
-    "Mees keeras kraani lahti. Tualett täitus veega. Tilast voolas vett.",
-    "我们去北京大学。今天天气很好。他喜欢喝茶。",
-    "สวัสดีครับ วันนี้อากาศดีมาก ฉันชอบกินข้าว",
-    "الكتاب الأحمر على الطاولة. ذهب الولد إلى المدرسة.",
-    "La mutation ajoute une nouvelle variation génétique.",
-    "Die Katze schläft auf dem Sofa. Der Hund bellt laut.",
-    "El niño come una manzana roja. La casa es grande.",
-    "Мальчик читает книгу. Девочка пишет письмо.",
-    "Answer: yes no because therefore so what happened next cause effect",
-]
+# a few sentences in ten languages and scripts (shared with the other tiny-model builder)
+CORPUS = (Path(__file__).parent.parent / "tiny_corpus.txt").read_text(encoding="utf-8").splitlines()
 
 
 def build_tokenizer(vocab_size: int = 400):
