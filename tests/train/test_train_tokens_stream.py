@@ -155,6 +155,20 @@ def test_rows_in_epoch_counts_without_moving_the_stream(tmp_path: Path) -> None:
     assert unpacked.rows_in_epoch(0) == len(shards)
 
 
+def test_rows_in_epoch_is_cached_by_shards_and_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ayakit.train import stream as stream_mod
+
+    shards = _synthetic(tmp_path)
+    counted = {s: RowStream(shards, "seq2seq", True, 40, 16, seed=s).rows_in_epoch(0) for s in (2, 3)}
+    assert (tmp_path / stream_mod.ROWS_CACHE).is_file()
+    monkeypatch.setattr(RowStream, "_feed", lambda self: pytest.fail("counted again"))
+    assert {s: RowStream(shards, "seq2seq", True, 40, 16, seed=s).rows_in_epoch(0) for s in (2, 3)} == counted
+    monkeypatch.undo()
+    wider = RowStream(shards, "seq2seq", True, 64, 16, seed=2).rows_in_epoch(0)  # another row size: counted anew
+    (tmp_path / stream_mod.ROWS_CACHE).unlink()
+    assert wider == RowStream(shards, "seq2seq", True, 64, 16, seed=2).rows_in_epoch(0) < counted[2]
+
+
 def test_ray_tokenize_writes_the_same_bytes_as_local(tokenized: Path, tmp_path: Path, th) -> None:
     pytest.importorskip("ray", reason="ray is not installed (the optional extra ayakit[ray]; CI installs it)")
     other = tmp_path / "ray"
