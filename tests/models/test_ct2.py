@@ -109,6 +109,7 @@ def test_workers_keep_order_and_seeds(models: dict, engines: dict) -> None:
     _, one = engines["t5"]
     two = CT2Backend(models["t5"], threads=2, batch_size=2, compute_type="float32")
     assert two.model.num_translators == 2
+    assert (two._batch(2), two._batch(3), two._batch(40)) == (1, 2, 2)  # one call's prompts spread over both
     prompts = PROMPTS * 3  # 12 batches of 2 spread over the workers
     greedy = GenerationParams(max_new_tokens=8)
     assert two.generate(prompts, greedy) == one.generate(prompts, greedy)

@@ -382,17 +382,18 @@ class CT2Backend:
     def _score(self, contexts: list[list[int]], conts: list[list[int]]) -> list[float]:
         if not conts:
             return []
+        batch = self._batch(len(conts))
         if self.arch == "seq2seq":
             # score_batch appends </s> to every target and scores it: pass the continuation without its own eos
             # and keep as many positions as the continuation has (the appended </s> is its eos, or is dropped)
             targets = [c[:-1] if c[-1] == self.eos else c for c in conts]
             results = self.model.score_batch([self._strings(s) for s in contexts],
-                                             [self._strings(t) for t in targets], max_batch_size=self.batch_size,
+                                             [self._strings(t) for t in targets], max_batch_size=batch,
                                              max_input_length=0)
             return [float(sum(r.log_probs[: len(c)])) for r, c in zip(results, conts)]
         # a causal row is context + continuation; position k scores token k + 1, so the continuation is the tail
         results = self.model.score_batch([self._strings(s + c) for s, c in zip(contexts, conts)],
-                                         max_batch_size=self.batch_size, max_input_length=0)
+                                         max_batch_size=batch, max_input_length=0)
         return [float(sum(r.log_probs[len(r.log_probs) - len(c):])) for r, c in zip(results, conts)]
 
     def _greedy_prefixes(self, encoded: list[tuple[list[int], list[list[int]]]]) -> list[list[int]]:
@@ -414,6 +415,13 @@ class CT2Backend:
             todo, length = undecided, min(length * 4, max(need))
         return out
 
+    def _batch(self, n: int, model: Any = None) -> int:
+        """CTranslate2's max_batch_size for a call of n examples: at most batch_size, and small enough that every
+        worker gets a batch (callers such as the eval harness send one batch at a time)."""
+        model = model or self.model
+        workers = getattr(model, "num_translators", None) or getattr(model, "num_generators", 1)
+        return max(1, min(self.batch_size, -(-n // workers)))
+
     # generation -----------------------------------------------------------------------------------------------------
     def _decode(self, prompts: list[list[int]], max_new: int, sample: GenerationParams | None,
                 argmax: bool = False, prefix: list[int] | None = None) -> list[list[int]]:
@@ -424,7 +432,7 @@ class CT2Backend:
         import ctranslate2
 
         model = self.model
-        options: dict[str, Any] = {"max_batch_size": self.batch_size, "return_end_token": argmax}
+        options: dict[str, Any] = {"return_end_token": argmax}
         if argmax:
             options.update(sampling_topk=1, beam_size=1)
         elif sample is None:
@@ -440,6 +448,7 @@ class CT2Backend:
             options["repetition_penalty"] = self.decoding["repetition_penalty"]
         if self.decoding["no_repeat_ngram_size"] and not argmax:
             options["no_repeat_ngram_size"] = self.decoding["no_repeat_ngram_size"]
+        options["max_batch_size"] = self._batch(len(prompts), model)
         tokens = [self._strings(p) for p in prompts]
         if prefix:
             if self.arch != "seq2seq":
