@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import difflib
 import functools
+import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -393,6 +394,50 @@ def multi_script(language: str) -> bool:
 def script_members(script: str) -> frozenset[str]:
     """The Unicode scripts a text in `script` is made of (Hant: Hani; Jpan: Hani, Hira, Kana; Latn: Latn)."""
     return frozenset({script, *scripts_table()["script_members"].get(script, [])})
+
+
+@functools.cache
+def unspaced_ranges() -> dict[str, tuple[tuple[str, str], ...]]:
+    """Unicode script written without spaces between words -> its (first, last) character ranges (scripts.yaml)."""
+    out: dict[str, tuple[tuple[str, str], ...]] = {}
+    for script, ranges in scripts_table()["unspaced_scripts"].items():
+        pairs = []
+        for cell in ranges:
+            lo, _, hi = str(cell).partition("-")
+            pairs.append((chr(int(lo, 16)), chr(int(hi or lo, 16))))
+        out[script] = tuple(pairs)
+    return out
+
+
+@functools.cache
+def unspaced_chars() -> str:
+    """The body of a regex character class holding every character of the unspaced scripts (for word patterns)."""
+    return "".join(f"{lo}-{hi}" if lo != hi else lo for ranges in unspaced_ranges().values() for lo, hi in ranges)
+
+
+@functools.cache
+def _unspaced_char_re() -> re.Pattern:
+    return re.compile(f"[{unspaced_chars()}]")
+
+
+@functools.lru_cache(maxsize=65536)
+def is_unspaced_char(ch: str) -> bool:
+    """Is this character written in a script without spaces between words (a CJK ideograph, kana, Thai, ...)?"""
+    return _unspaced_char_re().fullmatch(ch) is not None
+
+
+@functools.lru_cache(maxsize=65536)
+def unspaced(tag_or_script: str) -> bool:
+    """Is this script (Hans, Jpan, Thai), or the script a language code is written in (zho, yue-Hant, tha, jpn_Jpan),
+    one without spaces between words? A composite script counts when all its members do (Jpan yes, Kore no)."""
+    raw = tag_or_script.strip()
+    if len(raw) == 4 and raw.isalpha() and raw.title() in _scripts():
+        script = raw.title()
+    else:
+        parts = parse(raw)
+        script = parts.script or default_script(parts.language, parts.region)
+    members = scripts_table()["script_members"].get(script, [script])
+    return all(m in unspaced_ranges() for m in members)
 
 
 def tag(code: str, *, script: str | None = None, text: str | None = None) -> str:

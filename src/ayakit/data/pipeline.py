@@ -371,8 +371,8 @@ class DedupStep(_Step):
 # ---- MinHash near-dedup (optional): datatrove's stages over the dedup buckets ------------------------------
 
 class MultilingualWordTokenizer(WordTokenizer):
-    """datatrove word tokenizer for every Aya language: CJK, kana, Thai, Lao, Khmer, Myanmar and Tibetan
-    characters are single tokens (datatrove's default English tokenizer needs spaCy and splits on spaces)."""
+    """datatrove word tokenizer for every language: characters of scripts written without spaces (the table in
+    resources/scripts.yaml) are single tokens (datatrove's default English tokenizer needs spaCy, splits on spaces)."""
 
     def __init__(self) -> None:
         super().__init__("multilingual")
@@ -384,7 +384,7 @@ class MultilingualWordTokenizer(WordTokenizer):
         return [p for p in re.split(r"(?<=[.!?。！？])\s*", text) if p]
 
     def span_tokenize(self, text: str) -> list[tuple[int, int]]:
-        return [m.span() for m in F.WORD_RE.finditer(text)]
+        return [m.span() for m in F.word_pattern().finditer(text)]
 
 
 class BucketDocuments(PipelineStep):

@@ -111,7 +111,8 @@ def _script(language: str) -> str:
 
 def join_segments(lines: list[list[str]], language: str) -> str:
     """Translated sentences back into text: spaces between sentences unless the script does not use them."""
-    joiner = "" if _script(language) in rules()["unspaced_scripts"] else " "
+    script = _script(language)
+    joiner = "" if script and L.unspaced(script) else " "
     return "\n".join(joiner.join(s.strip() for s in line) for line in lines)
 
 

@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 import yaml
 
+from ayakit import languages as L
 from ayakit.stats import bootstrap_ci  # noqa: F401 - moved to ayakit.stats (safety uses it too); re-exported
 
 
@@ -37,38 +38,38 @@ def _punct() -> frozenset[str]:
     return frozenset(chars | set(string.punctuation))
 
 
-def _is_char_token(ch: str) -> bool:
-    return any(lo <= ch <= hi for lo, hi in _rules()["char_ranges"])
-
-
 @functools.lru_cache(maxsize=1024)
 def rule_code(language: str) -> str:
     """The key of metric_rules.yaml for a code or tag: its ISO 639-3 language (zho-Hant -> zho), else the Aya-101
     row it rolls up into (yue-Hant -> zho, arb-Arab -> ara)."""
     base = language.split("-")[0].split("_")[0]
     rules = _rules()
-    if not base or base in rules["char_level"] or base in rules["articles"]:
+    if not base or base in rules["articles"]:
         return base
     try:
-        from ayakit import languages as L
-
         return L.rollup(language)
     except (ValueError, LookupError):
         return base
 
 
 def char_level(language: str) -> bool:
-    """True for languages written without spaces between words (zho, jpn, tha, khm, lao, mya; any tag of them)."""
-    return bool(language) and rule_code(language) in _rules()["char_level"]
+    """True for languages written without spaces between words (ayakit.languages.unspaced: zho, jpn, tha, ...)."""
+    if not language:
+        return False
+    try:
+        return L.unspaced(language)
+    except ValueError:  # not a language code: words are split on spaces
+        return False
 
 
 def mixed_segmentation(text: str) -> list[str]:
-    """MLQA's segmentation: characters of no-space scripts and punctuation are tokens, the rest splits on spaces."""
+    """MLQA's segmentation: characters of unspaced scripts (ayakit.languages.is_unspaced_char) and punctuation are
+    tokens, the rest splits on spaces."""
     out: list[str] = []
     buf = ""
     punct = _punct()
     for ch in text:
-        if _is_char_token(ch) or ch in punct:
+        if L.is_unspaced_char(ch) or ch in punct:
             out.extend(buf.split())
             buf = ""
             out.append(ch)
