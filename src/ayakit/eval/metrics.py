@@ -1,5 +1,5 @@
 """Evaluation metrics: accuracy, chrF++, spBLEU, script-aware ROUGE-L, MLQA-style QA F1 / EM, script share, numeric
-match (the final number in any script's digits), bootstrap CIs.
+match (the final number in any script's digits); their bootstrap CIs come from ayakit.stats.
 
 Every metric works in two steps so that confidence intervals are cheap and exact: `item_stats` turns one
 prediction into a vector of sufficient statistics, `aggregate` turns a matrix of them into the score (for
@@ -24,7 +24,6 @@ import numpy as np
 import yaml
 
 from ayakit import languages as L
-from ayakit.stats import bootstrap_ci  # noqa: F401 - moved to ayakit.stats (safety uses it too); re-exported
 
 
 @functools.lru_cache(maxsize=1)
