@@ -1,5 +1,5 @@
 """Filters: plain functions over pyarrow tables (EXAMPLE_SCHEMA), each returning the kept rows and what it removed
-per language. No engine imports: the datatrove steps in pipeline.py call these.
+per language. No engine imports: the datatrove steps in ayakit.data.steps call these.
 """
 
 from __future__ import annotations
