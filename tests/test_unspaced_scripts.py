@@ -6,8 +6,8 @@ import pytest
 
 from ayakit import languages as L
 from ayakit.data import filters as F
-from ayakit.data.pipeline import MultilingualWordTokenizer
-from ayakit.data.translate import join_segments
+from ayakit.data.steps.minhash import MultilingualWordTokenizer
+from ayakit.data.sentences import join_segments
 from ayakit.eval import metrics as M
 
 
