@@ -5,6 +5,7 @@ import unicodedata
 import pytest
 
 from ayakit import languages as L
+from ayakit import scripts as S
 from ayakit.data import filters as F
 from ayakit.data.steps.minhash import MultilingualWordTokenizer
 from ayakit.data.sentences import join_segments
@@ -14,14 +15,14 @@ from ayakit.eval import metrics as M
 def _letters(script: str) -> list[str]:
     """Every assigned letter or mark in the script's ranges of the table."""
     out = []
-    for lo, hi in L.unspaced_ranges()[script]:
+    for lo, hi in S.unspaced_ranges()[script]:
         out += [chr(i) for i in range(ord(lo), ord(hi) + 1) if unicodedata.category(chr(i))[0] in "LM"]
     return out
 
 
 def test_table_names_the_scripts_and_their_ranges() -> None:
-    assert set(L.unspaced_ranges()) == {"Hani", "Hira", "Kana", "Thai", "Laoo", "Khmr", "Mymr", "Tibt"}
-    for script in L.unspaced_ranges():
+    assert set(S.unspaced_ranges()) == {"Hani", "Hira", "Kana", "Thai", "Laoo", "Khmr", "Mymr", "Tibt"}
+    for script in S.unspaced_ranges():
         assert L.unspaced(script) and _letters(script), script
     assert [L.unspaced(s) for s in ("Hans", "Hant", "Jpan", "Kore", "Hang", "Latn", "Arab", "Zzzz")] == \
         [True, True, True, False, False, False, False, False]
@@ -30,7 +31,7 @@ def test_table_names_the_scripts_and_their_ranges() -> None:
 @pytest.mark.parametrize("script", ["Hani", "Hira", "Kana", "Thai", "Laoo", "Khmr", "Mymr", "Tibt"])
 def test_every_character_consumer_agrees_with_the_table(script: str) -> None:
     letters = _letters(script)
-    assert all(map(L.is_unspaced_char, letters))
+    assert all(map(S.is_unspaced_char, letters))
     text = "ab " + "".join(letters) + " cd"
     tokens = ["ab", *letters, "cd"]
     assert F.words(text) == tokens  # MinHash shingles
@@ -43,7 +44,7 @@ def test_every_character_consumer_agrees_with_the_table(script: str) -> None:
 
 def test_characters_outside_the_table_are_words() -> None:
     for text in ("Hello world", "Привет мир", "안녕 세상", "नमस्ते दुनिया", "مرحبا بالعالم"):
-        assert not any(map(L.is_unspaced_char, text))
+        assert not any(map(S.is_unspaced_char, text))
         assert M.mixed_segmentation(text) == text.split()
 
 
@@ -61,7 +62,7 @@ def test_every_language_consumer_agrees_with_the_table() -> None:
             assert (tokenizer_words("ab cd", code) == 4) == want, code
         if want:
             seen |= L.script_members(script)
-    assert set(L.unspaced_ranges()) <= seen  # every script of the table is reached by some FLORES variety
+    assert set(S.unspaced_ranges()) <= seen  # every script of the table is reached by some FLORES variety
 
 
 def test_language_codes_of_every_form() -> None:

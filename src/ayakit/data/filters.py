@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from ayakit import languages as L
+from ayakit import scripts
 from ayakit.data import langid
 from ayakit.recipe import CapsConfig, FilterConfig
 
@@ -201,9 +201,9 @@ def row_filters(table: pa.Table, cfg: FilterConfig, counts: dict[str, FilterCoun
 
 @functools.cache
 def word_pattern() -> re.Pattern:
-    """Word tokens: each character of a script written without spaces (ayakit.languages.unspaced_chars) is one;
+    """Word tokens: each character of a script written without spaces (ayakit.scripts.unspaced_chars) is one;
     everything else is runs of word characters."""
-    chars = L.unspaced_chars()
+    chars = scripts.unspaced_chars()
     return re.compile(f"[{chars}]|[^\\W{chars}]+")
 
 

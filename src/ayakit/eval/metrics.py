@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 
 from ayakit import languages as L
+from ayakit import scripts
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,13 +63,13 @@ def char_level(language: str) -> bool:
 
 
 def mixed_segmentation(text: str) -> list[str]:
-    """MLQA's segmentation: characters of unspaced scripts (ayakit.languages.is_unspaced_char) and punctuation are
+    """MLQA's segmentation: characters of unspaced scripts (ayakit.scripts.is_unspaced_char) and punctuation are
     tokens, the rest splits on spaces."""
     out: list[str] = []
     buf = ""
     punct = _punct()
     for ch in text:
-        if L.is_unspaced_char(ch) or ch in punct:
+        if scripts.is_unspaced_char(ch) or ch in punct:
             out.extend(buf.split())
             buf = ""
             out.append(ch)
