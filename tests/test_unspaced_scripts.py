@@ -65,6 +65,14 @@ def test_every_language_consumer_agrees_with_the_table() -> None:
     assert set(S.unspaced_ranges()) <= seen  # every script of the table is reached by some FLORES variety
 
 
+def test_template_literals_agree_with_the_table() -> None:
+    from ayakit.data.templating import literals
+
+    for lang in L.languages():
+        lit, spaced = literals(lang.code), not L.unspaced(lang.code)
+        assert lit["spaces"] == spaced and lit["word_sep"] == (" " if spaced else ""), lang.code
+
+
 def test_language_codes_of_every_form() -> None:
     for code in ("zho", "zh", "zh-TW", "yue-Hant", "cmn", "jpn", "ja", "tha", "khm", "lao", "mya", "bod"):
         assert L.unspaced(code) and M.char_level(code), code
