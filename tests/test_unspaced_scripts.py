@@ -40,6 +40,13 @@ def test_every_character_consumer_agrees_with_the_table(script: str) -> None:
     assert [text[a:b] for a, b in tok.span_tokenize(text)] == tokens
     for ch in letters:  # MLQA mixed segmentation (QA F1 / EM)
         assert M.mixed_segmentation(f"ab{ch}cd") == ["ab", ch, "cd"], hex(ord(ch))
+    from ayakit.safety.scorers import Lexicon, normalize_text
+
+    for ch in letters:  # safety lexicon: a term in an unspaced script matches as a substring
+        if unicodedata.category(ch)[0] == "L" and S.is_unspaced_char(normalize_text(ch)):
+            lex = Lexicon("und")
+            lex.add(ch + ch)
+            assert lex.substrings and not lex.bounded, hex(ord(ch))
 
 
 def test_characters_outside_the_table_are_words() -> None:
