@@ -104,7 +104,6 @@ STEP_TYPES: dict[str, type[Step]] = {"filter": FilterStep, "dedup": DedupStep, "
                                       "scatter": ScatterStep, "gather": GatherStep, "finalize": FinalizeStep}
 
 
-
 def _executors(ctx: Context, kind: str, workers: int, options: dict[str, Any]) -> list[tuple[str, Any]]:
     """One datatrove executor per stage, in order (Slurm stages depend on the previous one)."""
     tasks = _stage_tasks(ctx)

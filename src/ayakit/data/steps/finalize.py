@@ -12,6 +12,7 @@ from ayakit.data.steps.base import Context, Step
 from ayakit.data.summary import REASONS, build_summary, heavily_repeated
 from ayakit.io import read_json, write_json_atomic, write_manifest
 
+
 class FinalizeStep(Step):
     """Merge the tasks' reports into stats.json, write the manifest, remove the work files."""
 

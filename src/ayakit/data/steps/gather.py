@@ -12,6 +12,7 @@ from ayakit.data.steps.scatter import SCATTER_SCHEMA
 from ayakit.io import atomic_path, write_json_atomic
 from ayakit.records import EXAMPLE_FIELDS, EXAMPLE_SCHEMA
 
+
 class GatherStep(Step):
     """One output shard: every bucket's copies for it, sorted by their key, written atomically."""
 

@@ -15,6 +15,7 @@ from ayakit.data import filters as F
 from ayakit.data.steps.base import Context
 from ayakit.recipe import Recipe
 
+
 class MultilingualWordTokenizer(WordTokenizer):
     """datatrove word tokenizer for every language: characters of scripts written without spaces (the table in
     resources/scripts.yaml) are single tokens (datatrove's default English tokenizer needs spaCy, splits on spaces)."""

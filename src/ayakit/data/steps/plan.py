@@ -19,6 +19,7 @@ from ayakit.data.steps.base import Context, Step
 from ayakit.data.steps.minhash import near_duplicates
 from ayakit.io import read_json, write_json_atomic
 
+
 def group_codes(*cols: pa.ChunkedArray) -> tuple[np.ndarray, list[tuple]]:
     """Integer group ids for the combinations of several string columns, and the combination of each id."""
     joined = pc.binary_join_element_wise(*cols, M.SEP) if len(cols) > 1 else cols[0]
@@ -110,7 +111,6 @@ def _thresholds_array(size: int, thresholds: dict[int, int]) -> list[int]:
     return [thresholds.get(g, M.KEY_MAX + 1) for g in range(size)]
 
 
-
 def below_each(keys: np.ndarray, codes: np.ndarray, thresholds: list[int]) -> np.ndarray:
     """keys < thresholds[code] row by row, for thresholds up to 2**64 (which keeps every key)."""
     thr = np.array([min(t, M.KEY_MAX) for t in thresholds], dtype=np.uint64)
@@ -118,7 +118,6 @@ def below_each(keys: np.ndarray, codes: np.ndarray, thresholds: list[int]) -> np
     if not len(thresholds):
         return np.zeros(len(keys), dtype=bool)
     return (keys < thr[codes]) | keep_all[codes]
-
 
 
 class PlanStep(Step):

@@ -69,6 +69,5 @@ class ScatterStep(Step):
         writers.close()
 
 
-
 def _under(keys: np.ndarray, codes: np.ndarray, names: list[str], thresholds: dict[str, int]) -> np.ndarray:
     return below_each(keys, codes, [thresholds.get(n, M.KEY_MAX + 1) for n in names])
