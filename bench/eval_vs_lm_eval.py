@@ -67,7 +67,7 @@ def build_models(root: Path, texts: list[str], size: str, vocab: int) -> dict[st
     out = {}
     for arch, template in (("seq2seq", "$A </s>"), ("causal", "<s> $A")):
         # lm-eval encodes contexts with the tokenizer's own special tokens: T5 appends eos, Llama prepends bos,
-        # which is what ayakit.features does explicitly.
+        # which is what ayakit.models.encoding does explicitly.
         tok.post_processor = processors.TemplateProcessing(single=template, special_tokens=[
             ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>"))])
         fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tok.to_str()), pad_token="<pad>",

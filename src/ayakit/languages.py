@@ -3,6 +3,7 @@
 `tag()` turns any code users meet into a normalised tag (`kin-Latn`, `srp-Latn`, `zho-Hant`, `eng-Latn-GB`);
 varieties stay distinct. The Aya-101 registry (`get`, `registry`, `languages`) is the set the recipe uses, with
 the paper's tiers; `rollup()` merges a variety into its registry row for tables that need the paper's 101 rows.
+The script tables are read by ayakit.scripts, the code tables (IANA subtags, FLORES-200) by ayakit.subtags.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import difflib
 import functools
 from dataclasses import dataclass
 from importlib import resources
+
+from ayakit.scripts import detect_script, script_members, scripts_table, unspaced_script
+from ayakit.subtags import all_spellings, alpha3, flores_codes, iso639_3, script_codes, standard_varieties
 
 TIERS = ("high", "mid", "low", "unlisted")
 SET_TIERS = TIERS[:3]  # the tiers a registry language can have
@@ -162,7 +166,6 @@ def from_flores(flores_code: str) -> Language:
 # ---- tags: any ISO 639-3 language, with its script (and region), varieties kept distinct -------------------
 
 UNCODED_SCRIPT = "Zzzz"  # ISO 15924 for "uncoded script": a language with no known default and no text to look at
-DETECT_CHARS = 200  # detect_script looks at this many characters: enough to outvote digits and names
 
 
 @dataclass(frozen=True)
@@ -174,79 +177,11 @@ class Parts:
     region: str | None
 
 
-@functools.cache
-def _subtag_registry() -> dict[str, dict[str, dict[str, str]]]:
-    """The IANA language subtag registry (shipped with langcodes' language_data): type -> subtag -> fields."""
-    text = resources.files("language_data").joinpath("data", "language-subtag-registry.txt").read_text("utf-8")
-    out: dict[str, dict[str, dict[str, str]]] = {}
-    for entry in text.split("\n%%\n"):
-        fields: dict[str, str] = {}
-        key = ""
-        for line in entry.splitlines():
-            if line.startswith("  ") and key:
-                fields[key] += " " + line.strip()
-            elif ":" in line:
-                key, value = (x.strip() for x in line.split(":", 1))
-                fields[key] = f"{fields[key]} | {value}" if key in fields else value
-        if "Subtag" in fields and ".." not in fields["Subtag"]:
-            out.setdefault(fields.get("Type", ""), {})[fields["Subtag"]] = fields
-    return out
-
-
-def _alpha3(subtag: str) -> str:
-    import langcodes
-
-    return langcodes.Language.get(subtag, normalize=False).to_alpha3()
-
-
-@functools.cache
-def iso639_3() -> dict[str, dict[str, str]]:
-    """Every valid ISO 639-3 code (individual languages and macrolanguages) -> its IANA registry fields."""
-    out: dict[str, dict[str, str]] = {}
-    for sub, fields in _subtag_registry().get("language", {}).items():
-        if fields.get("Scope") in ("special", "collection", "private-use"):
-            continue
-        code = _alpha3(sub) if len(sub) == 2 else sub
-        out[code] = {**fields, "subtag": sub}
-    return out
-
-
-@functools.cache
-def _scripts() -> frozenset[str]:
-    return frozenset(_subtag_registry().get("script", {}))
-
-
-def _tsv(name: str) -> list[dict[str, str]]:
-    with resources.files("ayakit.resources").joinpath(name).open(encoding="utf-8") as fh:
-        return list(csv.DictReader((line for line in fh if not line.startswith("#")), delimiter="\t"))
-
-
-@functools.cache
-def standard_varieties() -> dict[str, str]:
-    """Macrolanguage code -> the variety it means (ara -> arb, swa -> swh), and cmn -> zho (the data file)."""
-    return {r["code"]: r["standard"] for r in _tsv("standard_varieties.tsv")}
-
-
-@functools.cache
-def flores_codes() -> tuple[str, ...]:
-    """The FLORES-200 varieties (`lang_Script`), in the data file's order."""
-    text = resources.files("ayakit.resources").joinpath("flores200.txt").read_text(encoding="utf-8")
-    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
-
-
-@functools.cache
-def scripts_table() -> dict:
-    """The packaged script tables (scripts.yaml): Unicode name prefix -> script, script -> member scripts."""
-    import yaml
-
-    return yaml.safe_load(resources.files("ayakit.resources").joinpath("scripts.yaml").read_text(encoding="utf-8"))
-
-
 def _clean_script(raw: str | None) -> str | None:
     if raw is None or not str(raw).strip():
         return None
     script = str(raw).strip().title()
-    if script not in _scripts():
+    if script not in script_codes():
         raise UnknownLanguageError(f"unknown script {raw!r} (an ISO 15924 code such as Latn, Cyrl, Arab, Hans, Hant)")
     return script
 
@@ -261,7 +196,7 @@ def _language_subtag(raw: str, sub: str) -> tuple[str, str | None]:
         return sub, None
     try:
         norm = langcodes.Language.get(sub, normalize=True)
-        plain = _alpha3(sub)
+        plain = alpha3(sub)
     except (ValueError, LookupError):
         norm = plain = None
     if norm is not None and norm.language:
@@ -352,32 +287,6 @@ def _registry_row(language: str) -> Language | None:
     return None
 
 
-def detect_script(text: str) -> str | None:
-    """The dominant ISO 15924 script of a text's first DETECT_CHARS characters (None when it has no letters)."""
-    counts: dict[str, int] = {}
-    for ch in (text or "")[:DETECT_CHARS]:
-        if ch.isalpha():
-            s = _char_script(ch)
-            if s:
-                counts[s] = counts.get(s, 0) + 1
-    if not counts:
-        return None
-    best = max(counts.items(), key=lambda kv: kv[1])[0]
-    if best in ("Hani", "Hira", "Kana") and (counts.get("Hira", 0) or counts.get("Kana", 0)):
-        return "Jpan"
-    return best
-
-
-@functools.lru_cache(maxsize=65536)
-def _char_script(ch: str) -> str | None:
-    import unicodedata
-
-    try:
-        return scripts_table()["unicode_scripts"].get(unicodedata.name(ch).split(" ", 1)[0])
-    except ValueError:
-        return None
-
-
 @functools.lru_cache(maxsize=65536)
 def multi_script(language: str) -> bool:
     """Is the language written in more than one script (srp, zho, aze; ace, kas in FLORES), or in an unknown one?"""
@@ -390,9 +299,17 @@ def multi_script(language: str) -> bool:
     return default_script(lang) == UNCODED_SCRIPT
 
 
-def script_members(script: str) -> frozenset[str]:
-    """The Unicode scripts a text in `script` is made of (Hant: Hani; Jpan: Hani, Hira, Kana; Latn: Latn)."""
-    return frozenset({script, *scripts_table()["script_members"].get(script, [])})
+@functools.lru_cache(maxsize=65536)
+def unspaced(tag_or_script: str) -> bool:
+    """Is this script (Hans, Jpan, Thai), or the script a language code is written in (zho, yue-Hant, tha, jpn_Jpan),
+    one without spaces between words? A composite script counts when all its members do (Jpan yes, Kore no)."""
+    raw = tag_or_script.strip()
+    if len(raw) == 4 and raw.isalpha() and raw.title() in script_codes():
+        script = raw.title()
+    else:
+        parts = parse(raw)
+        script = parts.script or default_script(parts.language, parts.region)
+    return unspaced_script(script)
 
 
 def tag(code: str, *, script: str | None = None, text: str | None = None) -> str:
@@ -515,22 +432,12 @@ def language_set(name: str = "aya-101") -> list[str]:
 
 def closest_codes(raw: str, n: int = 3) -> list[str]:
     """ISO 639-3 codes nearest to raw: the registry's spellings first, then every code and English name."""
-    keys = {**_all_spellings(), **_index()}  # a registry spelling names its registry row
+    keys = {**all_spellings(), **_index()}  # a registry spelling names its registry row
     found: list[str] = []
     for key in difflib.get_close_matches(raw.lower(), list(keys), n=4 * n, cutoff=0.6):
         if keys[key] not in found:
             found.append(keys[key])
     return found[:n] or closest(raw, n)
-
-
-@functools.cache
-def _all_spellings() -> dict[str, str]:
-    out: dict[str, str] = {}
-    for code, fields in iso639_3().items():
-        out.setdefault(code, code)
-        for name in fields.get("Description", "").split(" | "):
-            out.setdefault(name.lower(), code)
-    return out
 
 
 @functools.lru_cache(maxsize=4096)

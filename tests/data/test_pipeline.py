@@ -15,6 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from ayakit.data import pipeline as P
+from ayakit.data.steps.base import CRASH_ENV
+from ayakit.data.steps import plan as plan_step
+from ayakit.data.steps.plan import select_thresholds
 from ayakit.errors import DataError
 from ayakit.languages import UnknownLanguageError
 from ayakit.recipe import RecipeError, recipe_from_dict
@@ -142,7 +145,7 @@ def test_killed_build_reruns_only_unfinished_tasks(corpus, built, tmp_path):
     script = ("import sys, json; from ayakit.recipe import recipe_from_dict; from ayakit.data import pipeline as P\n"
               "if __name__ == '__main__':\n"
               "    P.build(recipe_from_dict(json.loads(sys.argv[1])), sys.argv[2])\n")
-    env = {**os.environ, P.CRASH_ENV: "gather:1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, CRASH_ENV: "gather:1", "OMP_NUM_THREADS": "1"}
     log = tmp_path / "killed.log"
     with open(log, "wb") as err:
         # its own session: the kill leaves datatrove's manager process behind, which we then end with the group
@@ -240,6 +243,6 @@ def test_streaming_thresholds_are_exact(monkeypatch):
     def exact(g, k):
         return M.threshold(keys[mask & (codes == g)], k)
 
-    assert P.select_thresholds(passes, counts, wants) == {g: exact(g, k) for g, k in wants.items()}
-    monkeypatch.setattr(P, "_window", lambda n, k: (0, 1))  # every window misses
-    assert P.select_thresholds(passes, counts, wants) == {g: exact(g, k) for g, k in wants.items()}
+    assert select_thresholds(passes, counts, wants) == {g: exact(g, k) for g, k in wants.items()}
+    monkeypatch.setattr(plan_step, "_window", lambda n, k: (0, 1))  # every window misses
+    assert select_thresholds(passes, counts, wants) == {g: exact(g, k) for g, k in wants.items()}

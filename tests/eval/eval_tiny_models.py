@@ -10,7 +10,7 @@ CORPUS = (Path(__file__).parent.parent / "tiny_corpus.txt").read_text(encoding="
 
 
 def build_tokenizer(out: Path, template: str | None = None):
-    """A byte-level BPE (any text encodes). No post-processor by default (ayakit.features adds the special tokens);
+    """A byte-level BPE (any text encodes). No post-processor by default (ayakit.models.encoding adds the special tokens);
     `template` ("$A </s>" as T5's, "<s> $A" as Llama's) adds one, as real models' tokenizers have, which is what
     other harnesses (lm-eval) rely on."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ayakit.eval.judge import load_judge_prompt, pair_outcome, parse_verdict, render_judge, summarize, summarize_pairs
+from ayakit.eval.verdicts import load_judge_prompt, pair_outcome, parse_verdict, render_judge
+from ayakit.eval.win_rates import summarize, summarize_pairs
 
 
 @pytest.mark.parametrize("reply,verdict", [

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ayakit.errors import DataError
-from ayakit.features import encode
+from ayakit.models.encoding import encode
 from ayakit.train.dataset import is_validation
 from ayakit.train.stream import RowStream, permute, rank_rows
 from ayakit.train.tokenize import open_split, tokenize

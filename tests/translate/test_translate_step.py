@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ayakit.cli import app
-from ayakit.data.translate import (
-    HFTranslator, TranslateSettings, check_translation, join_segments, read_examples, segment, split_sentences,
-    translate_examples,
-)
+from ayakit.data.sentences import join_segments, segment, split_sentences
+from ayakit.data.translate import TranslateSettings, read_examples, translate_examples
+from ayakit.data.translation_checks import check_translation
+from ayakit.data.translators import HFTranslator
 from ayakit.records import EXAMPLE_SCHEMA
 
 # A phrasebook translator: real sentences in the target language, so the filters can pass or fail for real.

@@ -1,9 +1,10 @@
 """Filters: plain functions over pyarrow tables (EXAMPLE_SCHEMA), each returning the kept rows and what it removed
-per language. No engine imports: the datatrove steps in pipeline.py call these.
+per language. No engine imports: the datatrove steps in ayakit.data.steps call these.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from ayakit import scripts
 from ayakit.data import langid
 from ayakit.recipe import CapsConfig, FilterConfig
 
@@ -197,15 +199,17 @@ def row_filters(table: pa.Table, cfg: FilterConfig, counts: dict[str, FilterCoun
 
 # ---- words (for MinHash shingles) ---------------------------------------------------------------------------
 
-# Scripts written without spaces between words: each character is a token. Everything else: runs of word chars.
-NO_SPACE_CHARS = ("\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
-                  "\u0e00-\u0e7f\u0e80-\u0eff\u1780-\u17ff\u19e0-\u19ff\u1000-\u109f\u0f00-\u0fff")
-WORD_RE = re.compile(f"[{NO_SPACE_CHARS}]|[^\\W{NO_SPACE_CHARS}]+")
+@functools.cache
+def word_pattern() -> re.Pattern:
+    """Word tokens: each character of a script written without spaces (ayakit.scripts.unspaced_chars) is one;
+    everything else is runs of word characters."""
+    chars = scripts.unspaced_chars()
+    return re.compile(f"[{chars}]|[^\\W{chars}]+")
 
 
 def words(text: str) -> list[str]:
-    """Word tokens in any script: CJK, kana, Thai, Lao, Khmer, Myanmar, Tibetan characters one by one."""
-    return WORD_RE.findall(text)
+    """Word tokens in any script: characters of the unspaced scripts (CJK, kana, Thai, Tibetan, ...) one by one."""
+    return word_pattern().findall(text)
 
 
 # ---- exact dedup ----------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ A template file `ayakit/data/templates/<family>.yaml` holds `family:` and a list
 every target language), `inputs`, `targets` and optionally `answer_choices` (choices separated by `|||`).
 Rendering sees the record's fields, `lang` (the target language: code, name, native_name) and `lit` (the target
 language's literals from `literals.tsv`: question_mark, question_open, colon, yes, no, because, therefore,
-spaces, list_sep, word_sep). A literal the table leaves empty is undefined, so a template that needs it fails to
-render for that language (TemplateError) instead of borrowing another language's word.
+list_sep; and spaces, word_sep from ayakit.languages.unspaced). A literal the table leaves empty is undefined, so a
+template that needs it fails to render for that language (TemplateError) instead of borrowing another language's
+word.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import jinja2
 import yaml
 
 from ayakit.errors import DataError
-from ayakit.languages import get
+from ayakit.languages import get, unspaced
 
 PACKAGE = "ayakit.data.templates"
 CHOICE_SEP = "|||"
@@ -100,7 +101,7 @@ def _literal_table() -> dict[str, dict[str, Any]]:
     with resources.files(PACKAGE).joinpath("literals.tsv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
             entry: dict[str, Any] = {k: v for k, v in row.items() if k != "code" and v != ""}
-            entry["spaces"] = row["spaces"] == "true"
+            entry["spaces"] = not unspaced(row["code"])
             entry["word_sep"] = " " if entry["spaces"] else ""
             entry.setdefault("question_open", "")
             table[row["code"]] = entry

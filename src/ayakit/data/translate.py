@@ -3,7 +3,9 @@
 Each example's `inputs` and `targets` are split into sentences, translated sentence by sentence with any HF
 model, and joined back (Aya Collection, [D] App. G). A model whose vocabulary holds FLORES-200 codes
 (NLLB, M2M-style) is driven by language codes (source language set on the tokenizer, target code forced as
-the first generated token); any other model gets the translation prompt of translate/rules.yaml.
+the first generated token); any other model gets the translation prompt of translate/rules.yaml. Sentences are
+split and joined by ayakit.data.sentences, checked by ayakit.data.translation_checks, translated by
+ayakit.data.translators; this module is the step and its command.
 
 Filters, each recorded per example: an output with an unknown token (`<unk>`) is dropped; the language-ID check
 (ayakit.data.langid) drops an output identified as another language, and by default one it cannot place
@@ -31,260 +33,21 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import typer
-import yaml
 
+from ayakit import languages as L
+from ayakit.data.sentences import join_segments, script_of, segment
+from ayakit.data.translation_checks import check_translation
+from ayakit.data.translators import HFTranslator, Translator
 from ayakit.errors import DataError
 from ayakit.io import (atomic_path, fingerprint, read_json, read_jsonl_log, write_json_atomic, write_manifest,
                        write_text_atomic)
-from ayakit import languages as L
 from ayakit.records import Example, example_id, examples_to_table
-
-
-@cache
-def rules() -> dict[str, Any]:
-    """The packaged splitting, joining and filter rules (translate/rules.yaml)."""
-    text = resources.files("ayakit.data").joinpath("translate", "rules.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
-
-
-# --- sentences -------------------------------------------------------------------------------------------------
-
-
-@cache
-def _sentence_regex() -> re.Pattern:
-    s = rules()["sentences"]
-    spaced = re.escape(s["spaced_terminators"])
-    unspaced = re.escape(s["unspaced_terminators"])
-    closers = re.escape(s["closers"])
-    return re.compile(rf"(?:[{spaced}]+[{closers}]*(?=\s)|[{unspaced}]+[{closers}]*)")
-
-
-def _abbreviations(language: str) -> set[str]:
-    table = rules()["sentences"]["abbreviations"]
-    return {str(a).lower() for a in [*table.get("*", []), *table.get(language, [])]}
-
-
-def split_sentences(text: str, language: str = "eng") -> list[str]:
-    """Sentences of one line of text (no newlines), by the data-driven rules; whitespace between them dropped."""
-    abbreviations = _abbreviations(language)
-    out: list[str] = []
-    start = 0
-    for m in _sentence_regex().finditer(text):
-        end = m.end()
-        following = text[end:].lstrip()[:1]
-        if following.islower() and text[m.start()] in rules()["sentences"]["spaced_terminators"]:
-            continue  # '"Stop!" she said.': a lower-case word continues the sentence
-        if text[m.start()] == ".":
-            word = re.search(r"(\S+)$", text[start:m.start()])
-            token = word.group(1).lower() if word else ""
-            token = token.lstrip("\"'([{«“‘")
-            if token in abbreviations or (len(token) == 1 and token.isalpha() and text[m.start() - 1].isupper()):
-                continue
-        piece = text[start:end].strip()
-        if piece:
-            out.append(piece)
-        start = end
-    tail = text[start:].strip()
-    if tail:
-        out.append(tail)
-    return out
-
-
-def segment(text: str, language: str = "eng") -> list[list[str]]:
-    """A text as lines (paragraph structure kept) of sentences."""
-    return [split_sentences(line, language) for line in text.split("\n")]
-
-
-def _script(language: str) -> str:
-    """The script of a language tag (or of any code: its default script)."""
-    return L.parse(L.tag(language)).script or ""
-
-
-def join_segments(lines: list[list[str]], language: str) -> str:
-    """Translated sentences back into text: spaces between sentences unless the script does not use them."""
-    joiner = "" if _script(language) in rules()["unspaced_scripts"] else " "
-    return "\n".join(joiner.join(s.strip() for s in line) for line in lines)
-
-
-# --- filters ---------------------------------------------------------------------------------------------------
-
-
-def length_ratio(source: str, translation: str, target_language: str) -> float:
-    """Characters of the translation per character of the source, normalised by the target script's density."""
-    table = rules()["length_ratio"]["script_density"]
-    density = table.get(_script(target_language), table["default"])
-    return (len(translation.strip()) / max(1, len(source.strip()))) / density
-
-
-def check_translation(source: str, translation: str, target: str, has_unk: bool, langid: bool = True,
-                      strict_langid: bool = False) -> tuple[list[str], dict[str, Any]]:
-    """Reasons to drop one translated field (empty: keep) and the checks' values."""
-    from ayakit.data import langid as lid
-
-    reasons: list[str] = []
-    lr = rules()["length_ratio"]
-    checks: dict[str, Any] = {"unk": has_unk}
-    if has_unk or "<unk>" in translation:
-        checks["unk"] = True
-        reasons.append("unk")
-    if source.strip() and not translation.strip():
-        reasons.append("empty")
-    ratio = length_ratio(source, translation, target) if source.strip() else 1.0
-    checks["length_ratio"] = round(ratio, 4)
-    if source.strip() and not lr["min_ratio"] <= ratio <= lr["max_ratio"]:
-        reasons.append("length_ratio")
-    if langid and translation.strip():
-        v = lid.verdict(translation, target)
-        checks["langid"] = v
-        if v == lid.MISMATCH:
-            reasons.append("langid")
-        elif strict_langid and v in (lid.UNKNOWN, lid.SHORT):
-            reasons.append(f"langid_{v}")
-    return reasons, checks
-
-
-# --- translators -----------------------------------------------------------------------------------------------
-
-
-class Translator(Protocol):
-    """Translates sentences; `name`, `fingerprint` (of its weights) and `mode_for(target)` go into the audit trail."""
-
-    name: str
-    fingerprint: str
-
-    def mode_for(self, target: str) -> str:
-        """How this translator reaches a target language (e.g. "nllb" or "prompt")."""
-        ...
-
-    def translate(self, texts: list[str], source: str, target: str) -> list[tuple[str, bool]]:
-        """(translation, contains an unknown token) per text."""
-        ...
-
-
-def _fill(template: str, values: dict[str, str]) -> str:
-    """Replace {name} placeholders in one pass (placeholders inside the values stay as they are)."""
-    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
-
-
-@dataclass
-class HFTranslator:
-    """Any HF model dir: FLORES language codes when the vocabulary has them ("nllb"), else a prompt ("prompt").
-
-    Prompts are tokenised as in training (ayakit.models.encoding.encode_source), except that a tokenizer with
-    `src_lang` (NLLB's) adds its own source-language code; decoding is greedy, batched. engine "ctranslate2" runs
-    the model through CTranslate2 (ayakit.models.ct2) in `compute_type`; its fingerprint then names the engine.
-    """
-
-    model: str
-    mode: str = "auto"  # auto | nllb | prompt
-    max_new_tokens: int = 256
-    device: str | None = None
-    name: str = ""
-    fingerprint: str = ""
-    engine: str = "hf"
-    compute_type: str | None = None
-
-    def __post_init__(self) -> None:
-        from ayakit.models import check_engine, engine_key, load, weights_fingerprint
-
-        if self.mode not in ("auto", "nllb", "prompt"):
-            raise DataError(f"translation mode {self.mode!r}: use auto, nllb or prompt")
-        check_engine(self.engine, self.compute_type)
-        path = Path(self.model)
-        if not path.is_dir():
-            raise FileNotFoundError(f"translation model {path} is not a model directory")
-        self.ct2: Any = None
-        if self.engine == "ctranslate2":
-            from ayakit.models import read_meta
-            from ayakit.models.ct2 import CT2Backend
-
-            self.ct2 = CT2Backend(path, device=self.device, compute_type=self.compute_type)
-            self.arch = self.ct2.arch
-            self.max_source = read_meta(path).get("max_source_length") or self.ct2.window or 1024
-            self.tokenizer = self.ct2.tokenizer
-            self.device = self.ct2.device
-            self.compute_type = self.ct2.compute_type
-        else:
-            self.lm = load(path, device=self.device)
-            self.arch = self.lm.arch
-            self.max_source = self.lm.max_source_length or self.lm.positions or 1024
-            self.tokenizer = self.lm.tokenizer
-            self.hf = self.lm.model
-            self.device = str(self.lm.device)
-        self.name = self.name or path.name
-        if not self.fingerprint:
-            self.fingerprint = weights_fingerprint(path)  # ayakit.models.weights_fingerprint
-            if self.engine != "hf":  # outputs may differ from hf's (int8): resume and ids are per engine
-                from ayakit.io import fingerprint
-
-                self.fingerprint = fingerprint({"weights": self.fingerprint,
-                                                **engine_key(self.engine, self.compute_type)})[:20]
-
-    def flores_token(self, language: str) -> str | None:
-        """The language's FLORES-200 code when it is a token of this model's vocabulary."""
-        tok = self.tokenizer
-        exact = L.tag(language).replace("-", "_")  # zho_Hant for zho-Hant, before the language's other varieties
-        for code in dict.fromkeys([exact, *L.info(language).flores]):
-            tid = tok.convert_tokens_to_ids(code)
-            if tid is not None and tid != tok.unk_token_id:
-                return code
-        return None
-
-    def mode_for(self, target: str) -> str:
-        """nllb when the target's code is in the vocabulary (auto), else prompt."""
-        if self.mode != "auto":
-            return self.mode
-        return "nllb" if self.flores_token(target) else "prompt"
-
-    def translate(self, texts: list[str], source: str, target: str) -> list[tuple[str, bool]]:
-        """Greedy translations of sentences in one batch, each with whether it holds an unknown token."""
-        from ayakit.models.encoding import encode_source
-
-        tok = self.tokenizer
-        kwargs: dict[str, Any] = {}
-        if self.mode_for(target) == "nllb":
-            src_code, tgt_code = self.flores_token(source), self.flores_token(target)
-            if tgt_code is None:
-                raise DataError(f"model {self.model}: no FLORES code of {target} in its vocabulary")
-            kwargs["forced_bos_token_id"] = tok.convert_tokens_to_ids(tgt_code)
-            if hasattr(tok, "src_lang") and src_code:
-                tok.src_lang = src_code  # NLLB tokenizers prefix the source code themselves
-                ids = [tok(t, truncation=True, max_length=self.max_source)["input_ids"] for t in texts]
-            else:
-                ids = [encode_source(tok, t, self.arch, self.max_source) for t in texts]
-        else:
-            names = {"source": L.display_name(source), "target": L.display_name(target)}
-            ids = [encode_source(tok, _fill(rules()["prompt"], {**names, "text": t}), self.arch, self.max_source)
-                   for t in texts]
-        generated = self.generate_ids(ids, **kwargs)
-        unk = tok.unk_token_id
-        return [(tok.decode(g, skip_special_tokens=True).strip(), unk is not None and unk in g) for g in generated]
-
-    def generate_ids(self, ids: list[list[int]], **kwargs: Any) -> list[list[int]]:
-        """Generated token ids per prompt (one greedy batch; padding, the start token and eos removed)."""
-        from ayakit.models import GenerationParams
-        from ayakit.models.generation import generate
-
-        width = max(len(i) for i in ids)
-        params = GenerationParams(max_new_tokens=min(self.max_new_tokens, 2 * width + 16))
-        if self.ct2 is not None:
-            forced = kwargs.pop("forced_bos_token_id", None)
-            self.ct2.batch_size = len(ids)
-            return self.ct2.generate_ids(ids, params, prefix=None if forced is None else [forced])
-        return generate(self.hf, self.arch, ids, params, pad_id=self.lm.pad_id, batch_size=None,
-                        eos_ids={self.tokenizer.eos_token_id} - {None}, **kwargs)
-
-
-# --- the step --------------------------------------------------------------------------------------------------
 
 
 def read_examples(path: Path, source_language: str, columns: dict[str, str] | None = None,
@@ -525,7 +288,7 @@ def _translate_batch(batch: list[Example], translator: Translator, settings: Tra
         entry["texts"][name] = text
         entry["reasons"] += [f"{name}:{r}" for r in reasons]
         entry["checks"][name] = checks
-    script = _script(target)
+    script = script_of(target)
     model_fp = model_fingerprint(translator)
     for e in batch:
         entry = per_example[e.id]

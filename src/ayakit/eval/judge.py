@@ -11,46 +11,32 @@ cannot read makes the pair "invalid" (counted and reported, left out of the rate
   win rate with ties as half, invalid pairs, unparseable verdicts, position-flip rate, how often the first-shown
   answer is preferred, and the share of decisive outcomes won by the longer answer (in characters).
 - cache/: every answer and every judge reply, keyed by what decides it, so a rerun sends no request twice.
+
+Prompts and verdicts: ayakit.eval.verdicts; the win rates and bias measures: ayakit.eval.win_rates.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 
-from ayakit.errors import DataError
-from ayakit.io import fingerprint, iter_jsonl, write_json_atomic, write_manifest, write_text_atomic
 from ayakit import languages as L
+from ayakit.errors import DataError
+from ayakit.eval.verdicts import JudgePrompt, load_judge_prompt, pair_outcome, parse_verdict, render_judge
+from ayakit.eval.win_rates import summarize
+from ayakit.io import fingerprint, iter_jsonl, write_json_atomic, write_manifest, write_text_atomic
 from ayakit.records import example_id
 
 # The paper's simulated win-rate languages ([P] 4.3.2).
 PAPER_LANGUAGES = ("eng", "zho", "tur", "tel", "srp", "spa", "rus", "hin", "fra", "arb")
-OUTCOMES = ("a", "b", "tie", "invalid")
-
-
-@dataclass
-class JudgePrompt:
-    """A judge prompt: system and user templates and the labels its verdict line uses."""
-
-    name: str
-    system: str
-    user: str
-    keys: list[str]
-    first: list[str]
-    second: list[str]
-    tie: list[str]
 
 
 @dataclass
@@ -60,143 +46,6 @@ class PromptItem:
     id: str
     language: str
     prompt: str
-
-
-@cache
-def load_judge_prompt(name_or_path: str = "default") -> JudgePrompt:
-    """A packaged judge prompt (judge_prompts/<name>.yaml) or a YAML file of the same shape."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        text, where = path.read_text(encoding="utf-8"), str(path)
-    else:
-        res = resources.files("ayakit.eval").joinpath("judge_prompts", f"{name_or_path}.yaml")
-        if not res.is_file():
-            raise DataError(f"judge prompt {name_or_path!r}: no such packaged prompt or YAML file")
-        text, where = res.read_text(encoding="utf-8"), f"judge_prompts/{name_or_path}.yaml"
-    data = yaml.safe_load(text) or {}
-    try:
-        v = data["verdict"]
-        return JudgePrompt(name=str(data.get("name", name_or_path)), system=data["system"], user=data["user"],
-                           keys=list(v["key"]), first=list(v["first"]), second=list(v["second"]),
-                           tie=list(v["tie"]))
-    except (KeyError, TypeError) as exc:
-        raise DataError(f"{where}: missing key {exc} (needs system, user, verdict.key/first/second/tie)") from None
-
-
-def fill(template: str, values: dict[str, str]) -> str:
-    """Replace {name} placeholders in one pass (text inside the values is never re-expanded)."""
-    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
-
-
-def render_judge(prompt: JudgePrompt, language: str, instruction: str, first: str, second: str) -> tuple[str, str]:
-    """The (system, user) messages asking which of two answers is better."""
-    values = {"language": L.display_name(language), "instruction": instruction, "first": first,
-              "second": second}
-    return fill(prompt.system, values), fill(prompt.user, values)
-
-
-def _label_hits(value: str, labels: list[str]) -> bool:
-    norm = value.strip().strip("*_`'\"“”‘’.:;,![] ").lower()
-    for label in labels:
-        low = label.lower()
-        if len(low) == 1 and low.isalnum():  # a bare letter counts only as the whole verdict
-            if norm == low:
-                return True
-            continue
-        left = r"\b" if low[0].isalnum() else ""
-        right = r"\b" if low[-1].isalnum() else ""
-        if re.search(left + re.escape(low).replace(r"\ ", r"\s*") + right, norm):
-            return True
-    return False
-
-
-def parse_verdict(text: str | None, prompt: JudgePrompt | None = None) -> str | None:
-    """'A', 'B' or 'tie' from a judge reply; None when it cannot be read (never a guess)."""
-    if not text or not text.strip():
-        return None
-    prompt = prompt or load_judge_prompt()
-    keys = "|".join(re.escape(k) for k in prompt.keys)
-    lines = text.splitlines()
-    value = None
-    for i, line in enumerate(lines):
-        m = re.match(rf"^[\W_]*(?:{keys})[\W_]*?\s*[:：]\s*(.*)$", line.strip(), flags=re.IGNORECASE)
-        if m:
-            rest = m.group(1).strip()
-            if not rest.strip("*_` "):  # the verdict is on the next non-empty line
-                rest = next((ln.strip() for ln in lines[i + 1:] if ln.strip()), "")
-            value = rest  # the last verdict line wins (a judge may restate it)
-    if value is None:
-        value = text.strip()
-        if len(value) > 40:  # a bare verdict is short; a long reply without a verdict line is unreadable
-            return None
-    first, second = _label_hits(value, prompt.first), _label_hits(value, prompt.second)
-    if first != second:
-        return "A" if first else "B"
-    if _label_hits(value, prompt.tie) or re.search(r"\b(" + "|".join(map(re.escape, prompt.tie)) + r")\b",
-                                                   value, flags=re.IGNORECASE):
-        return "tie"
-    return None
-
-
-def pair_outcome(verdict_ab: str | None, verdict_ba: str | None) -> str:
-    """'a', 'b', 'tie' or 'invalid' from the two verdicts (model_a shown first in ab, second in ba)."""
-    if verdict_ab is None or verdict_ba is None:
-        return "invalid"
-    first = {"A": "a", "B": "b", "tie": "tie"}[verdict_ab]
-    second = {"A": "b", "B": "a", "tie": "tie"}[verdict_ba]
-    return first if first == second else "tie"
-
-
-# --- aggregation ---------------------------------------------------------------------------------------------
-
-
-def _bootstrap(values: list[float], n_boot: int, seed: int) -> tuple[float, float]:
-    import numpy as np
-
-    if not values:
-        return (float("nan"), float("nan"))
-    arr = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, len(arr), size=(n_boot, len(arr)))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
-def summarize_pairs(pairs: list[dict], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Win / tie / loss with bootstrap CIs, invalid counts and judge-bias measures, for one group of pairs."""
-    outcomes = [p["outcome"] for p in pairs]
-    valid = [o for o in outcomes if o != "invalid"]
-    out: dict[str, Any] = {"pairs": len(pairs), "valid": len(valid), "invalid": len(pairs) - len(valid),
-                           "unparseable_verdicts": sum((p["verdict_ab"] is None) + (p["verdict_ba"] is None)
-                                                       for p in pairs)}
-    for name, hit in (("win", "a"), ("tie", "tie"), ("loss", "b")):
-        flags = [1.0 if o == hit else 0.0 for o in valid]
-        out[name] = sum(flags) / len(flags) if flags else None
-        out[f"{name}_ci95"] = list(_bootstrap(flags, n_boot, seed)) if flags else None
-    half = [1.0 if o == "a" else 0.5 if o == "tie" else 0.0 for o in valid]
-    out["win_rate_ties_half"] = sum(half) / len(half) if half else None
-    out["win_rate_ties_half_ci95"] = list(_bootstrap(half, n_boot, seed)) if half else None
-    # Position bias: with both verdicts readable, the preferred model changes when the order is swapped.
-    both = [p for p in pairs if p["verdict_ab"] is not None and p["verdict_ba"] is not None]
-    decisive_orders = [p for p in both if "tie" not in (p["verdict_ab"], p["verdict_ba"])]
-    out["position_flip_rate"] = (sum(p["verdict_ab"] == p["verdict_ba"] for p in decisive_orders)
-                                 / len(decisive_orders)) if decisive_orders else None
-    slots = [v for p in pairs for v in (p["verdict_ab"], p["verdict_ba"]) if v in ("A", "B")]
-    out["first_shown_preferred"] = slots.count("A") / len(slots) if slots else None
-    # Length bias: among decisive outcomes between answers of different length, how often the longer one won.
-    decided = [p for p in pairs if p["outcome"] in ("a", "b") and len(p["answer_a"]) != len(p["answer_b"])]
-    longer = [(p["outcome"] == "a") == (len(p["answer_a"]) > len(p["answer_b"])) for p in decided]
-    out["longer_answer_wins"] = sum(longer) / len(longer) if longer else None
-    out["length_unit"] = "characters"
-    return out
-
-
-def summarize(pairs: list[dict], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Per-language and overall summaries (overall pools every pair)."""
-    langs = sorted({p["language"] for p in pairs})
-    return {"overall": summarize_pairs(pairs, n_boot, seed),
-            "languages": {lang: summarize_pairs([p for p in pairs if p["language"] == lang], n_boot, seed)
-                          for lang in langs}}
 
 
 # --- prompts ---------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Evaluation metrics: accuracy, chrF++, spBLEU, script-aware ROUGE-L, MLQA-style QA F1 / EM, script share, numeric
-match (the final number in any script's digits), bootstrap CIs.
+match (the final number in any script's digits); their bootstrap CIs come from ayakit.stats.
 
 Every metric works in two steps so that confidence intervals are cheap and exact: `item_stats` turns one
 prediction into a vector of sufficient statistics, `aggregate` turns a matrix of them into the score (for
@@ -23,7 +23,8 @@ from typing import Protocol
 import numpy as np
 import yaml
 
-from ayakit.stats import bootstrap_ci  # noqa: F401 - moved to ayakit.stats (safety uses it too); re-exported
+from ayakit import languages as L
+from ayakit import scripts
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,38 +38,38 @@ def _punct() -> frozenset[str]:
     return frozenset(chars | set(string.punctuation))
 
 
-def _is_char_token(ch: str) -> bool:
-    return any(lo <= ch <= hi for lo, hi in _rules()["char_ranges"])
-
-
 @functools.lru_cache(maxsize=1024)
 def rule_code(language: str) -> str:
     """The key of metric_rules.yaml for a code or tag: its ISO 639-3 language (zho-Hant -> zho), else the Aya-101
     row it rolls up into (yue-Hant -> zho, arb-Arab -> ara)."""
     base = language.split("-")[0].split("_")[0]
     rules = _rules()
-    if not base or base in rules["char_level"] or base in rules["articles"]:
+    if not base or base in rules["articles"]:
         return base
     try:
-        from ayakit import languages as L
-
         return L.rollup(language)
     except (ValueError, LookupError):
         return base
 
 
 def char_level(language: str) -> bool:
-    """True for languages written without spaces between words (zho, jpn, tha, khm, lao, mya; any tag of them)."""
-    return bool(language) and rule_code(language) in _rules()["char_level"]
+    """True for languages written without spaces between words (ayakit.languages.unspaced: zho, jpn, tha, ...)."""
+    if not language:
+        return False
+    try:
+        return L.unspaced(language)
+    except ValueError:  # not a language code: words are split on spaces
+        return False
 
 
 def mixed_segmentation(text: str) -> list[str]:
-    """MLQA's segmentation: characters of no-space scripts and punctuation are tokens, the rest splits on spaces."""
+    """MLQA's segmentation: characters of unspaced scripts (ayakit.scripts.is_unspaced_char) and punctuation are
+    tokens, the rest splits on spaces."""
     out: list[str] = []
     buf = ""
     punct = _punct()
     for ch in text:
-        if _is_char_token(ch) or ch in punct:
+        if scripts.is_unspaced_char(ch) or ch in punct:
             out.extend(buf.split())
             buf = ""
             out.append(ch)

@@ -16,7 +16,8 @@ import yaml
 from ayakit import languages as L
 from ayakit.errors import DataError
 from ayakit.safety.prompts import Prompt
-from ayakit.safety.scorers import _is_unspaced_char, _is_word_char, normalize_text
+from ayakit.safety.scorers import _is_word_char, normalize_text
+from ayakit.scripts import is_unspaced_char
 
 
 @functools.cache
@@ -136,7 +137,7 @@ def words(text: str) -> list[str]:
     buf = ""
     for ch in normalize_text(text) + " ":
         if _is_word_char(ch) and not ch.isdigit():
-            if buf and _is_unspaced_char(ch) != _is_unspaced_char(buf[-1]):
+            if buf and is_unspaced_char(ch) != is_unspaced_char(buf[-1]):
                 out += _emit(buf)
                 buf = ""
             buf += ch
@@ -147,7 +148,7 @@ def words(text: str) -> list[str]:
 
 
 def _emit(run: str) -> list[str]:
-    if _is_unspaced_char(run[0]):
+    if is_unspaced_char(run[0]):
         return [run[i:i + 2] for i in range(max(1, len(run) - 1))]
     return [run]
 

@@ -12,7 +12,7 @@ import yaml
 from ayakit import languages as L
 from ayakit.errors import DataError
 from ayakit.records import example_id
-from ayakit.safety.scorers import _is_unspaced_char
+from ayakit.scripts import is_unspaced_char
 
 
 @dataclass
@@ -30,7 +30,7 @@ def first_half(sentence: str) -> str:
     """The first half of a sentence: split at whitespace, or by characters in scripts written without spaces."""
     sentence = " ".join(sentence.split())
     words = sentence.split(" ")
-    unspaced = sum(_is_unspaced_char(ch) for ch in sentence) > len(sentence) / 3
+    unspaced = sum(is_unspaced_char(ch) for ch in sentence) > len(sentence) / 3
     if unspaced or len(words) < 4:
         return sentence[: max(1, len(sentence) // 2)].rstrip()
     return " ".join(words[: len(words) // 2])
@@ -95,7 +95,7 @@ def embedded_prompts(languages: list[str] | None, per_language: int | None = 20,
             for c, conv in enumerate(data.get("conversations") or []):
                 for t, line in enumerate(conv or []):
                     if isinstance(line, str) and len(line.split()) >= 4 or (
-                            isinstance(line, str) and len(line) >= 8 and sum(map(_is_unspaced_char, line)) > 4):
+                            isinstance(line, str) and len(line) >= 8 and sum(map(is_unspaced_char, line)) > 4):
                         by_lang.setdefault(code, []).append((f"{path.stem}-{c}-{t}", line))
     wanted = [L.normalize_any(c) for c in languages] if languages else sorted(by_lang)
     prompts, absent = [], []

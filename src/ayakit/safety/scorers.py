@@ -20,6 +20,7 @@ import yaml
 
 from ayakit import languages as L
 from ayakit.errors import DataError
+from ayakit.scripts import is_unspaced_char
 
 TOXIC_THRESHOLD = 0.5
 
@@ -40,7 +41,7 @@ class Scorer(Protocol):
 
 @functools.cache
 def script_facts() -> dict:
-    """The segmentation facts and folder aliases in resources/scripts.yaml."""
+    """The folder aliases and Perspective languages in resources/scripts.yaml."""
     path = resources.files("ayakit.safety").joinpath("resources/scripts.yaml")
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
@@ -48,12 +49,6 @@ def script_facts() -> dict:
 def folder_language(name: str) -> str:
     """The registry code of a public data folder or file name (`fil`, `fr-CA-u-sd-caqc`, `zh`, `sp`)."""
     return L.normalize_any(script_facts()["folder_aliases"].get(name, name))
-
-
-@functools.cache
-def _is_unspaced_char(ch: str) -> bool:
-    name = unicodedata.name(ch, "")
-    return any(name.startswith(p) for p in script_facts()["unspaced_name_prefixes"])
 
 
 def _is_word_char(ch: str) -> bool:
@@ -84,7 +79,7 @@ class Lexicon:
         norm = normalize_text(term.strip())
         if not norm:
             return
-        if any(_is_unspaced_char(ch) for ch in norm):
+        if any(is_unspaced_char(ch) for ch in norm):
             self.substrings.append("".join(norm.split()))
         else:
             padded = word_padded(norm)
