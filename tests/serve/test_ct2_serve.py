@@ -209,3 +209,48 @@ def test_serve_cli_runs_ctranslate2_and_refuses_mismatched_options(varied: dict[
         assert option in " ".join(result.output.split()), (args, result.output)
     help_text = CliRunner().invoke(__import__("ayakit.cli", fromlist=["app"]).app, ["serve", "--help"]).output
     assert "asynchronous" in help_text and "--compute-type" in help_text and "int8" in help_text
+
+
+def test_long_requests_never_take_the_worker_kept_for_short_ones(ctranslate2_engine) -> None:
+    """Two workers, a steady stream of long requests: the second long one waits, a short one starts at once."""
+    import asyncio
+
+    from ayakit.serve.engine import Completion, SamplingParams
+
+    engine = ctranslate2_engine
+    ids = engine.encode_prompt("Where is the cat?")
+    events: list[str] = []
+
+    async def scenario() -> None:
+        batcher = engine.batcher(max_batch=4, max_wait_ms=0)
+        assert (batcher.slots, batcher.reserved) == (2, 1)
+        await batcher.start()
+        try:
+            first_started, second_queued = asyncio.Event(), asyncio.Event()
+
+            async def long(name: str, started: asyncio.Event | None) -> None:
+                async for event in batcher.submit(ids, SamplingParams(max_tokens=300), stream=True):
+                    if started is not None:
+                        started.set()
+                    events.append(f"{name} token" if not isinstance(event, Completion) else f"{name} done")
+
+            async def second() -> None:
+                await first_started.wait()
+                second_queued.set()
+                await long("long2", None)
+
+            async def short() -> None:
+                await second_queued.wait()
+                await asyncio.sleep(0)  # long2 is in the queue
+                async for event in batcher.submit(ids, SamplingParams(max_tokens=2), stream=False):
+                    assert isinstance(event, Completion) and event.completion_tokens == 2
+                events.append("short done")
+
+            await asyncio.gather(long("long1", first_started), second(), short())
+        finally:
+            await batcher.stop()
+
+    asyncio.run(scenario())
+    at = events.index("short done")
+    assert "long1 done" in events[at:] and "long2 token" not in events[:at]  # short ran beside long1, before long2
+    assert events.count("long2 done") == 1

@@ -52,6 +52,9 @@ def serve_cmd(
                                 "worker is busy."),
     threads: int = typer.Option(None, min=1, help="ctranslate2 only: CPU threads per worker (default: the CPUs "
                                 "divided by --workers)."),
+    short_tokens: int = typer.Option(None, min=0, help="ctranslate2 only: with 2+ workers, one worker is kept for "
+                                     "requests whose max_tokens is at most this (default 64), so short requests "
+                                     "never wait behind a steady stream of long ones; 0 keeps none."),
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API, batching concurrent requests.
 
@@ -64,7 +67,8 @@ def serve_cmd(
     from ayakit.serve.app import ServeLimits, create_app, prompt_limit
 
     console = Console(stderr=True)
-    served = _serving_engine(model_dir, engine, batching, device, dtype, compute_type, workers, threads, name)
+    served = _serving_engine(model_dir, engine, batching, device, dtype, compute_type, workers, threads, name,
+                             short_tokens)
     try:
         limit = prompt_limit(served, max_prompt_tokens)
     except ValueError as exc:
@@ -75,8 +79,10 @@ def serve_cmd(
     trained = served.info.trained_prompt_tokens
     how = f"{app.state.batcher.mode} batching of up to {max_batch} requests"
     if engine == "ctranslate2":
-        how = (f"ctranslate2 ({served.compute_type}, {served.device}), {how} per batch, "
-               f"{app.state.batcher.slots} batch(es) at a time")
+        batcher = app.state.batcher
+        how = (f"ctranslate2 ({served.compute_type}, {served.device}), {how} per batch, {batcher.slots} batch(es) "
+               f"at a time" + (f" (one kept for requests of at most {batcher.short_tokens} tokens)"
+                               if batcher.reserved else ""))
     console.print(f"serving [bold]{served.info.name}[/] ({served.arch}) on http://{host}:{port}/v1: prompts up "
                   f"to {limit} tokens, {how}")
     if trained is not None and limit > trained:
@@ -86,7 +92,8 @@ def serve_cmd(
 
 
 def _serving_engine(model_dir: Path, engine: str, batching: str | None, device: str | None, dtype: str | None,
-                    compute_type: str | None, workers: int | None, threads: int | None, name: str | None) -> Any:
+                    compute_type: str | None, workers: int | None, threads: int | None, name: str | None,
+                    short_tokens: int | None = None) -> Any:
     """The engine `ayakit serve` runs, its options checked first (a clear error naming the option)."""
     from ayakit.models import ENGINES, BackendError, check_engine
 
@@ -97,7 +104,8 @@ def _serving_engine(model_dir: Path, engine: str, batching: str | None, device: 
         from ayakit.serve.batching import MODES
         from ayakit.serve.engine import Engine
 
-        for option, value in (("--compute-type", compute_type), ("--workers", workers), ("--threads", threads)):
+        for option, value in (("--compute-type", compute_type), ("--workers", workers), ("--threads", threads),
+                              ("--short-tokens", short_tokens)):
             if value is not None:
                 raise typer.BadParameter(f"{option} is a ctranslate2 option (add --engine ctranslate2)",
                                          param_hint=option)
@@ -116,7 +124,7 @@ def _serving_engine(model_dir: Path, engine: str, batching: str | None, device: 
     try:
         check_engine(engine, compute_type)
         return CT2Engine(model_dir, device=device, compute_type=compute_type, name=name, workers=workers or 2,
-                         threads=threads)
+                         threads=threads, short_tokens=64 if short_tokens is None else short_tokens)
     except BackendError as exc:
         raise typer.BadParameter(str(exc), param_hint="--engine") from None
 

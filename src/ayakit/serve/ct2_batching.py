@@ -5,8 +5,10 @@ has `workers` worker threads (its inter_threads), each decoding one batch, and t
 
 - asynchronous (default): as soon as a worker is free, every waiting request that shares decoding options (greedy,
   or the same temperature / top-p) is submitted as one batch (`asynchronous=True`), so a short request that arrives
-  while long ones decode starts on another worker instead of waiting for them; it waits only while every worker is
-  busy. A row leaves its batch when it finishes (its callback tells CTranslate2 to stop decoding it).
+  while long ones decode starts on another worker instead of waiting for them. With two workers or more, one is kept
+  for short requests (max_tokens <= `short_tokens`): long ones never take the last free worker, so a steady stream
+  of long requests cannot make a short one wait for them. A row leaves its batch when it finishes (its callback
+  tells CTranslate2 to stop decoding it).
 - static: one batch at a time, which runs until its last row is finished (for comparison).
 
 A seeded sampling request runs alone on an instance of its own (see ct2_engine.SEED_LOCK). When a batch fails, its
@@ -41,15 +43,21 @@ class _Waiting:
     arrived: float
     alone: bool = False
 
-    def key(self) -> tuple:
-        return ("alone", id(self)) if self.alone else decode_key(self.req)
+    def key(self, short_tokens: int) -> tuple:
+        """Requests with equal keys share a batch: the same decoding options, and both short or both long."""
+        if self.alone:
+            return ("alone", id(self))
+        return (*decode_key(self.req), self.short(short_tokens))
+
+    def short(self, short_tokens: int) -> bool:
+        return self.req.params.max_tokens <= short_tokens
 
 
 class CT2Batcher:
     """Feeds requests to CTranslate2's workers, up to `max_batch` rows per batch, one batch per free worker."""
 
     def __init__(self, engine: CT2Engine, max_batch: int = 16, max_wait_ms: float = 5.0,
-                 mode: str | None = None) -> None:
+                 mode: str | None = None, short_tokens: int = 64) -> None:
         mode = mode or "asynchronous"
         if mode not in MODES:
             raise ValueError(f"batching mode {mode!r} with the ctranslate2 engine: use one of {', '.join(MODES)} "
@@ -59,6 +67,8 @@ class CT2Batcher:
         self.max_wait = max_wait_ms / 1000.0
         self.mode = mode
         self.slots = engine.workers if mode == "asynchronous" else 1
+        self.short_tokens = short_tokens
+        self.reserved = 1 if self.slots > 1 and short_tokens > 0 else 0  # workers only short requests may take
         self.stats = BatchStats()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ayakit-score")  # prompt scoring
         self._pending: deque[_Waiting] = deque()
@@ -119,8 +129,8 @@ class CT2Batcher:
                 while group is None:
                     if self._stop.is_set():
                         return
-                    while self._pending and self._pending[0].req.cancelled.is_set():
-                        self._pending.popleft()  # its client went away before it started
+                    if any(item.req.cancelled.is_set() for item in self._pending):  # clients that went away
+                        self._pending = deque(item for item in self._pending if not item.req.cancelled.is_set())
                     if not self._pending or self._free == 0:
                         self._cond.wait(0.5)
                         continue
@@ -129,17 +139,25 @@ class CT2Batcher:
                         self._cond.wait(gather)  # let requests that arrive together share the batch
                         continue
                     group = self._take()
+                    if group is None:  # only long requests wait, and the free worker is kept for short ones
+                        self._cond.wait(0.5)
+                        continue
                     self._free -= 1
             self._launch(group)
 
-    def _take(self) -> list[_Waiting]:
-        """The oldest waiting request and, up to max_batch, the others that can share its decoding options."""
-        key = self._pending[0].key()
+    def _take(self) -> list[_Waiting] | None:
+        """The oldest waiting request that may start now and, up to max_batch, the others that can share its batch;
+        None when none may start (long requests, and only kept workers free)."""
+        long_ok = self._free > self.reserved
+        first = next((item for item in self._pending if long_ok or item.short(self.short_tokens)), None)
+        if first is None:
+            return None
+        key = first.key(self.short_tokens)
         group, rest = [], deque()
         for item in self._pending:
-            if len(group) < self.max_batch and item.key() == key and not item.req.cancelled.is_set():
+            if len(group) < self.max_batch and item.key(self.short_tokens) == key:
                 group.append(item)
-            elif not item.req.cancelled.is_set():
+            else:
                 rest.append(item)
         self._pending = rest
         return group

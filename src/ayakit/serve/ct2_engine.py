@@ -52,7 +52,7 @@ class CT2Engine:
 
     def __init__(self, model_dir: str | Path, device: str | None = None, compute_type: str | None = None,
                  name: str | None = None, workers: int = 2, threads: int | None = None,
-                 notify: Callable[[str], None] | None = None) -> None:
+                 notify: Callable[[str], None] | None = None, short_tokens: int = 64) -> None:
         path = Path(model_dir)
         if not path.is_dir():
             raise FileNotFoundError(f"model directory {path} does not exist")
@@ -69,6 +69,7 @@ class CT2Engine:
         self.device = self.backend.device
         self.compute_type = self.backend.compute_type
         self.workers = workers
+        self.short_tokens = short_tokens  # requests of at most this many max_tokens may use the kept worker
         self.model = self.backend.model
         config = load_config(path)
         self.eos_ids = _eos_ids(path, config, self.tokenizer)
@@ -82,7 +83,8 @@ class CT2Engine:
         """The scheduler of this engine's requests: CTranslate2's asynchronous batching (or `static`)."""
         from ayakit.serve.ct2_batching import CT2Batcher
 
-        return CT2Batcher(self, max_batch=max_batch, max_wait_ms=max_wait_ms, mode=mode)
+        return CT2Batcher(self, max_batch=max_batch, max_wait_ms=max_wait_ms, mode=mode,
+                          short_tokens=self.short_tokens)
 
     def options(self, params: SamplingParams, max_tokens: int) -> dict[str, Any]:
         """CTranslate2 decoding options of a batch whose rows share `params`' decode_key."""
