@@ -42,14 +42,15 @@ def serve_cmd(
                                "outputs), with its asynchronous batching: --workers batches decode at the same time, "
                                "and waiting requests start as a new batch as soon as a worker is free (a running "
                                "batch cannot take new rows). A seeded sampling request runs alone on a CTranslate2 "
-                               "instance of its own (CTranslate2 seeds a worker only once), loaded for it."),
+                               "instance of its own (CTranslate2 seeds a worker only once), loaded for it; a request "
+                               "for top logprobs decodes in a batch of its own."),
     compute_type: str = typer.Option(None, "--compute-type", help="ctranslate2 only: what the weights are stored "
                                      "and computed in: float32 (CPU default; the hf engine's greedy outputs) or int8 "
                                      "(faster, smaller, outputs close but not identical) on CPU; float16 (GPU "
                                      "default), int8_float16 or float32 on GPU."),
     workers: int = typer.Option(None, min=1, help="ctranslate2 only: batches decoded at the same time (CTranslate2's "
-                                "inter_threads; default 2); a request waits for running ones only while every "
-                                "worker is busy."),
+                                "inter_threads; default 2); a waiting request starts as soon as a worker is free "
+                                "(a long one: a worker other than the one --short-tokens keeps)."),
     threads: int = typer.Option(None, min=1, help="ctranslate2 only: CPU threads per worker (default: the CPUs "
                                 "divided by --workers)."),
     short_tokens: int = typer.Option(None, min=0, help="ctranslate2 only: with 2+ workers, one worker is kept for "
