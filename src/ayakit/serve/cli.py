@@ -180,16 +180,16 @@ def _stream_events(request: object, url: str) -> Iterator[str]:
                     yield piece
 
 
-def _local_streamer(model_dir: Path, device: str | None,
-                    max_prompt_tokens: int | None) -> Callable[[list[dict], int, float], Iterator[str]]:
+def _local_streamer(model_dir: Path, device: str | None, max_prompt_tokens: int | None, engine_name: str = "hf",
+                    compute_type: str | None = None) -> Callable[[list[dict], int, float], Iterator[str]]:
     import queue
     import threading
 
     from ayakit.serve.app import render_chat
-    from ayakit.serve.engine import Engine, GenRequest, SamplingParams
+    from ayakit.serve.engine import GenRequest, SamplingParams
     from ayakit.serve.schemas import Message
 
-    engine = Engine(model_dir, device=device)
+    engine = _serving_engine(model_dir, engine_name, None, device, None, compute_type, None, None, None)
     limit = max_prompt_tokens or engine.info.max_prompt_tokens
 
     def stream(messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
@@ -200,7 +200,17 @@ def _local_streamer(model_dir: Path, device: str | None,
         pieces: queue.Queue = queue.Queue()
         req = GenRequest(ids, SamplingParams(max_tokens=max_tokens, temperature=temperature),
                          on_delta=lambda d: pieces.put(d.text))
-        worker = threading.Thread(target=lambda: (engine.run([req]), pieces.put(None)), daemon=True)
+        failed: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                engine.run([req])
+            except Exception as exc:  # noqa: BLE001 - reported to the terminal below, the chat goes on
+                failed.append(exc)
+            finally:
+                pieces.put(None)  # always: the reader below must never wait forever
+
+        worker = threading.Thread(target=work, daemon=True)
         worker.start()
         try:
             while (piece := pieces.get()) is not None:
@@ -209,6 +219,8 @@ def _local_streamer(model_dir: Path, device: str | None,
         finally:
             req.cancelled.set()
             worker.join()
+        if failed:
+            raise RuntimeError(f"generation failed: {type(failed[0]).__name__}: {failed[0]}")
 
     return stream
 
@@ -222,6 +234,10 @@ def chat_cmd(
     device: str = typer.Option(None, help="torch device for a local model (default: cuda when present, else cpu)."),
     max_prompt_tokens: int = typer.Option(None, min=1, help="Longest prompt for a local model, in tokens (default: "
                                                             "as `ayakit serve`)."),
+    engine: str = typer.Option("hf", "--engine", help="Who decodes a local model: hf or ctranslate2 (as `ayakit "
+                                                      "serve --engine`)."),
+    compute_type: str = typer.Option(None, "--compute-type", help="ctranslate2 only: float32 or int8 on CPU "
+                                     "(as `ayakit serve --compute-type`)."),
 ) -> None:
     """Chat with a model in the terminal; answers stream token by token. /reset clears the history, /exit quits.
 
@@ -230,10 +246,14 @@ def chat_cmd(
     """
     console = Console()
     if model.startswith(("http://", "https://")):
+        if engine != "hf" or compute_type is not None:
+            raise typer.BadParameter("a server decodes with its own engine; --engine and --compute-type are for a "
+                                     "local model directory", param_hint="--engine")
+
         def stream(msgs: list[dict], n: int, t: float) -> Iterator[str]:
             return stream_url(model, msgs, n, t)
     else:
-        stream = _local_streamer(Path(model), device, max_prompt_tokens)
+        stream = _local_streamer(Path(model), device, max_prompt_tokens, engine, compute_type)
     history: list[dict] = [{"role": "system", "content": system}] if system else []
     console.print("[dim]/reset clears the conversation, /exit (or Ctrl-D) quits[/]")
     while True:
