@@ -93,13 +93,19 @@ def test_translate_engine_gives_hf_greedy_ids(models: dict) -> None:
     assert ct.fingerprint != hf.fingerprint, "translations (ids, resume state) are kept apart per engine"
 
 
-def test_serve_refuses_ctranslate2_clearly(models: dict) -> None:
+def test_serve_runs_ctranslate2_and_refuses_unknown_engines(models: dict, monkeypatch) -> None:
+    import uvicorn
     from typer.testing import CliRunner
 
     from ayakit.cli import app
 
-    res = CliRunner().invoke(app, ["serve", str(models["t5"]), "--engine", "ctranslate2"])
-    assert res.exit_code != 0 and "not supported by `ayakit serve` yet" in res.output
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda served, **kw: seen.update(app=served))
+    res = CliRunner().invoke(app, ["serve", str(models["t5"]), "--engine", "ctranslate2", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert type(seen["app"].state.engine).__name__ == "CT2Engine"  # tests/serve checks what it serves
+    res = CliRunner().invoke(app, ["serve", str(models["t5"]), "--engine", "ct2"])
+    assert res.exit_code != 0 and "not an engine" in res.output and "ctranslate2" in res.output
 
 
 def test_recipe_eval_engine_keys() -> None:

@@ -28,14 +28,30 @@ def tiny_causal(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def engine(tiny_seq2seq: Path):
-    """The tiny seq2seq model loaded for serving."""
+def hf_engine(tiny_seq2seq: Path):
+    """The tiny seq2seq model loaded for serving on the HF engine."""
     import torch
 
     from ayakit.serve.engine import Engine
 
     torch.set_num_threads(1)
     return Engine(tiny_seq2seq, device="cpu", name="tiny")
+
+
+@pytest.fixture(scope="session")
+def ctranslate2_engine(tiny_seq2seq: Path):
+    """The tiny seq2seq model served by CTranslate2 (float32, two workers of one thread)."""
+    pytest.importorskip("ctranslate2", reason="the ctranslate2 engine needs the ctranslate2 package")
+    from ayakit.serve.ct2_engine import CT2Engine
+
+    return CT2Engine(tiny_seq2seq, device="cpu", compute_type="float32", name="tiny", workers=2, threads=1,
+                     notify=lambda _: None)
+
+
+@pytest.fixture(scope="session", params=["hf", "ctranslate2"])
+def engine(request: pytest.FixtureRequest):
+    """The tiny seq2seq model on each serving engine in turn (tests that hold for both take this one)."""
+    return request.getfixturevalue(f"{request.param}_engine")
 
 
 @pytest.fixture(scope="session")

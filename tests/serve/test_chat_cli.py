@@ -20,8 +20,9 @@ def test_chat_command_against_url_and_local_dir(server: str, tiny_seq2seq, engin
     from ayakit.serve.engine import SamplingParams
 
     expected = engine.generate(["Where is the cat?"], SamplingParams(max_tokens=8))[0]
-    for target in (server, str(tiny_seq2seq)):
-        result = CliRunner().invoke(app, ["chat", target, "--max-tokens", "8", "--temperature", "0"],
+    local = ["--engine", getattr(engine, "engine", "hf")]  # the local model on the same engine
+    for target, extra in ((server, []), (str(tiny_seq2seq), local)):
+        result = CliRunner().invoke(app, ["chat", target, "--max-tokens", "8", "--temperature", "0", *extra],
                                     input="Where is the cat?\n/reset\n/exit\n")
         assert result.exit_code == 0, result.output
         assert expected in result.output
@@ -73,3 +74,15 @@ def test_chat_drops_the_oldest_turns_when_the_history_outgrows_the_limit(engine,
             assert "too long for the model" in result.output  # one message alone over the limit
             assert '{"error"' not in result.output and "answered 400" not in result.output
             assert result.output.count("error:") == 1  # only the message that cannot fit at all
+
+
+def test_a_local_generation_that_fails_is_reported_and_the_chat_goes_on(tiny_seq2seq, monkeypatch) -> None:
+    from ayakit.serve.engine import Engine
+
+    def broken(self, requests):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(Engine, "run", broken)
+    result = CliRunner().invoke(app, ["chat", str(tiny_seq2seq), "--max-tokens", "4"], input="Hello\n/exit\n")
+    assert result.exit_code == 0, result.output
+    assert "generation failed: RuntimeError: out of memory" in " ".join(result.output.split())

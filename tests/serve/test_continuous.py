@@ -86,7 +86,8 @@ def test_admitting_several_at_once_equals_alone(tiny_seq2seq) -> None:
         _assert_same(a, b)
 
 
-def test_a_failing_row_fails_alone(engine) -> None:
+def test_a_failing_row_fails_alone(hf_engine) -> None:
+    engine = hf_engine
     from ayakit.serve.decoding import RunningBatch
     from ayakit.serve.engine import GenRequest
 
@@ -128,7 +129,8 @@ def test_a_prefill_that_fails_for_one_request_fails_only_it(tiny_causal, monkeyp
     assert [rows[0].result.text, rows[2].result.text] == [c.text for c in expected]
 
 
-def test_a_failing_step_fails_its_rows_and_the_next_batch_works(engine, monkeypatch) -> None:
+def test_a_failing_step_fails_its_rows_and_the_next_batch_works(hf_engine, monkeypatch) -> None:
+    engine = hf_engine
     from ayakit.serve.decoding import RunningBatch
     from ayakit.serve.engine import GenRequest
 

@@ -152,17 +152,20 @@ def test_an_oversized_prompt_is_refused_before_tokenising(engine, monkeypatch) -
         assert calls
 
 
-@pytest.mark.parametrize("mode", ["continuous", "static"])
-def test_a_short_request_joins_a_running_long_one(engine, mode: str) -> None:
-    """Continuous: the short request finishes while the long one is still decoding; static: it waits for it."""
-    from ayakit.serve.batching import Batcher
+@pytest.mark.parametrize("name,mode", [("hf", "continuous"), ("hf", "static"), ("ctranslate2", "asynchronous"),
+                                       ("ctranslate2", "static")])
+def test_a_short_request_joins_a_running_long_one(request, name: str, mode: str) -> None:
+    """Continuous (hf) or asynchronous (ctranslate2, on a free worker): the short request finishes while the long
+    one is still decoding; static: it waits for it."""
     from ayakit.serve.engine import Completion, SamplingParams
+
+    engine = request.getfixturevalue(f"{name}_engine")
 
     long_ids, short_ids = engine.encode_prompt("Where is the cat?"), engine.encode_prompt("Hello")
     order: list[str] = []
 
     async def scenario() -> None:
-        batcher = Batcher(engine, max_batch=4, max_wait_ms=0, mode=mode)
+        batcher = engine.batcher(max_batch=4, max_wait_ms=0, mode=mode)
         await batcher.start()
         try:
             started = asyncio.Event()
@@ -185,7 +188,7 @@ def test_a_short_request_joins_a_running_long_one(engine, mode: str) -> None:
             await batcher.stop()
 
     asyncio.run(scenario())
-    assert order == (["short", "long"] if mode == "continuous" else ["long", "short"])
+    assert order == (["long", "short"] if mode == "static" else ["short", "long"])
 
 
 def test_a_client_leaving_mid_stream_frees_its_row_and_harms_no_one(server: str, engine) -> None:

@@ -263,7 +263,7 @@ class CT2Backend:
                  max_length: int | None = None, convention: str = "ayakit", score_eos: bool | None = None,
                  compute_type: str | None = None, threads: int | None = None, cache_dir: str | Path | None = None,
                  arch: str | None = None, tokenizer: Any = None,
-                 notify: Callable[[str], None] = _stderr) -> None:
+                 notify: Callable[[str], None] = _stderr, workers: int | None = None) -> None:
         try:
             import ctranslate2
         except ImportError:
@@ -314,21 +314,34 @@ class CT2Backend:
 
             threads = torch.get_num_threads()
         self.threads = threads
+        if workers is not None and workers < 1:
+            raise BackendError(f"ctranslate2: workers is {workers}; it must be at least 1")
+        # CTranslate2's (intra_threads, inter_threads): threads per batch, batches decoded at the same time
+        self.intra, self.workers = (threads, workers) if workers else thread_split(self.device, threads)
         self.model = self._load()
         self.eos = tokenizer.eos_token_id
 
-    def _load(self, seeded: bool = False) -> Any:
+    def _load(self, workers: int | None = None) -> Any:
+        """A CTranslate2 instance: this backend's workers, or `workers` workers of `threads` threads each (1 for
+        seeded sampling: each worker draws from its own generator and batches are not pinned to workers)."""
         import ctranslate2
 
         engine = ctranslate2.Translator if self.arch == "seq2seq" else ctranslate2.Generator
-        # seeded sampling needs one worker: each worker draws from its own generator, and which worker gets which
-        # batch is not fixed
-        intra, inter = (self.threads, 1) if seeded else thread_split(self.device, self.threads)
-        try:
+        intra, inter = (self.threads, workers) if workers else (self.intra, self.workers)
+        try:  # max_queued_batches -1: a submitted batch never blocks its caller (serve caps batches in flight)
             return engine(str(self.path), device=self.device, device_index=self.device_index,
-                          compute_type=self.compute_type, intra_threads=intra, inter_threads=inter)
+                          compute_type=self.compute_type, intra_threads=intra, inter_threads=inter,
+                          max_queued_batches=-1)
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"ctranslate2: cannot load {self.path}: {exc}") from None
+
+    def instance(self) -> Any:
+        """A new CTranslate2 model with one worker thread of its own (whose generator the next sampling seeds)."""
+        return self._load(workers=1)
+
+    def strings(self, ids: list[int]) -> list[str]:
+        """The converted vocabulary's token strings of ids (what CTranslate2 takes)."""
+        return [self.tokens[i] for i in ids]
 
     def describe(self) -> dict:
         """What decides this backend's scores (the cache key's model part)."""
@@ -441,7 +454,7 @@ class CT2Backend:
             # CTranslate2 4.x seeds a worker thread's generator once, when it first samples (set_random_seed does
             # not reseed it: OpenNMT/CTranslate2#1757), so a seeded call runs on a fresh instance's new worker
             ctranslate2.set_random_seed(sample.seed)
-            model = self._load(seeded=True)
+            model = self._load(workers=1)
             options.update(sampling_topk=self.decoding["top_k"], sampling_topp=sample.top_p,
                            sampling_temperature=sample.temperature, beam_size=1)
         if self.decoding["repetition_penalty"] != 1.0 and not argmax:

@@ -23,8 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ayakit.serve.batching import Batcher
-from ayakit.serve.engine import Completion, Delta, Engine, SamplingParams, TokenInfo
+from ayakit.serve.engine import Completion, Delta, SamplingParams, ServingEngine, TokenInfo
 from ayakit.serve.schemas import (
     ChatChoice, ChatRequest, ChatResponse, CompletionChoice, CompletionRequest, CompletionResponse, ErrorResponse,
     Health, Message, ModelCard, ModelList, Usage,
@@ -46,7 +45,9 @@ class ServeLimits:
     max_tokens: int = 512  # cap on max_tokens per request
     default_max_tokens: int = 256  # chat requests that do not say
     max_body_bytes: int = 1_000_000
-    batching: str = "continuous"  # or "static": a batch runs to its end before the next one starts
+    # None: the engine's own (hf: continuous; ctranslate2: asynchronous); "static": a batch runs to its end before
+    # the next one starts
+    batching: str | None = None
 
 
 class APIError(Exception):
@@ -186,10 +187,13 @@ def _completion_logprobs(tokens: list[TokenInfo], offset: int, prompt: list[Toke
     return out
 
 
-def create_app(engine: Engine, limits: ServeLimits | None = None, api_key: str | None = None) -> FastAPI:
-    """The FastAPI app serving one model with dynamic batching; with api_key, /v1/* needs `Bearer <api_key>`."""
+def create_app(engine: ServingEngine, limits: ServeLimits | None = None, api_key: str | None = None) -> FastAPI:
+    """The FastAPI app serving one model with dynamic batching; with api_key, /v1/* needs `Bearer <api_key>`.
+
+    The engine (HF or CTranslate2) brings its own scheduler (`engine.batcher`); everything else here is the same.
+    """
     limits = limits or ServeLimits()
-    batcher = Batcher(engine, max_batch=limits.max_batch, max_wait_ms=limits.max_wait_ms, mode=limits.batching)
+    batcher = engine.batcher(max_batch=limits.max_batch, max_wait_ms=limits.max_wait_ms, mode=limits.batching)
     max_prompt = prompt_limit(engine, limits.max_prompt_tokens)
     max_chars = max_prompt * MAX_CHARS_PER_TOKEN
     tokenize_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ayakit-tokenize")
@@ -350,7 +354,7 @@ def create_app(engine: Engine, limits: ServeLimits | None = None, api_key: str |
     return app
 
 
-def prompt_limit(engine: Engine, requested: int | None) -> int:
+def prompt_limit(engine: ServingEngine, requested: int | None) -> int:
     """The longest prompt served: the operator's setting, else the model's default; never silently lowered.
 
     A setting over the model's position table is refused; models with relative positions (T5) have no hard limit.
@@ -364,7 +368,7 @@ def prompt_limit(engine: Engine, requested: int | None) -> int:
     return requested
 
 
-async def _score(batcher: Batcher, engine: Engine, prompt: str, top: int) -> list[TokenInfo]:
+async def _score(batcher: Any, engine: ServingEngine, prompt: str, top: int) -> list[TokenInfo]:
     import asyncio
 
     return await asyncio.get_running_loop().run_in_executor(batcher.pool, engine.score, prompt, top)

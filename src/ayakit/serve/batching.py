@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -30,6 +30,33 @@ class BatchStats:
     requests: int = 0
     max_batch_seen: int = 0  # most rows decoded together
     running: int = 0  # rows in the batch right now
+
+
+async def request_events(enqueue: Callable[[GenRequest], None], prompt_ids: list[int], params: SamplingParams,
+                         stream: bool = True) -> AsyncIterator[Delta | Completion]:
+    """Hand one request to a decoding thread through `enqueue`; yield its Deltas (when streaming), then its Completion.
+
+    A row's error is raised here; a client that goes away marks its request cancelled.
+    """
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue = asyncio.Queue()
+
+    def deliver(event: object) -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+    req = GenRequest(prompt_ids, params, on_delta=deliver if stream else None, on_finish=deliver)
+    enqueue(req)
+    try:
+        while True:
+            event = await events.get()
+            if isinstance(event, BaseException):
+                raise event
+            yield event
+            if isinstance(event, Completion):
+                return
+    finally:
+        req.cancelled.set()  # a client that went away frees its row at the next step
 
 
 class Batcher:
@@ -73,25 +100,8 @@ class Batcher:
         """Queue one request; yield its Deltas as they are generated (when streaming), then its Completion."""
         if self._thread is None:
             raise RuntimeError("Batcher.start() was not awaited")
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue = asyncio.Queue()
-
-        def deliver(event: object) -> None:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(events.put_nowait, event)
-
-        req = GenRequest(prompt_ids, params, on_delta=deliver if stream else None, on_finish=deliver)
-        self._pending.put(req)
-        try:
-            while True:
-                event = await events.get()
-                if isinstance(event, BaseException):
-                    raise event
-                yield event
-                if isinstance(event, Completion):
-                    return
-        finally:
-            req.cancelled.set()  # a client that went away frees its row at the next step
+        async for event in request_events(self._pending.put, prompt_ids, params, stream):
+            yield event
 
     # --- the decoding thread -----------------------------------------------------------------------------------
 

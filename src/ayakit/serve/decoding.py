@@ -60,12 +60,18 @@ class RowState:
                 keep[0] = True  # the most likely token always stays, however small top_p is
                 probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
             choice = int(torch.multinomial(probs.cpu(), 1, generator=self.gen))
-        top: list[tuple[str, float]] = []
-        if p.logprobs:
-            values, idx = torch.topk(logp, min(p.logprobs, logp.shape[-1]))
-            top = [(self.tok.convert_ids_to_tokens(int(t)), float(v)) for v, t in zip(values, idx)]
-        self.last = TokenInfo(choice, "", float(logp[choice]), top)
+        self.last = TokenInfo(choice, "", float(logp[choice]), self.top_tokens(logp))
         return choice
+
+    def top_tokens(self, logp: Any) -> list[tuple[str, float]]:
+        """The request's `logprobs` most likely tokens of a step's log-probabilities (none when it asks for none)."""
+        import torch
+
+        k = self.req.params.logprobs
+        if not k:
+            return []
+        values, idx = torch.topk(logp, min(k, logp.shape[-1]))
+        return [(self.tok.convert_ids_to_tokens(int(t)), float(v)) for v, t in zip(values, idx)]
 
     def push(self, token_id: int) -> None:
         """Take the chosen token; decide whether the row is finished; stream what is safe."""
@@ -105,6 +111,11 @@ class RowState:
         self.done = True
         self.result = exc
         self._notify()
+
+    def end(self) -> None:
+        """Finish a row whose decoder stopped on its own: "length" at max_tokens, else "stop" (an end token)."""
+        if not self.done:
+            self._finish("length" if len(self.ids) >= self.req.params.max_tokens else "stop")
 
     def _finish(self, reason: str) -> None:
         self.done = True

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ayakit.models import load, read_meta
 from ayakit.models.encoding import encode_source
@@ -166,18 +166,54 @@ class Engine:
         if not self.impl.ECHO:
             raise ValueError(f"scoring a prompt needs a causal model; this model is {self.arch}")
         ids = self.encode_prompt(text)
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        starts = [start for start, _ in enc["offset_mapping"]]
-        starts = [0] * (len(ids) - len(starts)) + starts[-len(ids):]  # a bos in front starts at 0
         with self._lock, torch.inference_mode():
             logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0].float()
-        logp = torch.log_softmax(logits, dim=-1)
-        tokens = self.tokenizer.convert_ids_to_tokens(ids)
-        out = [TokenInfo(ids[0], tokens[0], None, [], starts[0])]
-        for i in range(1, len(ids)):
-            best = []
-            if top > 0:
-                values, idx = torch.topk(logp[i - 1], min(top, logp.shape[-1]))
-                best = [(self.tokenizer.convert_ids_to_tokens(int(t)), float(v)) for v, t in zip(values, idx)]
-            out.append(TokenInfo(ids[i], tokens[i], float(logp[i - 1, ids[i]]), best, starts[i]))
-        return out
+        return prompt_token_infos(self.tokenizer, text, ids, torch.log_softmax(logits, dim=-1), top)
+
+    def batcher(self, max_batch: int = 16, max_wait_ms: float = 5.0, mode: str | None = None) -> Any:
+        """The scheduler of this engine's requests: continuous batching (or `static`)."""
+        from ayakit.serve.batching import Batcher
+
+        return Batcher(self, max_batch=max_batch, max_wait_ms=max_wait_ms, mode=mode or "continuous")
+
+
+def prompt_token_infos(tokenizer: Any, text: str, ids: list[int], logp: Any, top: int) -> list[TokenInfo]:
+    """Each prompt token with its log-probability from row i - 1 of `logp` (a (len, vocab) torch tensor).
+
+    Offsets are character positions in `text`; the first token has no log-probability.
+    """
+    import torch
+
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    starts = [start for start, _ in enc["offset_mapping"]]
+    starts = [0] * (len(ids) - len(starts)) + starts[-len(ids):]  # a bos in front starts at 0
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    out = [TokenInfo(ids[0], tokens[0], None, [], starts[0])]
+    for i in range(1, len(ids)):
+        best = []
+        if top > 0:
+            values, idx = torch.topk(logp[i - 1], min(top, logp.shape[-1]))
+            best = [(tokenizer.convert_ids_to_tokens(int(t)), float(v)) for v, t in zip(values, idx)]
+        out.append(TokenInfo(ids[i], tokens[i], float(logp[i - 1, ids[i]]), best, starts[i]))
+    return out
+
+
+class ServingEngine(Protocol):
+    """What the HTTP layer needs of an engine (the HF `Engine`, `ct2_engine.CT2Engine`)."""
+
+    info: ModelInfo
+    arch: str
+    impl: Any  # the architecture's module (ayakit.models): ECHO says whether a prompt can be scored
+    tokenizer: Any
+
+    def encode_prompt(self, text: str, max_len: int | None = None) -> list[int]:
+        """Prompt ids exactly as in training."""
+        ...
+
+    def score(self, text: str, top: int = 0) -> list[TokenInfo]:
+        """Each prompt token's log-probability (an ECHO architecture)."""
+        ...
+
+    def batcher(self, max_batch: int = 16, max_wait_ms: float = 5.0, mode: str | None = None) -> Any:
+        """The scheduler that decodes this engine's requests (start, stop, submit, stats, queued, mode, pool)."""
+        ...
