@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 from ayakit.io import remove_stale_temporaries, write_manifest
-from ayakit.models.packed import PAD_MULTIPLE, PackStats, collate
+from ayakit.models import arch_impl
+from ayakit.models.packed import PackStats, collate
 from ayakit.models.packed_lm import PackedLM
 from ayakit.recipe import Recipe, RecipeError
 from ayakit.train import checkpoint as ckpt
@@ -37,17 +38,13 @@ def model_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "model"
 
 
-def row_lengths(recipe: Recipe, arch: str, totals: dict[str, int]) -> tuple[int, int]:
-    """Capacity of one packed row: (encoder or whole-row tokens, decoder tokens); totals: the train split's token
-    counts (source_tokens, target_tokens)."""
+def row_lengths(recipe: Recipe, arch: str, totals: dict[str, int]) -> tuple[int, int | None]:
+    """Capacity of one packed row: (encoder or whole-row tokens, decoder tokens or None); totals: the train split's
+    token counts (source_tokens, target_tokens)."""
     t = recipe.train
-    src = t.pack_source_length or (t.max_source_length + (t.max_target_length if arch == "causal" else 0))
-    if arch == "causal" or t.pack_target_length:
-        return src, t.pack_target_length or 0
-    # size decoder rows from the mixture's target/source ratio, so both sides fill about equally
     ratio = totals["target_tokens"] / max(totals["source_tokens"], 1)
-    tgt = -(-math.ceil(src * ratio * 1.1) // PAD_MULTIPLE) * PAD_MULTIPLE
-    return src, max(t.max_target_length, tgt)
+    return arch_impl(arch).row_capacity(t.max_source_length, t.max_target_length, t.pack_source_length,
+                                        t.pack_target_length, ratio)
 
 
 def make_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -157,9 +154,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     tokenizer = load_tokenizer(tok_path)
     model, meta = build_model(recipe, tokenizer)
     arch = meta["arch"]
-    start_id = model.config.decoder_start_token_id if arch == "seq2seq" else None
-    if arch == "seq2seq" and start_id is None:
-        start_id = tokenizer.pad_token_id
+    start_id = arch_impl(arch).decoder_start(model, tokenizer.pad_token_id)
 
     train_shards, held_out = open_split(run_dir, "train"), open_split(run_dir, "validation")
     val_set = load_validation(held_out, t.validation_max_examples)
@@ -364,7 +359,7 @@ def read_rows(shards: Any, rows: list[list[int]]) -> tuple[list[list[int]], list
 
 
 def validation_loss(wrapper: Any, accelerator: Any, data: Encoded, arch: str, t: Any, pad_id: int,
-                    start_id: int | None, row_src: int, row_tgt: int, seed: int) -> float:
+                    start_id: int | None, row_src: int, row_tgt: int | None, seed: int) -> float:
     """The loss (same normalisation as training) on the held-out slice, summed over all processes."""
     rows = epoch_rows(data.sources, data.targets, arch, t.packing, row_src, row_tgt, seed, 0)
     mine = rows[accelerator.process_index:: accelerator.num_processes]
