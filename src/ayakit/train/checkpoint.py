@@ -1,4 +1,5 @@
-"""Crash-safe checkpoints: accelerate's full state (model, optimiser, scheduler, RNG) plus the data position.
+"""Crash-safe checkpoints: accelerate's full state (model, optimiser, scheduler, RNG) plus the data position; a
+model ayakit shards itself (sharding.py) passes its own save / load of DCP shards instead.
 
 A checkpoint is written into a hidden temporary directory, its files are hashed into checkpoint.json (written
 last), and only then is the directory renamed to step-N: a run killed at any moment leaves either a complete
@@ -12,6 +13,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +46,13 @@ def checkpoint_dirs(root: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def save_checkpoint(accelerator: Any, root: Path, step: int, state: dict[str, Any], keep: int) -> Path:
-    """Write step-N atomically on every process (sharded states need all of them); prune to `keep` newest."""
+def save_checkpoint(accelerator: Any, root: Path, step: int, state: dict[str, Any], keep: int,
+                    save: Callable[[Path], None] | None = None) -> Path:
+    """Write step-N atomically on every process (sharded states need all of them); prune to `keep` newest.
+
+    `save(dir)` writes the model, optimiser, scheduler and RNG states on every process (default: accelerate's
+    save_state).
+    """
     root = Path(root)
     final = root / f"step-{step}"
     tmp = root / f".step-{step}.tmp"
@@ -54,7 +61,10 @@ def save_checkpoint(accelerator: Any, root: Path, step: int, state: dict[str, An
         if tmp.exists():
             shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp), safe_serialization=True)
+    if save is None:
+        accelerator.save_state(str(tmp), safe_serialization=True)
+    else:
+        save(tmp)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         hashes = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
@@ -113,8 +123,9 @@ def verify(path: Path) -> dict[str, Any]:
     return meta
 
 
-def load_latest(accelerator: Any, root: Path, warn: Any = print) -> Checkpoint | None:
-    """Restore the newest good checkpoint into the accelerator's objects; None when there is none at all.
+def load_latest(accelerator: Any, root: Path, warn: Any = print, load: Callable[[Path], None] | None = None
+                ) -> Checkpoint | None:
+    """Restore the newest good checkpoint (with `load(dir)`, default accelerate's load_state); None when there is none.
 
     A corrupt checkpoint is renamed to step-N.corrupt and the next older one is tried; when checkpoints exist but
     none is good, a DataError.
@@ -126,7 +137,10 @@ def load_latest(accelerator: Any, root: Path, warn: Any = print) -> Checkpoint |
     for step, path in reversed(candidates):
         try:
             state = verify(path)
-            accelerator.load_state(str(path))
+            if load is None:
+                accelerator.load_state(str(path))
+            else:
+                load(path)
         except (DataError, OSError, RuntimeError, ValueError, KeyError) as exc:
             problems.append(f"{path.name}: {exc}")
             warn(f"checkpoint {path} is corrupt ({exc}); kept aside as {path.name}.corrupt, trying an older one")
