@@ -41,15 +41,17 @@ def test_fsdp_two_cpu_processes_kill_and_resume_match_an_uninterrupted_run(tmp_p
     """Bit-exact: the resumed run repeats the same reduce-scatters on the same shards, restored from DCP exactly.
 
     Against one unsharded process with the same global batch: per-step losses within 1e-6 relative, weights within
-    1e-5 (measured: 1.3e-7 and 2.7e-6 after 6 steps); not bit-exact, because the reduce-scatter and the one process's
-    backward add the two halves' gradients in another order.
+    1e-5 (measured after 6 steps: 1.5e-7 and 2.4e-7 with Adafactor, 1.3e-7 and 2.7e-6 with AdamW); not bit-exact,
+    because the reduce-scatter and the one process's backward add the two halves' gradients in another order.
     """
     from ayakit.models import load
     from ayakit.train.loop import train
 
-    # 1 row x 2 micro-batches (the first without gradient sync) x 2 processes = the single process's 4 rows
-    # validation at steps 3 and 6: its rows do not split evenly over the processes, and every forward must pair up
-    recipe = th.micro_recipe(batch_size=1, grad_accum=2, steps=6, checkpoint_every=2, eval_every=3)
+    # 1 row x 2 micro-batches (the first without gradient sync) x 2 processes = the single process's 4 rows;
+    # validation at steps 3 and 6: its rows do not split evenly over the processes, and every forward must pair up;
+    # Adafactor (the paper's): its statistics are sharded too (train/adafactor.py)
+    recipe = th.micro_recipe(batch_size=1, grad_accum=2, steps=6, checkpoint_every=2, eval_every=3,
+                             optimizer="adafactor")
     runs = {}
     for name in ("straight", "crashed", "single"):
         runs[name] = th.write_mixture(tmp_path / name, examples)
@@ -80,7 +82,8 @@ def test_fsdp_two_cpu_processes_kill_and_resume_match_an_uninterrupted_run(tmp_p
     assert _losses(runs["straight"], "validation") == _losses(runs["crashed"], "validation")
 
     # one unsharded process, here, with the same global batch
-    train(th.micro_recipe(batch_size=4, steps=6, checkpoint_every=2, eval_every=3), runs["single"])
+    train(th.micro_recipe(batch_size=4, steps=6, checkpoint_every=2, eval_every=3, optimizer="adafactor"),
+          runs["single"])
     ws = load_file(str(runs["single"] / "model" / "model.safetensors"))
     assert ws.keys() == wa.keys()
     for key in wa:
@@ -111,8 +114,6 @@ def test_fsdp_refuses_what_it_cannot_run_and_one_process_says_it_is_unsharded(th
     monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
     assert sharding.choose(th.micro_recipe(), two).path == "DDP"
     assert sharding.choose(th.micro_recipe(fsdp=True), two).path == "fsdp2"
-    with pytest.raises(RecipeError, match="adafactor"):
-        sharding.choose(th.micro_recipe(fsdp=True, optimizer="adafactor"), two)
     with pytest.raises(RecipeError, match="compile"):
         sharding.choose(th.micro_recipe(fsdp=True, compile=True), two)
     said = []

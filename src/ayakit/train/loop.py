@@ -67,9 +67,9 @@ def make_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimi
         return torch.optim.AdamW(groups, lr=t.lr, betas=(0.9, 0.999), eps=1e-8)
     if embedding is not None:
         groups[0]["params"].append(embedding)
-    from transformers.optimization import Adafactor
+    from ayakit.train.adafactor import ShardableAdafactor
 
-    return Adafactor(groups, lr=t.lr, scale_parameter=False, relative_step=False, warmup_init=False)
+    return ShardableAdafactor(groups, lr=t.lr, scale_parameter=False, relative_step=False, warmup_init=False)
 
 
 def _scaled_embedding(recipe: Recipe, model: torch.nn.Module) -> torch.nn.Parameter | None:

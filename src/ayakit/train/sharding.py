@@ -77,12 +77,6 @@ def fsdp_requested(recipe: Recipe) -> bool:
 def check(recipe: Recipe) -> None:
     """Settings ayakit's FSDP2 path cannot run, as RecipeErrors."""
     t = recipe.train
-    if t.optimizer == "adafactor":
-        # transformers' Adafactor creates its factored statistics as plain tensors and adds DTensor row/column
-        # means into them ("got mixed torch.Tensor and DTensor"); FSDP2 parameters are DTensors
-        raise RecipeError("train.optimizer=adafactor does not run with FSDP2 (transformers' Adafactor keeps its "
-                          "factored statistics as plain tensors, FSDP2 shards parameters as DTensors): "
-                          "use train.optimizer=adamw, or DDP")
     if t.compile:
         raise RecipeError("train.compile=true with ayakit's FSDP2 path is not supported: set train.compile=false")
 
