@@ -63,6 +63,8 @@ def test_fsdp_two_cpu_processes_kill_and_resume_match_an_uninterrupted_run(tmp_p
     manifest = json.loads((runs["straight"] / "model" / "manifest.json").read_text())
     assert manifest["sharding"]["path"] == "fsdp2" and manifest["sharding"]["by"] == "ayakit"
     assert manifest["sharding"]["units"] == ["T5Block"] and manifest["sharding"]["unit_count"] == 2
+    # really sharded: the main process holds about half of the parameters (shards of dim 0 round up)
+    assert 0.45 < manifest["sharding"]["main_process_parameters"] / manifest["sharding"]["parameters"] < 0.55
     assert "sharding: FSDP2 by ayakit" in done.stdout
     ckpt = runs["straight"] / "model" / "checkpoints" / "step-6"
     assert {".metadata", "__0_0.distcp", "__1_0.distcp", "rank-0.pt", "rank-1.pt"} <= {p.name for p in ckpt.iterdir()}

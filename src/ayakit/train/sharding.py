@@ -38,6 +38,8 @@ class Sharding:
     units: list[str] = field(default_factory=list)  # class names of the FSDP units below the root
     unit_count: int = 0
     reshard_after_forward: bool = True
+    parameters: int = 0  # the model's
+    local_parameters: int = 0  # what this process holds of them
 
     @property
     def own(self) -> bool:
@@ -53,7 +55,8 @@ class Sharding:
         """One line for the terminal."""
         if self.own:
             return (f"sharding: FSDP2 by ayakit (torch fully_shard), {world} processes over "
-                    f"{torch.distributed.get_backend()}: {self.unit_count} x {'/'.join(self.units)} units + root; "
+                    f"{torch.distributed.get_backend()}: {self.unit_count} x {'/'.join(self.units)} units + root, "
+                    f"this process holds {self.local_parameters:,} of {self.parameters:,} parameters; "
                     "checkpoints: torch.distributed.checkpoint, sharded")
         if self.path == "none":
             return "sharding: none (one process)"
@@ -64,7 +67,8 @@ class Sharding:
         out: dict[str, Any] = {"path": self.path, "by": self.by}
         if self.own:
             out |= {"units": self.units, "unit_count": self.unit_count,
-                    "reshard_after_forward": self.reshard_after_forward,
+                    "reshard_after_forward": self.reshard_after_forward, "parameters": self.parameters,
+                    "main_process_parameters": self.local_parameters,
                     "checkpoint_format": "torch.distributed.checkpoint (sharded)"}
         return out
 
@@ -122,6 +126,8 @@ def shard(wrapper: torch.nn.Module, model: torch.nn.Module, device: torch.device
     for block in blocks:
         fully_shard(block, mesh=mesh, reshard_after_forward=reshard)
     fully_shard(wrapper, mesh=mesh, reshard_after_forward=reshard)
+    plan.parameters = sum(p.numel() for p in wrapper.parameters())
+    plan.local_parameters = sum(p.to_local().numel() for p in wrapper.parameters())
 
 
 @contextlib.contextmanager
