@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ayakit.errors import DataError
 from ayakit.recipe import RecipeError
 
 WORKER = Path(__file__).with_name("_train_worker.py")
@@ -99,6 +100,12 @@ def test_fsdp_two_cpu_processes_kill_and_resume_match_an_uninterrupted_run(tmp_p
     for step in va:
         assert va[step] == pytest.approx(vs[step], rel=1e-6)
     assert la[6] < la[1]  # it trained
+
+    # resuming the sharded checkpoints in one unsharded process is refused, and they are not taken for corrupt
+    with pytest.raises(DataError, match="torch.distributed.checkpoint shards"):
+        train(th.micro_recipe(batch_size=4, steps=8, checkpoint_every=2, eval_every=3, optimizer="adafactor"),
+              runs["straight"], resume=True)
+    assert not list((runs["straight"] / "model" / "checkpoints").glob("*.corrupt*"))
 
     # the gathered model is a normal ayakit model directory (what `ayakit eval` loads)
     loaded = load(runs["straight"] / "model")

@@ -183,13 +183,13 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     planned_steps = total_steps
     scheduler, schedule = make_scheduler(recipe, optimizer, total_steps)
     if plan.own:  # accelerate would treat the sharded model as a replicated one: its state is saved here
-        no_sync = sharding.no_gradient_sync
+        no_sync, layout = sharding.no_gradient_sync, sharding.LAYOUT
         save_state = partial(sharding.save_state, wrapper=wrapper, optimizer=optimizer, scheduler=scheduler)
         load_state = partial(sharding.load_state, wrapper=wrapper, optimizer=optimizer, scheduler=scheduler, warn=log)
     else:
         wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
         accelerator.register_for_checkpointing(scheduler)
-        no_sync, save_state, load_state = accelerator.no_sync, None, None
+        no_sync, save_state, load_state, layout = accelerator.no_sync, None, None, ckpt.ACCELERATE
     log(plan.describe(world))
 
     ckpt_root = out / "checkpoints"
@@ -197,7 +197,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     stats = PackStats(0, 0, 0, 0)
     last_loss = last_val = None
     if resume:
-        found = ckpt.load_latest(accelerator, ckpt_root, warn=log, load=load_state)
+        found = ckpt.load_latest(accelerator, ckpt_root, warn=log, load=load_state, layout=layout)
         if found is None:
             log(f"no checkpoint in {ckpt_root}: starting from scratch")
         else:
@@ -327,7 +327,8 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
                          "planned_steps": planned_steps, "history": history,
                          "pack_stats": vars(stats).copy(), "world_size": world, "stream": stream.state(),
                          "last_loss": last_loss, "last_val": last_val}
-                ckpt.save_checkpoint(accelerator, ckpt_root, step, state, t.keep_checkpoints, save=save_state)
+                ckpt.save_checkpoint(accelerator, ckpt_root, step, state, t.keep_checkpoints, save=save_state,
+                                     layout=layout)
             if stop:
                 log(f"train.max_minutes={t.max_minutes} reached: stopping at step {step} of {total_steps}")
                 break

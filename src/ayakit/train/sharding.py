@@ -27,6 +27,7 @@ from ayakit.recipe import Recipe, RecipeError
 
 OWN = "fsdp2"  # ayakit's fully_shard path
 RANK_STATE = "rank-{rank}.pt"  # per-process scheduler and RNG states beside the DCP files
+LAYOUT = "dcp"  # checkpoint.LAYOUTS' name for what save_state writes
 
 
 @dataclass
