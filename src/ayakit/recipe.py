@@ -173,6 +173,8 @@ class TrainConfig(Strict):
     log_every: int = Field(10, gt=0)
     compile: bool = False
     threads: int | None = Field(None, gt=0)
+    # shard parameters, gradients and optimiser state over the processes (FSDP2); an accelerate FSDP config does too
+    fsdp: bool = False
 
 
 class EvalConfig(Strict):

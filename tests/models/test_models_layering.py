@@ -45,3 +45,40 @@ def test_no_stage_imports_through_a_string():
                 if needle in text:
                     bad.append(f"{path.relative_to(SRC)} calls {needle}")
     assert not bad, "\n".join(bad)
+
+
+def _arch_literals(node: ast.AST, names: set[str]) -> bool:
+    """Whether node is an architecture name as a string literal, or a tuple / list / set holding one."""
+    if isinstance(node, ast.Constant):
+        return node.value in names
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return any(_arch_literals(e, names) for e in node.elts)
+    return False
+
+
+def arch_string_compares(path: Path, names: set[str]) -> list[int]:
+    """Lines of path that compare something with an architecture name (==, !=, in, match case)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Compare) and any(_arch_literals(n, names) for n in [node.left, *node.comparators]):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.MatchValue) and _arch_literals(node.value, names):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_models_compares_architecture_names():
+    """Which architecture does what is ayakit.models' knowledge (ARCHS and its modules): nowhere else branches."""
+    from ayakit.models import ARCHS
+
+    names = set(ARCHS)
+    bad = [f"{path.relative_to(SRC)}:{line}" for path in sorted(SRC.rglob("*.py"))
+           if (SRC / "models") not in path.parents for line in arch_string_compares(path, names)]
+    assert not bad, "architecture names compared outside ayakit.models:\n" + "\n".join(bad)
+
+
+def test_the_arch_compare_check_finds_each_form(tmp_path: Path):
+    code = ('if arch == "causal":\n    pass\nx = "seq2seq" != a\ny = a in ("seq2seq", "other")\n'
+            'match a:\n    case "causal":\n        pass\nz = a == "other"\n')
+    (tmp_path / "m.py").write_text(code)
+    assert arch_string_compares(tmp_path / "m.py", {"seq2seq", "causal"}) == [1, 3, 4, 6]

@@ -27,6 +27,23 @@ class Arch(Protocol):
         """Model input ids of a prompt, exactly as the trainer builds them."""
         ...
 
+    def frame_source(self, tokenizer: Any, ids: list[int], max_len: int) -> list[int]:
+        """Model input ids from a prompt's plain token ids (what encode_source does after tokenising)."""
+        ...
+
+    def decoder_start(self, model: Any, pad_id: int) -> int | None:
+        """The id a separate decoder starts from; None when the model has no separate decoder."""
+        ...
+
+    def row_capacity(self, max_source: int, max_target: int, pack_source: int | None, pack_target: int | None,
+                     target_ratio: float) -> tuple[int, int | None]:
+        """Capacity of one packed row: (first side's tokens, second side's tokens or None when there is one side)."""
+        ...
+
+    def pack_lengths(self, source_lengths: Any, target_lengths: Any) -> tuple[Any, Any]:
+        """Lengths (ints or arrays) an example takes of a row's first and second capacity (None: no second)."""
+        ...
+
     def collate(self, rows: list[list[int]], sources: list[list[int]], targets: list[list[int]], pad_id: int,
                 decoder_start_id: int | None, loss_normalization: str) -> tuple[dict[str, Any], Any]:
         """Tensors of a batch of packed rows and its PackStats."""

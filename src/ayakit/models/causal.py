@@ -41,10 +41,20 @@ def build(fields: dict[str, Any], tokenizer: Any, positions: int) -> Any:
 
 def encode_source(tokenizer: Any, text: str, max_len: int) -> list[int]:
     """bos (when the tokenizer has one) then the prompt; a long prompt keeps its end."""
-    ids = token_ids(tokenizer, text)
+    return frame_source(tokenizer, token_ids(tokenizer, text), max_len)
+
+
+def frame_source(tokenizer: Any, ids: list[int], max_len: int) -> list[int]:
+    """Model input ids from a prompt's plain token ids: bos (when the tokenizer has one), then the prompt's last
+    tokens that fit in max_len."""
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     body = ids[-(max_len - len(bos)):] if max_len > len(bos) else []
     return bos + body
+
+
+def decoder_start(model: Any, pad_id: int) -> None:
+    """None: a decoder-only model has no separate decoder to start."""
+    return None
 
 
 def finish_generation_config(gen: Any, model: Any, tokenizer: Any) -> None:
@@ -59,6 +69,17 @@ def generated(output: Any, width: int) -> Any:
 
 
 # --- training --------------------------------------------------------------------------------------------------
+
+
+def row_capacity(max_source: int, max_target: int, pack_source: int | None, pack_target: int | None,
+                 target_ratio: float) -> tuple[int, int | None]:
+    """Capacity of one packed row: (whole-row tokens, None): prompt and target share the one sequence."""
+    return pack_source or (max_source + max_target), None
+
+
+def pack_lengths(source_lengths: Any, target_lengths: Any) -> tuple[Any, Any]:
+    """What an example takes of a row's one capacity: prompt plus target tokens (None: no second capacity)."""
+    return source_lengths + target_lengths, None
 
 
 def collate(rows: list[list[int]], sources: list[list[int]], targets: list[list[int]], pad_id: int,

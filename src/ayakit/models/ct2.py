@@ -428,6 +428,17 @@ class CT2Backend:
             todo, length = undecided, min(length * 4, max(need))
         return out
 
+    def length_options(self, max_new: int) -> dict[str, Any]:
+        """The length options of a generation call on this architecture (Translator or Generator), prompt excluded."""
+        if self.arch == "seq2seq":
+            return {"max_decoding_length": max_new, "min_decoding_length": 0, "max_input_length": 0}
+        return {"max_length": max_new, "min_length": 0, "include_prompt_in_result": False}
+
+    def call(self, model: Any, prompts: list[list[str]], **options: Any) -> Any:
+        """Generate with `model` (self.model or an instance()): translate_batch or generate_batch by architecture."""
+        run = model.translate_batch if self.arch == "seq2seq" else model.generate_batch
+        return run(prompts, **options)
+
     def _batch(self, n: int, model: Any = None) -> int:
         """CTranslate2's max_batch_size for a call of n examples: at most batch_size, and small enough that every
         worker gets a batch (callers such as the eval harness send one batch at a time)."""
@@ -467,12 +478,9 @@ class CT2Backend:
             if self.arch != "seq2seq":
                 raise BackendError("ctranslate2: a forced target prefix needs a seq2seq model")
             options["target_prefix"] = [self._strings(prefix)] * len(tokens)
+        results = self.call(model, tokens, **options, **self.length_options(max_new))
         if self.arch == "seq2seq":
-            results = model.translate_batch(tokens, max_decoding_length=max_new, min_decoding_length=0,
-                                            max_input_length=0, **options)
             return [[self.index[t] for t in r.hypotheses[0]] for r in results]  # Translator returns strings
-        results = model.generate_batch(tokens, max_length=max_new, min_length=0,
-                                       include_prompt_in_result=False, **options)
         return [list(r.sequences_ids[0]) for r in results]
 
     def generate_ids(self, prompts: list[list[int]], params: GenerationParams,

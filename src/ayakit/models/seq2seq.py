@@ -9,12 +9,13 @@ decoder are called separately, each with its own 4-D additive mask. T5's positio
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from ayakit.models import kvcache
 from ayakit.models.encoding import token_ids
-from ayakit.models.packed import PackStats, additive_mask, loss_weight, pad_prompts, round_up
+from ayakit.models.packed import PAD_MULTIPLE, PackStats, additive_mask, loss_weight, pad_prompts, round_up
 from ayakit.models.scoring import chunks, flat_scores, logits_at
 
 NAME = "seq2seq"
@@ -43,7 +44,12 @@ def build(fields: dict[str, Any], tokenizer: Any, positions: int) -> Any:
 
 def encode_source(tokenizer: Any, text: str, max_len: int) -> list[int]:
     """The prompt's ids then eos (as T5 does), truncated to max_len."""
-    return token_ids(tokenizer, text)[: max_len - 1] + [tokenizer.eos_token_id]
+    return frame_source(tokenizer, token_ids(tokenizer, text), max_len)
+
+
+def frame_source(tokenizer: Any, ids: list[int], max_len: int) -> list[int]:
+    """Model input ids from a prompt's plain token ids: truncated to max_len - 1, then eos."""
+    return ids[: max_len - 1] + [tokenizer.eos_token_id]
 
 
 def decoder_start(model: Any, pad_id: int) -> int:
@@ -63,6 +69,22 @@ def generated(output: Any, width: int) -> Any:
 
 
 # --- training --------------------------------------------------------------------------------------------------
+
+
+def row_capacity(max_source: int, max_target: int, pack_source: int | None, pack_target: int | None,
+                 target_ratio: float) -> tuple[int, int | None]:
+    """Capacity of one packed row: (encoder tokens, decoder tokens); unless set, the decoder side is sized from the
+    mixture's target/source token ratio, so both sides fill about equally."""
+    src = pack_source or max_source
+    if pack_target:
+        return src, pack_target
+    tgt = -(-math.ceil(src * target_ratio * 1.1) // PAD_MULTIPLE) * PAD_MULTIPLE
+    return src, max(max_target, tgt)
+
+
+def pack_lengths(source_lengths: Any, target_lengths: Any) -> tuple[Any, Any]:
+    """What an example takes of each capacity of a row: its encoder and its decoder tokens."""
+    return source_lengths, target_lengths
 
 
 def collate(rows: list[list[int]], sources: list[list[int]], targets: list[list[int]], pad_id: int,

@@ -95,11 +95,7 @@ class CT2Engine:
         else:  # the whole vocabulary, as the HF engine samples (no top-k)
             opts.update(sampling_topk=0, sampling_temperature=max(params.temperature, MIN_TEMPERATURE),
                         sampling_topp=max(params.top_p, MIN_TOP_P))
-        if self.arch == "seq2seq":
-            opts.update(max_decoding_length=max_tokens, min_decoding_length=0, max_input_length=0)
-        else:
-            opts.update(max_length=max_tokens, min_length=0, include_prompt_in_result=False)
-        return opts
+        return opts | self.backend.length_options(max_tokens)
 
     def decode(self, rows: list[RowState], stopping: Callable[[], bool] = lambda: False) -> None:
         """Decode rows sharing one decode_key as one CTranslate2 batch; returns when it is over.
@@ -134,9 +130,7 @@ class CT2Engine:
             row.end()
 
     def _submit(self, model: Any, prompts: list[list[str]], opts: dict[str, Any], callback: Any) -> list[Any]:
-        if self.arch == "seq2seq":
-            return model.translate_batch(prompts, asynchronous=True, callback=callback, **opts)
-        return model.generate_batch(prompts, asynchronous=True, callback=callback, **opts)
+        return self.backend.call(model, prompts, asynchronous=True, callback=callback, **opts)
 
     def _on_step(self, row: RowState, step: Any, stopping: Callable[[], bool]) -> bool:
         """One generated token of one row (called by a CTranslate2 worker); True stops decoding that row."""

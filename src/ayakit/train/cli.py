@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -97,7 +98,7 @@ def train_cmd(
     rec = _recipe(run_dir, recipe, overrides)
     out = train(rec, run_dir, resume=resume)
     manifest = out / "manifest.json"
-    if manifest.is_file():
+    if manifest.is_file() and os.environ.get("RANK", "0") == "0":  # one summary, not one per process
         m = read_json(manifest)
         Console().print(
             f"model: {out}  steps {m['steps']}/{m['total_steps']}"

@@ -1,4 +1,4 @@
-"""The training loop: one accelerate loop for one CPU process, DDP over gloo, and FSDP / DeepSpeed on GPUs."""
+"""The training loop: one accelerate loop for one CPU process, DDP over gloo, FSDP2 (CPU: sharding.py), DeepSpeed."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ import os
 import shutil
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ayakit.io import remove_stale_temporaries, write_manifest
-from ayakit.models.packed import PAD_MULTIPLE, PackStats, collate
+from ayakit.models import arch_impl
+from ayakit.models.packed import PackStats, collate
 from ayakit.models.packed_lm import PackedLM
 from ayakit.recipe import Recipe, RecipeError
 from ayakit.train import checkpoint as ckpt
+from ayakit.train import sharding
 from ayakit.train.dataset import Encoded, load_validation, mixture_files, mixture_fingerprint
 from ayakit.train.loss import backward_scale, local_weight, mean_loss
 from ayakit.train.model import build_model, check_recipe, save_model
@@ -37,17 +40,13 @@ def model_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "model"
 
 
-def row_lengths(recipe: Recipe, arch: str, totals: dict[str, int]) -> tuple[int, int]:
-    """Capacity of one packed row: (encoder or whole-row tokens, decoder tokens); totals: the train split's token
-    counts (source_tokens, target_tokens)."""
+def row_lengths(recipe: Recipe, arch: str, totals: dict[str, int]) -> tuple[int, int | None]:
+    """Capacity of one packed row: (encoder or whole-row tokens, decoder tokens or None); totals: the train split's
+    token counts (source_tokens, target_tokens)."""
     t = recipe.train
-    src = t.pack_source_length or (t.max_source_length + (t.max_target_length if arch == "causal" else 0))
-    if arch == "causal" or t.pack_target_length:
-        return src, t.pack_target_length or 0
-    # size decoder rows from the mixture's target/source ratio, so both sides fill about equally
     ratio = totals["target_tokens"] / max(totals["source_tokens"], 1)
-    tgt = -(-math.ceil(src * ratio * 1.1) // PAD_MULTIPLE) * PAD_MULTIPLE
-    return src, max(t.max_target_length, tgt)
+    return arch_impl(arch).row_capacity(t.max_source_length, t.max_target_length, t.pack_source_length,
+                                        t.pack_target_length, ratio)
 
 
 def make_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -68,9 +67,9 @@ def make_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimi
         return torch.optim.AdamW(groups, lr=t.lr, betas=(0.9, 0.999), eps=1e-8)
     if embedding is not None:
         groups[0]["params"].append(embedding)
-    from transformers.optimization import Adafactor
+    from ayakit.train.adafactor import ShardableAdafactor
 
-    return Adafactor(groups, lr=t.lr, scale_parameter=False, relative_step=False, warmup_init=False)
+    return ShardableAdafactor(groups, lr=t.lr, scale_parameter=False, relative_step=False, warmup_init=False)
 
 
 def _scaled_embedding(recipe: Recipe, model: torch.nn.Module) -> torch.nn.Parameter | None:
@@ -147,6 +146,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     log = accelerator.print
     threads = choose_threads(t.threads, accelerator.num_processes if accelerator.device.type == "cpu" else 1)
     torch.set_num_threads(threads)
+    plan = sharding.choose(recipe, accelerator, warn=log)
 
     tok_path = run_dir / "tokenizer"
     if main and not (tok_path / "tokenizer_config.json").is_file():
@@ -157,9 +157,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
     tokenizer = load_tokenizer(tok_path)
     model, meta = build_model(recipe, tokenizer)
     arch = meta["arch"]
-    start_id = model.config.decoder_start_token_id if arch == "seq2seq" else None
-    if arch == "seq2seq" and start_id is None:
-        start_id = tokenizer.pad_token_id
+    start_id = arch_impl(arch).decoder_start(model, tokenizer.pad_token_id)
 
     train_shards, held_out = open_split(run_dir, "train"), open_split(run_dir, "validation")
     val_set = load_validation(held_out, t.validation_max_examples)
@@ -177,20 +175,29 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
 
     compute_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.precision, torch.float32)
     wrapper = PackedLM(model, arch, mask_dtype=compute_dtype)
+    if plan.own:  # before the optimiser is built: sharding replaces the parameters with DTensors
+        sharding.shard(wrapper, model, accelerator.device, plan)
     if t.compile:
         wrapper = torch.compile(wrapper)
     optimizer = make_optimizer(recipe, model)
     planned_steps = total_steps
     scheduler, schedule = make_scheduler(recipe, optimizer, total_steps)
-    wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
+    if plan.own:  # accelerate would treat the sharded model as a replicated one: its state is saved here
+        no_sync, layout = sharding.no_gradient_sync, sharding.LAYOUT
+        save_state = partial(sharding.save_state, wrapper=wrapper, optimizer=optimizer, scheduler=scheduler)
+        load_state = partial(sharding.load_state, wrapper=wrapper, optimizer=optimizer, scheduler=scheduler, warn=log)
+    else:
+        wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
+        accelerator.register_for_checkpointing(scheduler)
+        no_sync, save_state, load_state, layout = accelerator.no_sync, None, None, ckpt.ACCELERATE
+    log(plan.describe(world))
 
     ckpt_root = out / "checkpoints"
     start_step, history = 0, {"tokens_seen": 0, "examples_seen": 0, "target_tokens_seen": 0, "train_seconds": 0.0}
     stats = PackStats(0, 0, 0, 0)
     last_loss = last_val = None
     if resume:
-        found = ckpt.load_latest(accelerator, ckpt_root, warn=log)
+        found = ckpt.load_latest(accelerator, ckpt_root, warn=log, load=load_state, layout=layout)
         if found is None:
             log(f"no checkpoint in {ckpt_root}: starting from scratch")
         else:
@@ -252,7 +259,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             scale = backward_scale(counts[0], world)
             loss_total = torch.zeros((), dtype=torch.float64, device=accelerator.device)
             for m, batch in enumerate(batches):
-                sync = contextlib.nullcontext() if m == len(batches) - 1 else accelerator.no_sync(wrapper)
+                sync = contextlib.nullcontext() if m == len(batches) - 1 else no_sync(wrapper)
                 with sync, accelerator.autocast():
                     loss_sum = wrapper(batch)
                     accelerator.backward(loss_sum * scale)
@@ -311,7 +318,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             final = step == total_steps or stop
             if len(val_set) and (step % t.eval_every == 0 or final):
                 last_val = validation_loss(wrapper, accelerator, val_set, arch, t, tokenizer.pad_token_id, start_id,
-                                           row_src, row_tgt, recipe.seed)
+                                           row_src, row_tgt, recipe.seed, lockstep=plan.sharded)
                 if main:
                     _append_jsonl(metrics_path, {"step": step, "val_loss": last_val, "split": "validation"})
                     writer.add_scalar("validation/loss", last_val, step)
@@ -320,7 +327,8 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
                          "planned_steps": planned_steps, "history": history,
                          "pack_stats": vars(stats).copy(), "world_size": world, "stream": stream.state(),
                          "last_loss": last_loss, "last_val": last_val}
-                ckpt.save_checkpoint(accelerator, ckpt_root, step, state, t.keep_checkpoints)
+                ckpt.save_checkpoint(accelerator, ckpt_root, step, state, t.keep_checkpoints, save=save_state,
+                                     layout=layout)
             if stop:
                 log(f"train.max_minutes={t.max_minutes} reached: stopping at step {step} of {total_steps}")
                 break
@@ -331,7 +339,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             writer.close()
 
     # every process takes part in gathering a sharded (FSDP / ZeRO-3) state; only the main one writes
-    full_state = accelerator.get_state_dict(wrapper)
+    full_state = sharding.full_state_dict(wrapper) if plan.own else accelerator.get_state_dict(wrapper)
     if main:
         state = {k.removeprefix("model."): v for k, v in full_state.items()} if full_state else None
         _save_final(accelerator.unwrap_model(wrapper).model, tokenizer, meta, out, recipe, run_dir, state, {
@@ -339,6 +347,7 @@ def train(recipe: Recipe, run_dir: Path, resume: bool = False, progress: Any = N
             "stopped_early": step < planned_steps,
             "final_train_loss": last_loss, "final_val_loss": last_val, "world_size": world, "threads": threads,
             "seconds_to_first_step": first_step_s, "distributed_type": str(accelerator.distributed_type).split(".")[-1],
+            "sharding": plan.manifest(),
             "rows_per_step": rows_per_step, "row_source_length": row_src, "row_target_length": row_tgt,
             "train_examples": len(train_shards), "validation_examples": len(val_set),
             "held_out_unused": unused_held_out, "token_shards": str(train_shards.directory),
@@ -364,20 +373,31 @@ def read_rows(shards: Any, rows: list[list[int]]) -> tuple[list[list[int]], list
 
 
 def validation_loss(wrapper: Any, accelerator: Any, data: Encoded, arch: str, t: Any, pad_id: int,
-                    start_id: int | None, row_src: int, row_tgt: int, seed: int) -> float:
-    """The loss (same normalisation as training) on the held-out slice, summed over all processes."""
+                    start_id: int | None, row_src: int, row_tgt: int | None, seed: int, lockstep: bool = False
+                    ) -> float:
+    """The loss (same normalisation as training) on the held-out slice, summed over all processes.
+
+    lockstep: every process runs as many forwards as the busiest one (a sharded model's forward is a collective);
+    a process out of rows repeats a forward on the first row and does not count it.
+    """
     rows = epoch_rows(data.sources, data.targets, arch, t.packing, row_src, row_tgt, seed, 0)
     mine = rows[accelerator.process_index:: accelerator.num_processes]
+    batches = [mine[i: i + t.batch_size] for i in range(0, len(mine), t.batch_size)]
+    if lockstep:
+        most = int(accelerator.reduce(torch.tensor([len(batches)], device=accelerator.device), reduction="max"))
+        batches += [[]] * (most - len(batches))
     total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
     wrapper.eval()
     with torch.no_grad():
-        for i in range(0, len(mine), t.batch_size):
-            batch, _ = collate(mine[i: i + t.batch_size], data.sources, data.targets, arch, pad_id, start_id,
+        for chunk in batches:
+            batch, _ = collate(chunk or rows[:1], data.sources, data.targets, arch, pad_id, start_id,
                                t.loss_normalization)
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             with accelerator.autocast():
-                total[0] += wrapper(batch).double()
-            total[1] += batch["weight"].sum().double()
+                loss = wrapper(batch).double()
+            if chunk:
+                total[0] += loss
+                total[1] += batch["weight"].sum().double()
     wrapper.train()
     total = accelerator.reduce(total, reduction="sum")
     return mean_loss(total[0], total[1])

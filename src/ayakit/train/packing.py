@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-# moved to ayakit.models; re-exported so code written against the old path keeps working for one release
-from ayakit.models.packed import PAD_MULTIPLE, PackStats, collate  # noqa: F401
-from ayakit.models.packed_lm import PackedLM  # noqa: F401
+import numpy as np
+
+from ayakit.models import arch_impl
 
 
 class Packer:
@@ -68,6 +68,11 @@ class Packer:
         self.open = [[list(r[0]), int(r[1]), int(r[2])] for r in state]
 
 
+def second_capacity(arch: str, row_target: int | None) -> int | None:
+    """The decoder capacity a packer enforces: row_target where the architecture's rows have a second side."""
+    return row_target if arch_impl(arch).pack_lengths(0, 0)[1] is not None else None
+
+
 def pack_rows(first: list[int], second: list[int] | None, cap_first: int, cap_second: int | None,
               order: list[int], window: int = 64) -> list[list[int]]:
     """Best fit of examples (in `order`) into rows under one or two capacities; rows of example indices."""
@@ -80,16 +85,16 @@ def pack_rows(first: list[int], second: list[int] | None, cap_first: int, cap_se
 
 
 def epoch_rows(sources: list[list[int]], targets: list[list[int]], arch: str, packing: bool, row_source: int,
-               row_target: int, seed: int, epoch: int) -> list[list[int]]:
+               row_target: int | None, seed: int, epoch: int) -> list[list[int]]:
     """One epoch's rows (lists of example indices), shuffled deterministically by (seed, epoch)."""
     rng = random.Random(f"{seed}:{epoch}")
     order = list(range(len(sources)))
     rng.shuffle(order)
     if not packing:
         return [[i] for i in order]
-    if arch == "seq2seq":
-        rows = pack_rows([len(s) for s in sources], [len(t) for t in targets], row_source, row_target, order)
-    else:
-        rows = pack_rows([len(s) + len(t) for s, t in zip(sources, targets)], None, row_source, None, order)
+    first, second = arch_impl(arch).pack_lengths(np.array([len(s) for s in sources], dtype=np.int64),
+                                                 np.array([len(t) for t in targets], dtype=np.int64))
+    rows = pack_rows(first.tolist(), None if second is None else second.tolist(), row_source,
+                     second_capacity(arch, row_target), order)
     rng.shuffle(rows)
     return rows

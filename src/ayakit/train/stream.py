@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from ayakit.io import fingerprint, read_json, write_json_atomic
-from ayakit.train.packing import Packer
+from ayakit.models import arch_impl
+from ayakit.train.packing import Packer, second_capacity
 from ayakit.train.tokens import TokenShards
 
 ROUNDS = 4
@@ -68,12 +69,12 @@ def permute(positions: np.ndarray, n: int, seed: int, epoch: int) -> np.ndarray:
 class RowStream:
     """An endless, deterministic stream of packed rows (lists of global example ids) over epochs."""
 
-    def __init__(self, shards: TokenShards, arch: str, packing: bool, row_source: int, row_target: int, seed: int,
-                 window: int = WINDOW, chunk: int = CHUNK) -> None:
+    def __init__(self, shards: TokenShards, arch: str, packing: bool, row_source: int, row_target: int | None,
+                 seed: int, window: int = WINDOW, chunk: int = CHUNK) -> None:
         self.shards, self.arch, self.packing, self.seed, self.chunk = shards, arch, packing, seed, chunk
         self.n = len(shards)
-        second = row_target if arch == "seq2seq" else None
-        self.packer = Packer(row_source, second, window) if packing else None
+        self.impl = arch_impl(arch)
+        self.packer = Packer(row_source, second_capacity(arch, row_target), window) if packing else None
         self.epoch, self.cursor, self.rows_taken = 0, 0, 0
         self.draining = False  # the epoch's examples are all packed; its last rows are being handed out
         self.pending: list[list[int]] = []
@@ -91,9 +92,9 @@ class RowStream:
         if self.packer is None:
             self.pending.extend([int(i)] for i in ids)
             return
-        src, tgt = self.shards.lengths(ids)
-        first = src + tgt if self.arch == "causal" else src
-        for i, a, b in zip(ids.tolist(), first.tolist(), tgt.tolist()):
+        first, second = self.impl.pack_lengths(*self.shards.lengths(ids))
+        second = np.zeros_like(first) if second is None else second  # a one-capacity packer ignores it
+        for i, a, b in zip(ids.tolist(), first.tolist(), second.tolist()):
             self.pending.extend(self.packer.add(i, a, b))
 
     def _next_row(self) -> list[int]:
@@ -153,7 +154,7 @@ class RowStream:
         if isinstance(counts, dict) and isinstance(counts.get(key), int):
             return counts[key]
         probe = RowStream(self.shards, self.arch, self.packing, self.packer.cap_first if self.packer else 0,
-                          (self.packer.cap_second or 0) if self.packer else 0, self.seed,
+                          self.packer.cap_second if self.packer else None, self.seed,
                           self.packer.window if self.packer else WINDOW, self.chunk)
         probe.epoch = epoch
         rows = 0

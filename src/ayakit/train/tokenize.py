@@ -22,6 +22,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from ayakit.errors import DataError
 from ayakit.io import file_sha256, fingerprint, read_json, write_json_atomic, write_manifest
+from ayakit.models import arch_impl, detect_arch
 from ayakit.recipe import Recipe, RecipeError
 from ayakit.records import EXAMPLE_FIELDS
 from ayakit.train.dataset import NEEDED, is_validation, mixture_files, mixture_fingerprint
@@ -65,7 +66,7 @@ def resolve_arch(recipe: Recipe) -> str:
     except (OSError, ValueError) as exc:
         raise RecipeError(f"model.name_or_path={recipe.model.name_or_path!r} cannot be loaded: "
                           f"{str(exc).splitlines()[0]}") from None
-    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+    return detect_arch(recipe.model.name_or_path, config)
 
 
 def _tokenizer_fingerprint(path: Path) -> str:
@@ -93,13 +94,8 @@ def encode_batch(tokenizer: Any, inputs: list[str], targets: list[str], arch: st
         ids = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
     src_ids, tgt_ids = ids[: len(inputs)], ids[len(inputs):]
     eos = tokenizer.eos_token_id
-    if arch == "seq2seq":
-        sources = [ids[: max_source - 1] + [eos] for ids in src_ids]
-    else:
-        bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-        keep = max_source - len(bos)
-        sources = [bos + (ids[-keep:] if keep > 0 else []) for ids in src_ids]
-    return sources, [ids[: max_target - 1] + [eos] for ids in tgt_ids]
+    frame = arch_impl(arch).frame_source
+    return [frame(tokenizer, ids, max_source) for ids in src_ids], [ids[: max_target - 1] + [eos] for ids in tgt_ids]
 
 
 def tokenize_file(ctx: TokenizeContext, rank: int, tokenizer: Any) -> dict[str, Any]:
