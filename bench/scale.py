@@ -138,6 +138,8 @@ def main() -> None:
     ap.add_argument("--no-compare", action="store_true", help="skip datasets.map (a large size: time)")
     ap.add_argument("--skip-train", action="store_true", help="only data build and tokenize (a tokenize rerun)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--train-only", action="store_true",
+                    help="only the training rows, on the run directories an earlier --keep run left in --work")
     args = ap.parse_args()
     sizes = sorted(int(s) for s in args.sizes)
     py = [sys.executable, "-m", "ayakit.cli"]
@@ -146,7 +148,7 @@ def main() -> None:
     tokenizer = None
     table = []
     print(f"load average at start: {load()}", flush=True)
-    for n in sizes:
+    for n in [] if args.train_only else sizes:
         run_dir = args.work / f"run-{n}"
         shutil.rmtree(run_dir, ignore_errors=True)
         src = args.work / f"synth-{n}"
@@ -219,7 +221,7 @@ def main() -> None:
         first, last = train_rows[0], train_rows[-1]
         print(f"\ntraining peak RSS {first[2]:.0f} -> {last[2]:.0f} MiB ({100 * (last[2] / first[2] - 1):+.1f}%); "
               f"time to first step: {first[5]} -> {last[5]}")
-    if not args.keep:
+    if not (args.keep or args.train_only):
         shutil.rmtree(args.work, ignore_errors=True)
 
 

@@ -84,7 +84,7 @@ def tokenize_inputs(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
 
 def encode_batch(tokenizer: Any, inputs: list[str], targets: list[str], arch: str, max_source: int,
                  max_target: int) -> tuple[list[list[int]], list[list[int]]]:
-    """ayakit.features.encode for a batch, in one tokenizer call (the round-trip test pins the equality)."""
+    """ayakit.models.encoding.encode for a batch, in one tokenizer call (the round-trip test pins the equality)."""
     # one call for both sides, ids only; a fast tokenizer's Rust backend directly (what __call__ runs, without
     # building attention masks and BatchEncodings: 6% of the stage's time in a profile)
     texts = inputs + targets
