@@ -13,3 +13,5 @@ _spec.loader.exec_module(_serve)
 tiny_seq2seq = _serve.tiny_seq2seq
 engine = _serve.engine
 server = _serve.server
+hf_engine = _serve.hf_engine
+ctranslate2_engine = _serve.ctranslate2_engine
