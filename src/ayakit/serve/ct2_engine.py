@@ -18,7 +18,7 @@ from ayakit.models import arch_impl
 from ayakit.models.ct2 import CT2Backend
 from ayakit.models.encoding import encode_source
 from ayakit.models.loading import load_config
-from ayakit.serve.decoding import RowState
+from ayakit.serve.decoding import RowState, completed
 from ayakit.serve.engine import Completion, GenRequest, SamplingParams, TokenInfo, model_info, prompt_token_infos
 
 log = logging.getLogger("ayakit.serve")
@@ -169,10 +169,7 @@ class CT2Engine:
             except Exception as exc:  # noqa: BLE001 - the batch failed: its unfinished rows get the error
                 for row in group:
                     row.fail(exc)
-        errors = [row.result for row in rows if isinstance(row.result, BaseException)]
-        if errors:
-            raise errors[0]
-        return [row.result for row in rows]  # type: ignore[misc]
+        return completed(rows)
 
     def generate(self, prompts: list[str], params: SamplingParams | None = None) -> list[str]:
         """Texts for prompts, batched (a convenience for callers in the same process)."""

@@ -140,6 +140,14 @@ class RowState:
         self.pending = []
 
 
+def completed(rows: list[RowState]) -> list[Completion]:
+    """The rows' completions, in order; the first row's error is raised when any row failed."""
+    errors = [row.result for row in rows if isinstance(row.result, BaseException)]
+    if errors:
+        raise errors[0]
+    return [row.result for row in rows]  # type: ignore[misc]
+
+
 class RunningBatch:
     """The rows being decoded together: `admit` adds rows (one prefill), `step` advances every row by one token."""
 

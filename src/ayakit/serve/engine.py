@@ -139,16 +139,13 @@ class Engine:
 
         A row that fails (its own parameters, its listener) fails alone; the first such error is raised at the end.
         """
-        from ayakit.serve.decoding import RunningBatch
+        from ayakit.serve.decoding import RunningBatch, completed
 
         batch = RunningBatch(self)
         rows = batch.admit(requests)
         while batch:
             batch.step()
-        errors = [row.result for row in rows if isinstance(row.result, BaseException)]
-        if errors:
-            raise errors[0]
-        return [row.result for row in rows]  # type: ignore[misc]
+        return completed(rows)
 
     def generate(self, prompts: list[str], params: SamplingParams | None = None) -> list[str]:
         """Texts for prompts, batched (a convenience for callers in the same process)."""
