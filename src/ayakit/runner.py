@@ -184,8 +184,10 @@ def _data_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
 
 
 def _tokenizer_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:
+    from ayakit.train.tokenizer import TEXT_VERSION
+
     return {"tokenizer": _section(r, "tokenizer"), "model": _section(r, "model"), "seed": r.seed,
-            "data": up["data"]}
+            "data": up["data"], "text": TEXT_VERSION}
 
 
 def _tokenize_inputs(r: Recipe, up: dict, run_dir: Path) -> dict[str, Any]:

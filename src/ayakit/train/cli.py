@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ayakit.io import read_json
+
 tokenizer_app = typer.Typer(add_completion=False, no_args_is_help=True,
                             help="Train a SentencePiece tokenizer on a run's mixture; fertility per language.")
 
@@ -43,6 +45,11 @@ def tokenizer_train(
         result = fertility(path, run_dir)
     Console().print(f"tokenizer: {path}")
     _print_fertility(result)
+    manifest = read_json(path / "manifest.json")
+    if manifest.get("left_out_by_max_sentences"):
+        Console().print(f"trained on {manifest['sentences']:,} of {manifest['distinct_texts']:,} distinct texts "
+                        f"(tokenizer.max_sentences; every language took turns): "
+                        f"{manifest['left_out_by_max_sentences']:,} left out")
 
 
 @tokenizer_app.command("stats")

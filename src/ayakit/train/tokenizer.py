@@ -8,11 +8,9 @@ import random
 import shutil
 import tempfile
 import unicodedata
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ayakit import languages as L
 from ayakit.io import manifest_matches, write_json_atomic, write_manifest
@@ -23,6 +21,7 @@ SPECIALS = {"pad": (0, "<pad>"), "eos": (1, "</s>"), "unk": (2, "<unk>"), "bos":
 # Languages written without spaces between words: a "word" is a character for fertility.
 NO_SPACE_LANGS = {"zho", "jpn", "tha", "khm", "lao", "mya"}
 PER_LANGUAGE_COVERAGE = 0.9995  # each language's common characters become pieces, not bytes
+TEXT_VERSION = 2  # how training_text selects the text; a new version retrains tokenizers of existing runs
 
 
 def tokenizer_dir(run_dir: Path) -> Path:
@@ -38,6 +37,7 @@ def build_tokenizer(recipe: Recipe, run_dir: Path, progress: Any = None) -> Path
     inputs: dict[str, Any] = {"tokenizer": recipe.tokenizer.model_dump(mode="json"), "pretrained": pretrained}
     if not pretrained:
         inputs["mixture"] = mixture_fingerprint(run_dir)
+        inputs["text"] = TEXT_VERSION
     if manifest_matches(out, inputs) and (out / "tokenizer_config.json").is_file():
         return out
     task = progress.add_task("tokenizer", total=None) if progress is not None else None
@@ -76,77 +76,70 @@ def load_tokenizer(path: Path) -> Any:
     return AutoTokenizer.from_pretrained(path)
 
 
-def training_text(recipe: Recipe, run_dir: Path) -> tuple[list[str], dict[str, collections.Counter]]:
-    """Sentences to train on (inputs, targets and the instruction templates) and character counts per language."""
+@dataclass
+class TrainingText:
+    """The sentences a tokenizer trains on, the mixture's character counts per language, and what was left out."""
+
+    texts: list[str]
+    chars: dict[str, collections.Counter]
+    mixture_texts: int  # inputs and targets in the mixture, repeats included
+    distinct: int  # distinct texts among them; those beyond tokenizer.max_sentences are left out
+
+
+def training_text(recipe: Recipe, run_dir: Path) -> TrainingText:
+    """Distinct sentences to train on (the mixture's inputs and targets) and character counts per language.
+
+    Only text the model trains on: a piece that no training text contains would keep its initial embedding.
+    Each distinct text counts once, so how often the mixture repeats an example (weights, variants) does not
+    steer the vocabulary. Beyond tokenizer.max_sentences, languages take turns, so every language is seen.
+    """
     table = read_mixture(run_dir, ("inputs", "targets", "language"))
     cols = table.to_pydict()
-    rng = random.Random(0)
-    order = list(range(table.num_rows))
-    rng.shuffle(order)
-    limit = recipe.tokenizer.max_sentences
-    texts: list[str] = []
     chars: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-    for i in order[: max(1, limit // 2)]:
-        lang = cols["language"][i]
-        for text in (cols["inputs"][i], cols["targets"][i]):
-            texts.append(text)
+    per_language: dict[str, set[str]] = collections.defaultdict(set)
+    for inputs, targets, lang in zip(cols["inputs"], cols["targets"], cols["language"]):
+        for text in (inputs, targets):
             chars[lang].update(ch for ch in unicodedata.normalize("NFKC", text) if not ch.isspace())
-    texts.extend(template_texts())
-    return texts, chars
-
-
-def template_texts() -> list[str]:
-    """Every string in the packaged instruction templates (ayakit/data/templates/**.yaml), if that package exists."""
-    try:
-        root = resources.files("ayakit.data") / "templates"
-    except ModuleNotFoundError:
-        return []
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, str):
-            out.append(node)
-        elif isinstance(node, dict):
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    def visit(d: Any) -> None:
-        if not d.is_dir():
-            return
-        for entry in d.iterdir():
-            if entry.is_dir():
-                visit(entry)
-            elif entry.name.endswith((".yaml", ".yml")):
-                try:
-                    walk(yaml.safe_load(entry.read_text(encoding="utf-8")))
-                except yaml.YAMLError:
-                    continue
-    visit(root)
-    return out
+            per_language[lang].add(text)
+    # sorted before the seeded shuffle: the text depends on the set of texts, not on the order of the shards
+    rng = random.Random(0)
+    taken: set[str] = set()
+    queues = []
+    for lang in sorted(per_language):
+        rows = sorted(per_language[lang] - taken)
+        taken.update(rows)
+        rng.shuffle(rows)
+        queues.append(rows)
+    texts: list[str] = []
+    limit = recipe.tokenizer.max_sentences
+    for depth in range(max((len(q) for q in queues), default=0)):
+        texts.extend(q[depth] for q in queues if depth < len(q))
+        if len(texts) >= limit:
+            break
+    return TrainingText(texts[:limit], chars, 2 * table.num_rows, len(taken))
 
 
 def required_chars(chars: dict[str, collections.Counter], budget: int) -> str:
     """Characters that cover PER_LANGUAGE_COVERAGE of each language's text, most frequent first, at most `budget`."""
-    need: collections.Counter = collections.Counter()
-    for counts in chars.values():
+    need: dict[str, float] = collections.defaultdict(float)
+    for lang in sorted(chars):  # ties broken by the character: the result does not depend on the rows' order
+        counts = chars[lang]
         total = sum(counts.values())
         covered = 0
-        for ch, n in counts.most_common():
+        for ch, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
             if covered >= PER_LANGUAGE_COVERAGE * total:
                 break
             covered += n
             need[ch] += n / total  # weight by share within the language, so small languages count
-    return "".join(ch for ch, _ in need.most_common(budget))
+    return "".join(sorted(need, key=lambda ch: (-need[ch], ch))[:budget])
 
 
 def _train_spm(recipe: Recipe, run_dir: Path, out: Path) -> dict[str, Any]:
     import sentencepiece as spm
 
     cfg = recipe.tokenizer
-    texts, chars = training_text(recipe, run_dir)
+    text = training_text(recipe, run_dir)
+    texts, chars = text.texts, text.chars
     meta = len(SPECIALS) + 256  # special pieces and the 256 byte-fallback pieces
     if cfg.vocab_size <= meta + 16:
         raise RecipeError(f"tokenizer.vocab_size={cfg.vocab_size} is too small: byte fallback alone needs {meta} "
@@ -171,8 +164,9 @@ def _train_spm(recipe: Recipe, run_dir: Path, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(out)
     (out / "spiece.model").write_bytes(model.getvalue())  # the raw model, for tools that want SentencePiece
-    return {"vocab_size": len(tok), "sentences": len(texts), "required_chars": len(required),
-            "languages": len(chars)}
+    return {"vocab_size": len(tok), "sentences": len(texts), "mixture_texts": text.mixture_texts,
+            "distinct_texts": text.distinct, "left_out_by_max_sentences": text.distinct - len(texts),
+            "required_chars": len(required), "languages": len(chars)}
 
 
 def hf_tokenizer_from_spm(proto_bytes: bytes) -> Any:
