@@ -18,8 +18,6 @@ from ayakit.recipe import Recipe, RecipeError
 from ayakit.train.dataset import mixture_fingerprint, read_mixture
 
 SPECIALS = {"pad": (0, "<pad>"), "eos": (1, "</s>"), "unk": (2, "<unk>"), "bos": (3, "<s>")}
-# Languages written without spaces between words: a "word" is a character for fertility.
-NO_SPACE_LANGS = {"zho", "jpn", "tha", "khm", "lao", "mya"}
 PER_LANGUAGE_COVERAGE = 0.9995  # each language's common characters become pieces, not bytes
 TEXT_VERSION = 2  # how training_text selects the text; a new version retrains tokenizers of existing runs
 
@@ -197,7 +195,7 @@ def _replace_dir(src: Path, dest: Path) -> None:
 
 def words(text: str, language: str) -> int:
     """Word count, script-aware: characters for languages written without spaces."""
-    if L.parse(language).language in NO_SPACE_LANGS or L.rollup(language) in NO_SPACE_LANGS:
+    if L.unspaced(language):  # written without spaces between words: a "word" is a character
         return sum(1 for ch in text if not ch.isspace() and not unicodedata.category(ch).startswith("P"))
     return len(text.split())
 
