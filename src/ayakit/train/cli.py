@@ -50,6 +50,11 @@ def tokenizer_train(
         Console().print(f"trained on {manifest['sentences']:,} of {manifest['distinct_texts']:,} distinct texts "
                         f"(tokenizer.max_sentences; every language took turns): "
                         f"{manifest['left_out_by_max_sentences']:,} left out")
+    wanted = manifest.get("requested_vocab_size")
+    if wanted and manifest.get("vocab_size", wanted) < wanted:
+        Console().print(f"[yellow]warning:[/] tokenizer.vocab_size={wanted:,} asked, SentencePiece found "
+                        f"{manifest['vocab_size']:,} pieces in this mixture's {manifest['distinct_texts']:,} distinct "
+                        "texts (a small mixture supports fewer; words then split into more pieces)")
 
 
 @tokenizer_app.command("stats")

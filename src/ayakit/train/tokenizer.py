@@ -162,7 +162,8 @@ def _train_spm(recipe: Recipe, run_dir: Path, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(out)
     (out / "spiece.model").write_bytes(model.getvalue())  # the raw model, for tools that want SentencePiece
-    return {"vocab_size": len(tok), "sentences": len(texts), "mixture_texts": text.mixture_texts,
+    return {"vocab_size": len(tok), "requested_vocab_size": cfg.vocab_size, "sentences": len(texts),
+            "mixture_texts": text.mixture_texts,
             "distinct_texts": text.distinct, "left_out_by_max_sentences": text.distinct - len(texts),
             "required_chars": len(required), "languages": len(chars)}
 
