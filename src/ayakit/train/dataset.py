@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 
 from ayakit.errors import DataError
 from ayakit.io import fingerprint
-from ayakit.models.encoding import encode
 from ayakit.records import EXAMPLE_FIELDS
 
 NEEDED = ("inputs", "targets", "language", "id", "split")
@@ -27,10 +26,9 @@ def mixture_files(run_dir: Path) -> list[Path]:
     return files
 
 
-def read_mixture(run_dir: Path, columns: tuple[str, ...] = NEEDED) -> pa.Table:
-    """All shards of the mixture as one table (only `columns`); bad files are one-line DataErrors."""
-    tables = []
-    for path in mixture_files(run_dir):
+def check_columns(files: list[Path], columns: tuple[str, ...] = NEEDED) -> None:
+    """A DataError naming the file when a mixture shard is unreadable or lacks one of `columns`."""
+    for path in files:
         try:
             schema = pq.read_schema(path)
         except (pa.ArrowInvalid, OSError) as exc:
@@ -38,7 +36,13 @@ def read_mixture(run_dir: Path, columns: tuple[str, ...] = NEEDED) -> pa.Table:
         missing = [c for c in columns if c not in schema.names]
         if missing:
             raise DataError(f"{path}: missing column(s) {missing}; a mixture has {list(EXAMPLE_FIELDS)}")
-        tables.append(pq.read_table(path, columns=list(columns)))
+
+
+def read_mixture(run_dir: Path, columns: tuple[str, ...] = NEEDED) -> pa.Table:
+    """All shards of the mixture as one table (only `columns`); bad files are one-line DataErrors."""
+    files = mixture_files(run_dir)
+    check_columns(files, columns)
+    tables = [pq.read_table(path, columns=list(columns)) for path in files]
     table = pa.concat_tables(tables)
     for col in columns:
         if table.column(col).null_count:

@@ -23,12 +23,12 @@ from ayakit.models.packed_lm import PackedLM
 from ayakit.recipe import Recipe, RecipeError
 from ayakit.train import checkpoint as ckpt
 from ayakit.train import sharding
-from ayakit.train.dataset import Encoded, load_validation, mixture_files, mixture_fingerprint
+from ayakit.train.dataset import Encoded, check_columns, load_validation, mixture_files, mixture_fingerprint
 from ayakit.train.loss import backward_scale, local_weight, mean_loss
 from ayakit.train.model import build_model, check_recipe, save_model
 from ayakit.train.packing import epoch_rows
 from ayakit.train.stream import RowStream, rank_rows
-from ayakit.train.tokenize import check_columns, open_split, token_totals, tokenize
+from ayakit.train.tokenize import open_split, token_totals, tokenize
 from ayakit.train.schedule import Schedule, make_lambda_scheduler, steps_that_fit
 from ayakit.train.tokenizer import build_tokenizer, load_tokenizer
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.pipeline.base import PipelineStep
 
@@ -24,8 +23,7 @@ from ayakit.errors import DataError
 from ayakit.io import file_sha256, fingerprint, read_json, write_json_atomic, write_manifest
 from ayakit.models import arch_impl, detect_arch
 from ayakit.recipe import Recipe, RecipeError
-from ayakit.records import EXAMPLE_FIELDS
-from ayakit.train.dataset import NEEDED, is_validation, mixture_files, mixture_fingerprint
+from ayakit.train.dataset import NEEDED, check_columns, is_validation, mixture_files, mixture_fingerprint
 from ayakit.train.tokens import TOKENS_DIR, ShardWriter, TokenShards, shard_name, token_dtype
 
 WORK = ".work"
@@ -140,18 +138,6 @@ class TokenizeStep(PipelineStep):
         with self.track_time(unit="task"):
             tokenize_file(self.ctx, rank, load_tokenizer(Path(self.tokenizer_path)))
         yield from ()
-
-
-def check_columns(files: list[Path]) -> None:
-    """A DataError naming the file when a mixture shard is unreadable or lacks a column training needs."""
-    for path in files:
-        try:
-            schema = pq.read_schema(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
-        missing = [c for c in NEEDED if c not in schema.names]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; a mixture has {list(EXAMPLE_FIELDS)}")
 
 
 def tokenize(recipe: Recipe, run_dir: Path, executor: str | None = None, force: bool = False,
