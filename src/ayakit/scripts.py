@@ -23,7 +23,7 @@ def detect_script(text: str) -> str | None:
     counts: dict[str, int] = {}
     for ch in (text or "")[:DETECT_CHARS]:
         if ch.isalpha():
-            s = _char_script(ch)
+            s = char_script(ch)
             if s:
                 counts[s] = counts.get(s, 0) + 1
     if not counts:
@@ -35,7 +35,8 @@ def detect_script(text: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=65536)
-def _char_script(ch: str) -> str | None:
+def char_script(ch: str) -> str | None:
+    """The ISO 15924 script of one character, or None for digits, punctuation and symbols."""
     import unicodedata
 
     try:

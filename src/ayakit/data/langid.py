@@ -12,7 +12,6 @@ the Aya-101) is never a mismatch on a detector's word: only its script is checke
 from __future__ import annotations
 
 import functools
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
@@ -21,6 +20,7 @@ import yaml
 
 from ayakit import languages as L
 from ayakit.languages import UnknownLanguageError, get
+from ayakit.scripts import char_script
 
 MATCH, MISMATCH, SHORT, UNKNOWN = "match", "mismatch", "short", "unknown"
 
@@ -39,16 +39,6 @@ def tables() -> dict:
     """The packaged langid tables (langid.yaml)."""
     text = resources.files("ayakit.data").joinpath("langid.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
-
-
-@functools.lru_cache(maxsize=65536)
-def char_script(ch: str) -> str | None:
-    """The ISO 15924 script of one character, or None for digits, punctuation and symbols."""
-    try:
-        name = unicodedata.name(ch)
-    except ValueError:
-        return None
-    return L.scripts_table()["unicode_scripts"].get(name.split(" ", 1)[0])
 
 
 def dominant_script(text: str) -> str | None:
