@@ -86,3 +86,19 @@ def test_language_codes_of_every_form() -> None:
     for code in ("eng", "kor", "zho-Latn", "hin", "ara"):
         assert not L.unspaced(code) and not M.char_level(code), code
     assert not M.char_level("") and not M.char_level("not a language")
+
+
+@pytest.mark.parametrize("variety", ["hin_Deva", "tam_Taml", "ben_Beng", "mal_Mlym", "sin_Sinh", "kat_Geor"])
+def test_words_keep_their_combining_marks(variety: str, shared_data) -> None:
+    """A FLORES word of a spaced script with vowel signs or viramas is one word for ROUGE and MinHash (`\\w+` cut
+    नमस्ते into नमस, त)."""
+    path = shared_data / "sib200" / "data" / "annotated" / variety / "dev.tsv"
+    lines = path.read_text(encoding="utf-8").splitlines()[1:]
+    checked = 0
+    for line in lines:
+        for chunk in line.split("\t")[-1].split():
+            if all(unicodedata.category(ch)[0] in "LM" for ch in chunk):
+                assert F.words(chunk) == [chunk], chunk
+                assert M.tokenize(chunk, variety) == [chunk.lower()], chunk
+                checked += 1
+    assert checked > 500, checked

@@ -84,3 +84,26 @@ def unspaced_script(script: str) -> bool:
     """Is an ISO 15924 script written without spaces between words? A composite script counts when all its
     members do (Hans, Jpan: yes; Kore: no)."""
     return all(m in unspaced_ranges() for m in scripts_table()["script_members"].get(script, [script]))
+
+
+@functools.cache
+def _combining_marks() -> str:
+    """The body of a regex character class holding every combining mark (Unicode M*) outside the unspaced scripts."""
+    import sys
+    import unicodedata
+
+    ranges: list[list[int]] = []
+    for cp in range(sys.maxunicode + 1):
+        ch = chr(cp)
+        if unicodedata.category(ch)[0] == "M" and not is_unspaced_char(ch):
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1][1] = cp
+            else:
+                ranges.append([cp, cp])
+    return "".join(chr(lo) if lo == hi else f"{chr(lo)}-{chr(hi)}" for lo, hi in ranges)
+
+
+def word_run(exclude: str = "") -> str:
+    """A regex for one word of a spaced script: word characters with their combining marks (Python's `\\w` does
+    not match vowel signs or viramas, so `\\w+` cuts नमस्ते or வணக்கம் apart), minus the class body `exclude`."""
+    return f"(?:[^\\W{exclude}]|[{_combining_marks()}])+"

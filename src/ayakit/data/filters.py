@@ -202,9 +202,9 @@ def row_filters(table: pa.Table, cfg: FilterConfig, counts: dict[str, FilterCoun
 @functools.cache
 def word_pattern() -> re.Pattern:
     """Word tokens: each character of a script written without spaces (ayakit.scripts.unspaced_chars) is one;
-    everything else is runs of word characters."""
+    everything else is runs of word characters with their combining marks."""
     chars = scripts.unspaced_chars()
-    return re.compile(f"[{chars}]|[^\\W{chars}]+")
+    return re.compile(f"[{chars}]|{scripts.word_run(exclude=chars)}")
 
 
 def words(text: str) -> list[str]:

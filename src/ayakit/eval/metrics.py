@@ -84,7 +84,7 @@ def tokenize(text: str, language: str) -> list[str]:
     text = text.lower()
     if char_level(language):
         return [ch for ch in text if not ch.isspace() and ch not in _punct()]
-    return re.findall(r"\w+", text)
+    return re.findall(scripts.word_run(), text)
 
 
 # --- QA (SQuAD / MLQA) ------------------------------------------------------------------------------------
