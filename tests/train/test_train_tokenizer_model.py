@@ -30,6 +30,25 @@ def test_tokenizer_loads_with_autotokenizer_and_encodes_like_sentencepiece(token
     assert manifest["stage"] == "tokenizer" and manifest["vocab_size"] == len(tok)
 
 
+def test_bpe_tokenizer_encodes_like_sentencepiece(tmp_path: Path, th, examples) -> None:
+    """tokenizer.model_type=bpe: the HF tokenizer is a BPE with SentencePiece's merges (built from (piece, score)
+    pairs it was a Unigram over merge ranks and split most texts into shorter pieces)."""
+    from transformers import AutoTokenizer
+
+    from ayakit.train.tokenizer import build_tokenizer
+
+    run = th.write_mixture(tmp_path / "run", examples)
+    recipe = th.micro_recipe()
+    recipe.tokenizer.model_type = "bpe"
+    out = build_tokenizer(recipe, run)
+    tok = AutoTokenizer.from_pretrained(out)
+    sp = spm.SentencePieceProcessor(model_file=str(out / "spiece.model"))
+    texts = sorted({t for ex in examples for t in (ex.inputs, ex.targets)})
+    ids = tok(texts, add_special_tokens=False)["input_ids"]
+    assert ids == sp.encode(texts)
+    assert tok.decode(ids[0]) == texts[0]
+
+
 def test_unseen_script_falls_back_to_bytes_and_round_trips(tokenizer_dir: Path) -> None:
     from transformers import AutoTokenizer
 

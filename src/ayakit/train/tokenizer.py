@@ -20,6 +20,7 @@ from ayakit.train.dataset import mixture_fingerprint, read_mixture
 SPECIALS = {"pad": (0, "<pad>"), "eos": (1, "</s>"), "unk": (2, "<unk>"), "bos": (3, "<s>")}
 PER_LANGUAGE_COVERAGE = 0.9995  # each language's common characters become pieces, not bytes
 TEXT_VERSION = 2  # how training_text selects the text; a new version retrains tokenizers of existing runs
+BPE_CONVERSION = 2  # how a BPE model becomes a transformers tokenizer (1 was a Unigram over merge ranks)
 
 
 def tokenizer_dir(run_dir: Path) -> Path:
@@ -36,6 +37,8 @@ def build_tokenizer(recipe: Recipe, run_dir: Path, progress: Any = None) -> Path
     if not pretrained:
         inputs["mixture"] = mixture_fingerprint(run_dir)
         inputs["text"] = TEXT_VERSION
+        if recipe.tokenizer.model_type == "bpe":
+            inputs["bpe_conversion"] = BPE_CONVERSION
     if manifest_matches(out, inputs) and (out / "tokenizer_config.json").is_file():
         return out
     task = progress.add_task("tokenizer", total=None) if progress is not None else None
@@ -175,7 +178,13 @@ def hf_tokenizer_from_spm(proto_bytes: bytes) -> Any:
 
     proto = import_protobuf().ModelProto()
     proto.ParseFromString(proto_bytes)
-    vocab = [(p.piece, p.score) for p in proto.pieces]
+    # transformers picks the model from the vocabulary's form: (piece, score) pairs build a Unigram model, a
+    # piece -> id map a BPE with merges ranked by score. A BPE model given pairs would segment by Viterbi over
+    # its merge ranks (80% of the demo's texts split otherwise than SentencePiece splits them).
+    if proto.trainer_spec.model_type == proto.trainer_spec.BPE:
+        vocab: Any = {p.piece: i for i, p in enumerate(proto.pieces)}
+    else:
+        vocab = [(p.piece, p.score) for p in proto.pieces]
     backend = SpmConverter.build_tokenizer_from_spm_proto(proto, vocab)
     names = {k: v[1] for k, v in SPECIALS.items()}
     return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=names["pad"], eos_token=names["eos"],
