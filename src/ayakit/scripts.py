@@ -103,6 +103,7 @@ def _combining_marks() -> str:
     return "".join(chr(lo) if lo == hi else f"{chr(lo)}-{chr(hi)}" for lo, hi in ranges)
 
 
+@functools.cache
 def word_run(exclude: str = "") -> str:
     """A regex for one word of a spaced script: word characters with their combining marks (Python's `\\w` does
     not match vowel signs or viramas, so `\\w+` cuts नमस्ते or வணக்கம் apart), minus the class body `exclude`."""
