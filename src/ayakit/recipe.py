@@ -133,6 +133,7 @@ class TokenizerConfig(Strict):
     model_type: Literal["unigram", "bpe"] = "unigram"
     character_coverage: float = Field(0.9999, gt=0, le=1)
     max_sentences: int = Field(200000, gt=0)
+    max_piece_length: int = Field(16, gt=0, le=512)  # longest piece in characters (▁ counts); 16: SentencePiece's default
 
 
 class ModelConfig(Strict):

@@ -49,6 +49,24 @@ def test_bpe_tokenizer_encodes_like_sentencepiece(tmp_path: Path, th, examples) 
     assert tok.decode(ids[0]) == texts[0]
 
 
+def test_max_piece_length_caps_every_learned_piece(tmp_path: Path, th, examples) -> None:
+    """tokenizer.max_piece_length reaches SentencePiece: no learned piece is longer (the demo uses 4)."""
+    from ayakit.train.tokenizer import build_tokenizer
+
+    run = th.write_mixture(tmp_path / "run", examples)
+    recipe = th.micro_recipe()
+    recipe.tokenizer.max_piece_length = 3
+    sp = spm.SentencePieceProcessor(model_file=str(build_tokenizer(recipe, run) / "spiece.model"))
+    learned = [sp.id_to_piece(i) for i in range(sp.get_piece_size())
+               if not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i))]
+    assert learned and max(map(len, learned)) == 3
+    default = spm.SentencePieceProcessor(model_file=str(build_tokenizer(th.micro_recipe(), tmp_path / "run")
+                                                        / "spiece.model"))
+    assert max(len(default.id_to_piece(i)) for i in range(default.get_piece_size())) > 3
+    with pytest.raises(ValueError, match="max_piece_length"):
+        recipe_from_dict({"name": "x", "tokenizer": {"max_piece_length": 0}})
+
+
 def test_unseen_script_falls_back_to_bytes_and_round_trips(tokenizer_dir: Path) -> None:
     from transformers import AutoTokenizer
 

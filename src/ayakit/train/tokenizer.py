@@ -153,6 +153,7 @@ def _train_spm(recipe: Recipe, run_dir: Path, out: Path) -> dict[str, Any]:
             model_type=cfg.model_type, byte_fallback=True, character_coverage=cfg.character_coverage,
             required_chars=required, split_digits=True, hard_vocab_limit=False,
             input_sentence_size=cfg.max_sentences, shuffle_input_sentence=False,
+            max_sentencepiece_length=cfg.max_piece_length,
             pad_id=SPECIALS["pad"][0], eos_id=SPECIALS["eos"][0], unk_id=SPECIALS["unk"][0],
             bos_id=SPECIALS["bos"][0], pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>", bos_piece="<s>",
             num_threads=2, minloglevel=2, max_sentence_length=1 << 14,
